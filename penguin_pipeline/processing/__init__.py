@@ -1,0 +1,1 @@
+"""Processing layer: pure functions over DuckDB connections, frames and paths. No Dagster here."""

@@ -1,0 +1,138 @@
+"""raw_penguins -> penguins: the palmerpenguins package's cleaning, as one SQL statement in DuckDB."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+from . import tables
+from .db import first_row, row_count, swap_in, table_exists
+from .lter import ISLANDS, MEASUREMENTS, SEXES, SPECIES, raw_date, raw_number, raw_sex, raw_species, sql_list
+
+CLEAN_COLUMNS = (
+    "species",
+    "island",
+    "bill_length_mm",
+    "bill_depth_mm",
+    "flipper_length_mm",
+    "body_mass_g",
+    "sex",
+    "year",
+)
+_INTEGER_MEASURES = {"flipper_length_mm", "body_mass_g"}
+
+
+def clean_select_sql(raw_table: str) -> str:
+    """SELECT producing the clean columns from the raw LTER table, in its storage order.
+
+    No ORDER BY: sorting 10^8 rows would spill for minutes. raw_penguins is appended file by file
+    in line order, so for one file (the shipped data) this is landing order; across files it is
+    the order the files were loaded.
+    """
+    measures = []
+    for column, (name, _, _) in MEASUREMENTS.items():
+        kind = "INTEGER" if name in _INTEGER_MEASURES else "DOUBLE"
+        measures.append(f"CAST({raw_number(column)} AS {kind}) AS {name}")
+    return f"""
+        SELECT {raw_species()} AS species,
+               trim("Island") AS island,
+               {", ".join(measures)},
+               {raw_sex()} AS sex,
+               CAST(year({raw_date()}) AS INTEGER) AS year
+        FROM {raw_table}
+    """
+
+
+def build_clean_table(con: duckdb.DuckDBPyConnection, raw_table: str, target: str) -> int:
+    """Create `target` with the clean penguins; returns its row count."""
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {clean_select_sql(raw_table)}")
+    return row_count(con, target)
+
+
+# --- checks on a clean table: each returns a list of human-readable failures (empty = pass) ---------
+
+
+def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """Categories outside the allowed values and measurements outside their plausible range, with examples."""
+    conditions = [
+        ("species", f"species NOT IN ({sql_list(SPECIES)}) OR species IS NULL", SPECIES),
+        ("island", f"island NOT IN ({sql_list(ISLANDS)}) OR island IS NULL", ISLANDS),
+        ("sex", f"sex IS NOT NULL AND sex NOT IN ({sql_list(SEXES)})", SEXES + ("NULL",)),
+        ("year", "year IS NULL", ("a year",)),
+    ]
+    for name, low, high in MEASUREMENTS.values():
+        conditions.append((name, f"{name} NOT BETWEEN {low} AND {high}", (f"{low:g}..{high:g}",)))
+    # One scan counts every condition; only the failing ones are looked at again for examples.
+    counts = first_row(con, "SELECT " + ", ".join(f"count_if(coalesce({c}, false))" for _, c, _ in conditions)
+                       + f" FROM {table}")
+    failures = []
+    for (column, condition, allowed), found in zip(conditions, counts):
+        if not found:
+            continue
+        count, examples = first_row(
+            con,
+            f"SELECT count(*), list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] FROM {table} WHERE {condition}",
+        )
+        if count:
+            shown = ", ".join(examples)
+            failures.append(f"{count} row(s) with {column} in [{shown}] (allowed: {', '.join(allowed)})")
+    return failures
+
+
+def duplicate_individuals(con: duckdb.DuckDBPyConnection, raw_table: str, limit: int = 20) -> list[str]:
+    """Individuals recorded more than once in the same study (the clean table has one row per raw row).
+
+    Grouping 10^8 (study, individual) text pairs is costly; grouping their 64-bit hash is not. Only
+    hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
+    """
+    key = 'hash("studyName", "Individual ID")'
+    repeated = con.execute(f"SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1 LIMIT 1").fetchall()
+    if not repeated:
+        return []
+    rows = con.execute(
+        f"""SELECT "studyName", "Individual ID", count(*), string_agg(source_file || ':' || source_line, ', ')
+            FROM {raw_table}
+            WHERE {key} IN (SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1)
+            GROUP BY ALL HAVING count(*) > 1 ORDER BY 1, 2 LIMIT {limit}"""
+    ).fetchall()
+    return [f"{study} {individual} appears {n} times ({where})" for study, individual, n, where in rows]
+
+
+def row_count_drop(previous: int | None, current: int, explanation: str | None) -> list[str]:
+    """The clean table may only shrink when the run explains why (tag penguin/row_drop_reason)."""
+    if previous is None or current >= previous or explanation:
+        return []
+    return [f"row count fell from {previous} to {current} with no penguin/row_drop_reason tag on the run"]
+
+
+CLEAN_CHECKS = ("penguins_values_allowed", "penguins_one_row_per_individual", "penguins_row_count_kept")
+
+
+@dataclass
+class CleanOutcome:
+    row_count: int
+    previous_row_count: int | None
+    failures: dict[str, list[str]]
+
+    @property
+    def published(self) -> bool:
+        return not any(self.failures.values())
+
+
+def rebuild_clean_table(con: duckdb.DuckDBPyConnection, row_drop_reason: str | None = None) -> CleanOutcome:
+    """Build the clean table aside, check it, and only then swap it in: a failing check leaves the last good one."""
+    candidate = f"{tables.CLEAN}__candidate"
+    previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None
+    current = build_clean_table(con, tables.RAW, candidate)
+    failures = {
+        "penguins_values_allowed": invalid_values(con, candidate),
+        "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW),
+        "penguins_row_count_kept": row_count_drop(previous, current, row_drop_reason),
+    }
+    outcome = CleanOutcome(current, previous, failures)
+    if outcome.published:
+        swap_in(con, candidate, tables.CLEAN)
+    else:
+        con.execute(f"DROP TABLE {candidate}")
+    return outcome

@@ -1,0 +1,145 @@
+"""The raw Palmer LTER layout and the rules a row must meet to enter the warehouse.
+
+One declaration of the allowed values and plausible ranges, used by ingestion (row quarantine)
+and by the clean table's checks alike.
+"""
+
+from __future__ import annotations
+
+LTER_COLUMNS = (
+    "studyName",
+    "Sample Number",
+    "Species",
+    "Region",
+    "Island",
+    "Stage",
+    "Individual ID",
+    "Clutch Completion",
+    "Date Egg",
+    "Culmen Length (mm)",
+    "Culmen Depth (mm)",
+    "Flipper Length (mm)",
+    "Body Mass (g)",
+    "Sex",
+    "Delta 15 N (o/oo)",
+    "Delta 13 C (o/oo)",
+    "Comments",
+)
+
+# A file lacking any of these is not the LTER layout; the others may be absent (loaded as NULL).
+REQUIRED_COLUMNS = (
+    "studyName",
+    "Species",
+    "Island",
+    "Individual ID",
+    "Date Egg",
+    "Culmen Length (mm)",
+    "Culmen Depth (mm)",
+    "Flipper Length (mm)",
+    "Body Mass (g)",
+    "Sex",
+)
+
+SPECIES = ("Adelie", "Chinstrap", "Gentoo")
+ISLANDS = ("Biscoe", "Dream", "Torgersen")
+SEXES = ("female", "male")
+
+# Raw measurement column -> (clean name, lowest plausible, highest plausible). The bounds are wide
+# physical limits, well outside the observed ranges, so only impossible values are quarantined.
+MEASUREMENTS = {
+    "Culmen Length (mm)": ("bill_length_mm", 20.0, 80.0),
+    "Culmen Depth (mm)": ("bill_depth_mm", 10.0, 30.0),
+    "Flipper Length (mm)": ("flipper_length_mm", 150.0, 260.0),
+    "Body Mass (g)": ("body_mass_g", 2000.0, 7500.0),
+}
+
+# Spellings of "no value" found in LTER exports.
+MISSING_MARKERS = ("", "NA", "N/A", "NULL", ".")
+
+
+def quote(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def sql_list(values) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def missing(expr: str) -> str:
+    """SQL: the raw text expression holds no value."""
+    return f"(nullif(trim({expr}), '') IS NULL OR upper(trim({expr})) IN ({sql_list(MISSING_MARKERS)}))"
+
+
+def raw_number(column: str) -> str:
+    """SQL: a raw measurement column as DOUBLE, NULL when missing or not a number."""
+    col = quote(column)
+    return f"(CASE WHEN {missing(col)} THEN NULL ELSE TRY_CAST(trim({col}) AS DOUBLE) END)"
+
+
+def raw_species() -> str:
+    """SQL: the species' common name, the first word of e.g. 'Adelie Penguin (Pygoscelis adeliae)'."""
+    word = "split_part(trim(\"Species\"), ' ', 1)"
+    return f"(upper(left({word}, 1)) || lower(substr({word}, 2)))"
+
+
+def raw_sex() -> str:
+    return f"(CASE WHEN {missing(quote('Sex'))} THEN NULL ELSE lower(trim(\"Sex\")) END)"
+
+
+def raw_date() -> str:
+    """SQL: 'Date Egg' as DATE; LTER exports use ISO dates, older ones m/d/yy."""
+    col = 'trim("Date Egg")'
+    return (
+        f"coalesce(TRY_CAST({col} AS DATE), TRY_CAST(try_strptime({col}, '%m/%d/%Y') AS DATE), "
+        f"TRY_CAST(try_strptime({col}, '%m/%d/%y') AS DATE))"
+    )
+
+
+def row_problems() -> str:
+    """SQL: a list of every reason a raw row cannot enter the clean table (empty when it can)."""
+    cases = ", ".join(
+        f"CASE WHEN {cond} THEN {reason} END" for cond, reason in zip(_problem_conditions(), _problem_reasons())
+    )
+    return f"list_filter([{cases}], lambda x: x IS NOT NULL)"
+
+
+def _problem_reasons() -> list[str]:
+    """SQL: the reason text for each of _problem_conditions(), in the same order."""
+    reasons = [
+        "'missing studyName'",
+        "'missing Individual ID'",
+        f"'unknown Species ' || coalesce('''' || \"Species\" || '''', 'NULL') || ' (allowed: {', '.join(SPECIES)})'",
+        f"'unknown Island ' || coalesce('''' || \"Island\" || '''', 'NULL') || ' (allowed: {', '.join(ISLANDS)})'",
+        "'unknown Sex ''' || \"Sex\" || ''' (allowed: MALE, FEMALE, NA)'",
+        "'Date Egg ' || coalesce('''' || \"Date Egg\" || '''', 'NULL') || ' is not a date'",
+    ]
+    for column, (_, low, high) in MEASUREMENTS.items():
+        col = quote(column)
+        reasons.append(f"'{column} ''' || {col} || ''' is not a number'")
+        reasons.append(f"'{column} ' || {col} || ' outside {low:g}..{high:g}'")
+    return reasons
+
+
+def row_is_valid() -> str:
+    """SQL: true exactly when row_problems() is empty, without building the list of reasons.
+
+    Ingestion evaluates this on every row and the reasons only on the few rows that fail it.
+    """
+    return " AND ".join(f"NOT coalesce({cond}, false)" for cond in _problem_conditions())
+
+
+def _problem_conditions() -> list[str]:
+    """SQL: each condition under which a raw row cannot enter the clean table (see _problem_reasons)."""
+    conditions = [
+        missing(quote("studyName")),
+        missing(quote("Individual ID")),
+        f"{raw_species()} NOT IN ({sql_list(SPECIES)}) OR \"Species\" IS NULL",
+        f"coalesce(trim(\"Island\"), '') NOT IN ({sql_list(ISLANDS)})",
+        f"{raw_sex()} IS NOT NULL AND {raw_sex()} NOT IN ({sql_list(SEXES)})",
+        f"{raw_date()} IS NULL",
+    ]
+    for column, (_, low, high) in MEASUREMENTS.items():
+        col = quote(column)
+        conditions.append(f"NOT {missing(col)} AND TRY_CAST(trim({col}) AS DOUBLE) IS NULL")
+        conditions.append(f"{raw_number(column)} NOT BETWEEN {low} AND {high}")
+    return conditions

@@ -1,0 +1,278 @@
+"""The book's lab model: body_mass_g ~ bill_length_mm + species + sex, as a scikit-learn Pipeline.
+
+The Pipeline takes the natural fields (species "Gentoo", sex "male", bill_length_mm 45.1), so the
+API and any caller send what a field biologist would write, not dummy columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+# scikit-learn is imported inside the functions that fit: a run whose training data did not
+# change (the snapshot id matches the latest pin) never pays its ~1-4 s import.
+
+CATEGORICAL = ["species", "sex"]
+NUMERIC = ["bill_length_mm"]
+FEATURES = CATEGORICAL + NUMERIC
+TARGET = "body_mass_g"
+
+
+@dataclass
+class FittedModel:
+    pipeline: "Pipeline"  # noqa: F821 (sklearn.pipeline.Pipeline)
+    r2: float
+    rmse: float
+    rows_used: int
+    data_snapshot: str
+    coefficients: dict[str, float]
+    categories: dict[str, list[str]]
+    numeric_ranges: dict[str, list[float]]
+    prototype: pd.DataFrame = field(repr=False)
+    sample_vs_all_rows: dict = field(default_factory=dict)  # compare_sample_with_all_rows(), once known
+
+    def summary(self) -> dict:
+        """Facts about the model that every consumer (pin, Dagster, report, API) shows."""
+        return {
+            "r2": round(self.r2, 6),
+            "rmse": round(self.rmse, 4),
+            "rows_used": self.rows_used,
+            "data_snapshot": self.data_snapshot,
+            "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
+            "categories": self.categories,
+            "numeric_ranges": self.numeric_ranges,
+            "features": FEATURES,
+            "target": TARGET,
+            "sample_vs_all_rows": self.sample_vs_all_rows,
+        }
+
+
+def load_training_frame(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
+    """Only the model's columns of complete rows, in a stable order (so the snapshot id is stable)."""
+    columns = FEATURES + [TARGET]
+    complete = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+    return con.execute(
+        f"SELECT {', '.join(columns)} FROM {table} WHERE {complete} ORDER BY {', '.join(columns)}"
+    ).df()
+
+
+def data_snapshot_id(frame: pd.DataFrame) -> str:
+    """A short content hash of the training data: equal data, equal id, whatever the run."""
+    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(row_hashes.tobytes()).hexdigest()[:16]
+
+
+def build_pipeline():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    encode = ColumnTransformer(
+        [("categories", OneHotEncoder(drop="first", handle_unknown="error"), CATEGORICAL)],
+        remainder="passthrough",
+        verbose_feature_names_out=False,
+    )
+    return Pipeline([("encode", encode), ("regress", LinearRegression())])
+
+
+def representative_row(frame: pd.DataFrame) -> pd.DataFrame:
+    """One example input built from the whole frame (most common category, median measure)."""
+    row = {c: frame[c].mode().iloc[0] for c in CATEGORICAL}
+    row.update({c: float(frame[c].median()) for c in NUMERIC})
+    return pd.DataFrame([row], columns=FEATURES)
+
+
+def fit_model(frame: pd.DataFrame) -> FittedModel:
+    if frame.empty:
+        raise ValueError("no complete rows to train on: penguins has no row with species, sex, bill length and mass")
+    from sklearn.metrics import mean_squared_error, r2_score
+
+    X, y = frame[FEATURES], frame[TARGET].astype(float)
+    pipeline = build_pipeline().fit(X, y)
+    predicted = pipeline.predict(X)
+    names = pipeline.named_steps["encode"].get_feature_names_out()
+    regression = pipeline.named_steps["regress"]
+    coefficients = {"intercept": float(regression.intercept_)}
+    coefficients.update({str(n): float(c) for n, c in zip(names, regression.coef_)})
+    return FittedModel(
+        pipeline=pipeline,
+        r2=float(r2_score(y, predicted)),
+        rmse=float(np.sqrt(mean_squared_error(y, predicted))),
+        rows_used=len(frame),
+        data_snapshot=data_snapshot_id(frame),
+        coefficients=coefficients,
+        categories={c: sorted(frame[c].unique().tolist()) for c in CATEGORICAL},
+        numeric_ranges={c: [float(frame[c].min()), float(frame[c].max())] for c in NUMERIC},
+        prototype=representative_row(frame),
+    )
+
+
+def r2_below_floor(r2: float, floor: float) -> list[str]:
+    return [] if r2 >= floor else [f"R^2 {r2:.4f} is below the floor {floor:.4f}"]
+
+
+def to_vetiver(fitted: FittedModel, model_name: str):
+    """Wrap for vetiver; the prototype is built from the whole training frame, not its first row."""
+    from vetiver import VetiverModel
+
+    return VetiverModel(
+        fitted.pipeline,
+        model_name=model_name,
+        prototype_data=fitted.prototype,
+        description="Penguin body mass (g) from species, sex and bill length (mm): linear regression",
+        metadata=fitted.summary(),
+    )
+
+
+# --- big data: train on a stratified sample drawn in DuckDB, compare with the all-rows fit ---------
+#
+# Only the sample (by default 100k rows) ever reaches pandas. The all-rows fit needs no rows in
+# Python either: ordinary least squares only needs X'X and X'y, which DuckDB sums in one scan.
+# Counts (the summary, the report) never come from the sample.
+
+STRATA = ("species", "sex", "island")
+_DESIGN = {  # the Pipeline's encoded columns (OneHotEncoder drop="first"; categories sorted)
+    "intercept": "1.0",
+    "species_Chinstrap": "(species = 'Chinstrap')::DOUBLE",
+    "species_Gentoo": "(species = 'Gentoo')::DOUBLE",
+    "sex_male": "(sex = 'male')::DOUBLE",
+    "bill_length_mm": "bill_length_mm::DOUBLE",
+}
+
+
+@dataclass
+class TrainingSample:
+    frame: pd.DataFrame
+    complete_rows: int  # complete rows in the whole table (counts come from here, not the sample)
+    sampled: bool  # False when the whole table fits in the sample: then frame is every complete row
+    strata: dict[str, int]  # "species/sex/island" -> rows drawn
+    seed: int
+    holdout_share: float
+
+
+def _uniform_sql(seed: int) -> str:
+    # rowid is stable for a given build of the clean table; hashing it with the seed gives every
+    # row a reproducible uniform in [0, 1) independent of the thread count.
+    return f"((hash(rowid, {int(seed)}) >> 11)::DOUBLE / 9007199254740992.0)"
+
+
+def _complete(table: str) -> str:
+    columns = FEATURES + [TARGET, "island"]
+    return f"(SELECT *, {{u}} AS u FROM {table} WHERE " + " AND ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+
+
+def draw_training_sample(con: duckdb.DuckDBPyConnection, table: str, rows: int, seed: int = 42,
+                         holdout_share: float = 0.05) -> TrainingSample:
+    """A reproducible stratified sample (species x sex x island, proportional quotas) of the complete rows.
+
+    When the table has no more complete rows than `rows`, the "sample" is all of them and nothing
+    is held out (the small shipped data trains exactly as before). Otherwise a hash-chosen share
+    is held out for the comparison, and each stratum's quota is drawn from the rest.
+    """
+    complete = _complete(table).format(u=_uniform_sql(seed))
+    total = con.execute(f"SELECT count(*) FROM {complete}").fetchall()[0][0]
+    if total <= rows:
+        frame = load_training_frame(con, table)
+        strata = con.execute(
+            f"SELECT concat_ws('/', {', '.join(STRATA)}), count(*) FROM {complete} GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        return TrainingSample(frame, total, False, dict(strata), seed, 0.0)
+    pool = f"(SELECT * FROM {complete} WHERE u >= {holdout_share!r})"
+    counts = con.execute(f"SELECT {', '.join(STRATA)}, count(*) FROM {pool} GROUP BY ALL ORDER BY ALL").fetchall()
+    quotas = _proportional([n for *_, n in counts], rows)
+    con.execute("CREATE OR REPLACE TEMP TABLE sample_quotas (species VARCHAR, sex VARCHAR, island VARCHAR, "
+                "n BIGINT, quota BIGINT)")
+    con.executemany("INSERT INTO sample_quotas VALUES (?, ?, ?, ?, ?)",
+                    [(*key, n, q) for (*key, n), q in zip(counts, quotas)])
+    # u is uniform on [holdout_share, 1) in every stratum: keep a little more than the quota by a
+    # threshold (one streaming pass), then the exact quota by rank among those few.
+    columns = ", ".join(FEATURES + [TARGET])
+    frame = con.execute(
+        f"""
+        WITH candidates AS (
+            SELECT p.*, q.quota FROM {pool} p JOIN sample_quotas q USING ({', '.join(STRATA)})
+            WHERE p.u < {holdout_share!r} + (1 - {holdout_share!r}) * least(1.0, 1.1 * q.quota / q.n + 64.0 / q.n)
+        ), ranked AS (
+            SELECT *, row_number() OVER (PARTITION BY {', '.join(STRATA)} ORDER BY u) AS pick FROM candidates
+        )
+        SELECT {columns} FROM ranked WHERE pick <= quota ORDER BY {columns}
+        """
+    ).df()
+    drawn = dict(con.execute(
+        "SELECT concat_ws('/', species, sex, island), quota FROM sample_quotas ORDER BY 1").fetchall())
+    return TrainingSample(frame, total, True, drawn, seed, holdout_share)
+
+
+def _proportional(sizes: list[int], total: int) -> list[int]:
+    """Quotas in proportion to sizes adding up to total (largest remainder), never above a size."""
+    whole = sum(sizes)
+    exact = [total * n / whole for n in sizes]
+    quotas = [min(int(x), n) for x, n in zip(exact, sizes)]
+    order = sorted(range(len(sizes)), key=lambda k: exact[k] - quotas[k], reverse=True)
+    for k in order[: max(0, total - sum(quotas))]:
+        if quotas[k] < sizes[k]:
+            quotas[k] += 1
+    return quotas
+
+
+def fit_all_rows_sql(con: duckdb.DuckDBPyConnection, table: str, seed: int, holdout_share: float) -> dict[str, float]:
+    """The same regression on every complete training-pool row, by normal equations summed in DuckDB."""
+    names = list(_DESIGN)
+    pool = f"(SELECT * FROM {_complete(table).format(u=_uniform_sql(seed))} WHERE u >= {holdout_share!r})"
+    products = [f"sum({_DESIGN[a]} * {_DESIGN[b]})" for i, a in enumerate(names) for b in names[i:]]
+    targets = [f"sum({_DESIGN[a]} * {TARGET}::DOUBLE)" for a in names]
+    sums = con.execute(f"SELECT {', '.join(products + targets)} FROM {pool}").fetchall()[0]
+    xtx, k = np.zeros((len(names), len(names))), 0
+    for i in range(len(names)):
+        for j in range(i, len(names)):
+            xtx[i, j] = xtx[j, i] = sums[k]
+            k += 1
+    beta = np.linalg.solve(xtx, np.array(sums[k:], dtype=float))
+    return dict(zip(names, beta.tolist()))
+
+
+def holdout_rmse(con: duckdb.DuckDBPyConnection, table: str, coefficients: dict[str, float], seed: int,
+                 holdout_share: float) -> tuple[float, int]:
+    """RMSE (g) of a coefficient set on the held-out rows, computed in DuckDB; and how many rows."""
+    prediction = " + ".join(f"{float(coefficients.get(n, 0.0))!r} * {expr}" for n, expr in _DESIGN.items())
+    holdout = f"(SELECT * FROM {_complete(table).format(u=_uniform_sql(seed))} WHERE u < {holdout_share!r})"
+    rmse, n = con.execute(f"SELECT sqrt(avg(({TARGET} - ({prediction})) ** 2)), count(*) FROM {holdout}").fetchall()[0]
+    return float(rmse or 0.0), int(n)
+
+
+def compare_sample_with_all_rows(con: duckdb.DuckDBPyConnection, table: str, sample: TrainingSample,
+                                 fitted: FittedModel) -> dict:
+    """How far the sample-trained model is from the all-rows one: coefficients and held-out RMSE."""
+    if not sample.sampled:
+        return {"sampled": False, "rows_used": fitted.rows_used, "complete_rows": sample.complete_rows,
+                "max_abs_coefficient_diff": 0.0, "rmse_holdout_ratio": 1.0,
+                "note": "every complete row fits in the sample: the model is the all-rows model"}
+    full = fit_all_rows_sql(con, table, sample.seed, sample.holdout_share)
+    rmse_sample, n_holdout = holdout_rmse(con, table, fitted.coefficients, sample.seed, sample.holdout_share)
+    rmse_full, _ = holdout_rmse(con, table, full, sample.seed, sample.holdout_share)
+    diffs = {n: fitted.coefficients[n] - full[n] for n in full}
+    return {
+        "sampled": True,
+        "rows_used": fitted.rows_used,
+        "complete_rows": sample.complete_rows,
+        "holdout_rows": n_holdout,
+        "coefficients_all_rows": {n: round(v, 6) for n, v in full.items()},
+        "coefficient_diff": {n: round(v, 6) for n, v in diffs.items()},
+        "max_abs_coefficient_diff": round(max(abs(v) for v in diffs.values()), 6),
+        "rmse_holdout_sample_model": round(rmse_sample, 4),
+        "rmse_holdout_all_rows_model": round(rmse_full, 4),
+        "rmse_holdout_ratio": round(rmse_sample / rmse_full, 6) if rmse_full else 1.0,
+    }
+
+
+def sample_worse_than_all_rows(comparison: dict, tolerance: float = 0.01) -> list[str]:
+    """The sample-trained model may be at most `tolerance` (relative) worse on held-out rows."""
+    ratio = comparison.get("rmse_holdout_ratio", 1.0)
+    if ratio <= 1 + tolerance:
+        return []
+    return [f"sample model's held-out RMSE is {ratio:.4f}x the all-rows model's (allowed {1 + tolerance:.2f}x)"]

@@ -1,0 +1,41 @@
+"""penguin_summary: the pre-calculated lookup table the report reads instead of the row-level data."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from .db import row_count
+
+MEASURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
+GRAIN = ("species", "island", "sex", "year")
+
+
+def summary_select_sql(clean_table: str) -> str:
+    """species x island x sex x year: the penguin count, and per measure its count, mean and standard deviation."""
+    stats = ", ".join(
+        f"count({m}) AS n_{m}, avg({m}) AS mean_{m}, stddev_samp({m}) AS sd_{m}" for m in MEASURES
+    )
+    return f"""
+        SELECT {", ".join(GRAIN)}, count(*) AS n_penguins, {stats}
+        FROM {clean_table}
+        GROUP BY ALL
+        ORDER BY {", ".join(GRAIN)} NULLS LAST
+    """
+
+
+def build_summary_table(con: duckdb.DuckDBPyConnection, clean_table: str, target: str) -> int:
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS {summary_select_sql(clean_table)}")
+    return row_count(con, target)
+
+
+def rollup(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Re-aggregate the lookup table to a coarser grain: counts add up, means are count-weighted."""
+    frame = summary.copy()
+    for m in MEASURES:
+        frame[f"sum_{m}"] = frame[f"mean_{m}"].fillna(0) * frame[f"n_{m}"]
+    sums = ["n_penguins"] + [f"n_{m}" for m in MEASURES] + [f"sum_{m}" for m in MEASURES]
+    grouped = frame.groupby(by, dropna=False, sort=True)[sums].sum().reset_index()
+    for m in MEASURES:
+        grouped[f"mean_{m}"] = grouped[f"sum_{m}"] / grouped[f"n_{m}"].where(grouped[f"n_{m}"] > 0)
+    return grouped.drop(columns=[f"sum_{m}" for m in MEASURES])
