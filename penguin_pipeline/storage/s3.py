@@ -1,0 +1,200 @@
+"""S3 (and S3-compatible: MinIO, Ceph, R2, moto) access shared by the board, the landing zone and reports.
+
+One place decides how we talk to S3: bounded retries with backoff, short connect timeouts, and every
+failure turned into one `S3StorageError` that names the endpoint and the bucket. Credentials are
+never passed here: boto3/s3fs read them from the standard AWS chain (environment, profile, role),
+so they never reach logs, metadata or messages.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+# botocore "standard" retry mode: exponential backoff with jitter, retries connection errors,
+# throttling and 5xx. 3 attempts keep an unreachable endpoint's failure to a few seconds.
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 3
+READ_TIMEOUT_S = 30
+# s3fs retries some errors (timeouts, truncated reads) again on top of botocore; keep that bounded too.
+S3FS_RETRIES = 2
+
+
+class S3StorageError(RuntimeError):
+    """S3 could not be used; the message names the endpoint, the bucket and what was being done."""
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    prefix: str  # no leading or trailing slash; "" for the bucket root
+    endpoint_url: str | None = None
+
+    @classmethod
+    def parse(cls, url: str, endpoint_url: str | None = None) -> "S3Location":
+        url = normalize_s3_url(url)
+        if not is_s3_url(url):
+            raise ValueError(f"not an s3:// URL: {url!r}")
+        bucket, _, prefix = url[len("s3://"):].partition("/")
+        if not bucket:
+            raise ValueError(f"no bucket in {url!r}: expected s3://bucket/prefix")
+        return cls(bucket, prefix.strip("/"), endpoint_url or None)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def path(self) -> str:
+        """bucket/prefix, as s3fs and pins name paths."""
+        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def describe(self) -> str:
+        return f"bucket '{self.bucket}' at endpoint {self.endpoint_url or 'AWS default (no AWS_ENDPOINT_URL)'}"
+
+
+def is_s3_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("s3://", "s3:/"))
+
+
+def normalize_s3_url(url: str) -> str:
+    """`s3://b/p` unchanged; `s3:/b/p` (what pathlib makes of an s3:// URL) back to `s3://b/p`."""
+    url = str(url)
+    if url.startswith("s3:/") and not url.startswith("s3://"):
+        return "s3://" + url[len("s3:/"):]
+    return url
+
+
+def client_config(max_attempts: int = MAX_ATTEMPTS) -> dict:
+    return {
+        # total_max_attempts counts the first request; botocore's "max_attempts" would count retries only
+        "retries": {"total_max_attempts": max_attempts, "mode": "standard"},
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "read_timeout": READ_TIMEOUT_S,
+    }
+
+
+def client(endpoint_url: str | None = None, max_attempts: int = MAX_ATTEMPTS):
+    """A boto3 S3 client with our retry policy (credentials from the AWS chain)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None,
+                                          config=Config(**client_config(max_attempts)))
+
+
+def filesystem(endpoint_url: str | None = None, max_attempts: int = MAX_ATTEMPTS):
+    """An s3fs filesystem with our retry policy and no listing cache (other writers must be seen)."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        endpoint_url=endpoint_url or None,
+        config_kwargs=client_config(max_attempts),
+        use_listings_cache=False,
+        skip_instance_cache=True,
+    )
+    fs.retries = S3FS_RETRIES  # a class attribute in s3fs, not a constructor argument
+    return fs
+
+
+def explain(exc: BaseException, location: S3Location, action: str) -> S3StorageError:
+    """One clear message for any S3 failure: what we did, where, and the likely cause."""
+    if isinstance(exc, S3StorageError):
+        return exc
+    cause = _cause(exc)
+    retried = any(word in cause for word in ("unreachable", "answering", "HTTP 5"))
+    suffix = f" (gave up after {MAX_ATTEMPTS} attempts with backoff)" if retried else ""
+    return S3StorageError(f"S3 {action} failed for {location.describe()}: {cause}{suffix}")
+
+
+def _cause(exc: BaseException) -> str:
+    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
+                                     NoCredentialsError, ReadTimeoutError)
+
+    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
+        return "endpoint unreachable"
+    if isinstance(exc, ReadTimeoutError):
+        return "the endpoint stopped answering (read timeout)"
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return _cause_from_code(code, status) or f"{code or 'error'} (HTTP {status})"
+    if isinstance(exc, PermissionError):
+        return "access denied: check the credentials and the bucket policy"
+    if isinstance(exc, FileNotFoundError) and "bucket" in str(exc).lower():
+        return "the bucket does not exist"
+    text = str(exc) or type(exc).__name__
+    for needle, meaning in (("Internal Server Error", "the server answered HTTP 500"),  # s3fs's OSError texts
+                            ("Bad Gateway", "the server answered HTTP 502"),
+                            ("Service Unavailable", "the server answered HTTP 503"),
+                            ("Gateway Timeout", "the server answered HTTP 504"),
+                            ("Could not connect", "endpoint unreachable"),
+                            ("NoSuchBucket", "the bucket does not exist"),
+                            ("InvalidAccessKeyId", "bad credentials (unknown access key)"),
+                            ("SignatureDoesNotMatch", "bad credentials (wrong secret key)")):
+        if needle in text:
+            return meaning
+    return f"{type(exc).__name__}: {text}"
+
+
+def _cause_from_code(code: str, status) -> str | None:
+    if code in ("404", "NoSuchBucket"):
+        return "the bucket does not exist"
+    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
+        return f"bad credentials ({code})"
+    if code in ("403", "AccessDenied") or status == 403:
+        return "access denied: check the credentials and the bucket policy"
+    if status and int(status) >= 500:
+        detail = f" ({code})" if code and code != str(status) else ""
+        return f"the server answered HTTP {status}{detail}"
+    return None
+
+
+def _translatable() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError, OSError)
+
+
+@contextmanager
+def guard(location: S3Location, action: str) -> Iterator[None]:
+    """Turn any S3/network failure inside the block into an S3StorageError naming endpoint and bucket."""
+    try:
+        yield
+    except S3StorageError:
+        raise
+    except _translatable() as exc:
+        raise explain(exc, location, action) from exc
+
+
+def head_bucket(fs, location: S3Location) -> None:
+    """HEAD the bucket through an s3fs filesystem; a missing bucket is named as such."""
+    try:
+        fs.call_s3("head_bucket", Bucket=location.bucket)
+    except FileNotFoundError as exc:  # s3fs turns the 404 into a bare "Not Found"
+        raise S3StorageError(f"S3 bucket check failed for {location.describe()}: the bucket does not exist") from exc
+
+
+def check_reachable(url: str, endpoint_url: str | None = None, max_attempts: int = MAX_ATTEMPTS) -> None:
+    """Fail fast (at start, not deep in a run) when an s3:// URL's bucket cannot be used.
+
+    Folder paths are accepted as they are. For s3:// URLs, one HEAD on the bucket tells apart an
+    unreachable endpoint, a missing bucket and bad credentials; the error names bucket and endpoint.
+    """
+    if not is_s3_url(url):
+        return
+    location = S3Location.parse(url, endpoint_url)
+    with guard(location, f"start-up check of {location.url}"):
+        client(endpoint_url, max_attempts).head_bucket(Bucket=location.bucket)
+
+
+def check_storage(*urls: str, endpoint_url: str | None = None) -> None:
+    """check_reachable for each s3:// URL among `urls` (board, landing, quarantine, reports)."""
+    for url in urls:
+        check_reachable(str(url), endpoint_url)
