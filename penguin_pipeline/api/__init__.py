@@ -1,0 +1,1 @@
+"""The prediction API (presentation layer): `python -m penguin_pipeline.api` or `make serve`."""

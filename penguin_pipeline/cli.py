@@ -1,0 +1,134 @@
+"""Command line: `penguin-pipeline run` materializes the whole graph once and says what it made."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import dagster as dg
+
+from .definitions import defs
+from .defs.automation import register_new_partitions, whole_landing_tags
+from .settings import load_settings
+from .storage import boards, landing, s3
+
+
+def landing_zone(settings) -> landing.Landing:
+    return landing.landing_from_url(settings.landing_url, str(settings.quarantine_dir), settings.aws_endpoint_url)
+
+
+def check_storage(settings) -> None:
+    """Fail at once, naming bucket and endpoint, when a configured s3:// location cannot be used."""
+    s3.check_storage(settings.board_url, settings.landing_url, str(settings.quarantine_dir),
+                     endpoint_url=settings.aws_endpoint_url)
+
+
+def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None) -> dg.ExecuteInProcessResult:
+    """Seed landing if empty, then one run of penguin_job over every landing file."""
+    settings = load_settings()
+    check_storage(settings)
+    zone = landing_zone(settings)
+    landing.seed_if_empty(zone)
+    names = [f.name for f in zone.files()]
+    register_new_partitions(instance, names)
+    run_tags = {**whole_landing_tags(instance), **(tags or {})}
+    job = defs().resolve_job_def("penguin_job")
+    return job.execute_in_process(instance=instance, tags=run_tags, raise_on_error=False)
+
+
+def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Each failed step with the reason the asset gave (not only "step failed")."""
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error
+            messages.append(f"{event.step_key}: {error.message.strip() if error else event.message}")
+    return messages
+
+
+def describe_outputs() -> str:
+    settings = load_settings()
+    facts = boards.latest_model_facts(boards.board_from_url(settings.board_url, settings.aws_endpoint_url)) or {}
+    return "\n".join(
+        [
+            "penguin_pipeline: done.",
+            f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
+            f"  model pin   penguin_model version {facts.get('version')} on board {settings.board_url}",
+            f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, rows used {facts.get('rows_used')}, "
+            f"data snapshot {facts.get('data_snapshot')}",
+            f"  report      {settings.report_path}",
+            f"  landing     {settings.landing_url}  (drop new LTER files here)",
+        ]
+    )
+
+
+def new_season(rows: int, seed: int | None, settings=None) -> str:
+    """Land the next field season (the year after the newest season-YYYY file; 2010 after the shipped data)."""
+    import re
+
+    from .processing import synth
+
+    settings = settings or load_settings()
+    zone = landing_zone(settings)
+    years = [int(m.group(1)) for f in zone.files() if (m := re.search(r"season-(\d{4})", f.name))]
+    year = max(years, default=2009) + 1
+    name = f"season-{year}.csv"
+    zone.land(name, synth.season_csv(synth.shipped_profile(), rows, year, seed if seed is not None else year))
+    return f"{zone.url}/{name}"
+
+
+def synth_landing(rows: int, fmt: str, seasons: int | None, seed: int, directory: str | None = None,
+                  settings=None) -> list:
+    """Write `rows` synthetic birds as season x island landing files into a landing folder."""
+    from pathlib import Path
+
+    from .processing import synth
+
+    settings = settings or load_settings()
+    target = Path(directory or settings.landing_url)
+    if "://" in str(directory or settings.landing_url):
+        raise SystemExit("synth writes to a folder; pass --to DIR and upload the files for an S3 landing zone")
+    return synth.write_landing_files(
+        synth.shipped_profile(), rows, target, fmt=fmt, seasons=seasons, seed=seed,
+        memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads,
+        progress=lambda path, n: print(f"  {path.name}: {n} rows", flush=True),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="penguin-pipeline")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="materialize the whole asset graph once on the configured storage")
+    sub.add_parser("seed", help="land the packaged LTER file if the landing zone is empty (first use)")
+    new_data = sub.add_parser("new-data", help="land a synthetic next field season in the landing zone")
+    new_data.add_argument("--rows", type=int, default=150)
+    new_data.add_argument("--seed", type=int, default=None)
+    synth_cmd = sub.add_parser("synth", help="write N synthetic penguin rows as season x island landing files")
+    synth_cmd.add_argument("--rows", "-n", type=float, default=1e6, help="number of rows, e.g. 1e8 (default 1e6)")
+    synth_cmd.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    synth_cmd.add_argument("--seasons", type=int, default=None, help="default: one per 3 million rows, at least 3")
+    synth_cmd.add_argument("--seed", type=int, default=42)
+    synth_cmd.add_argument("--to", default=None, help="folder to write (default: the landing folder)")
+    args = parser.parse_args(argv)
+    if args.command == "synth":
+        written = synth_landing(int(args.rows), args.format, args.seasons, args.seed, args.to)
+        print(f"wrote {int(args.rows)} rows in {len(written)} landing files")
+    if args.command == "new-data":
+        print(f"landed {new_season(args.rows, args.seed)}: the landing sensor picks it up within its interval")
+    if args.command == "seed":
+        settings = load_settings()
+        check_storage(settings)
+        seeded = landing.seed_if_empty(landing_zone(settings))
+        print(f"landing {settings.landing_url}: " + ("seeded with the packaged LTER file" if seeded else "not empty"))
+    if args.command == "run":
+        instance = dg.DagsterInstance.get()
+        result = run_pipeline(instance)
+        if not result.success:
+            print("penguin_pipeline: the run failed:\n  " + "\n  ".join(failure_messages(result)), file=sys.stderr)
+            return 1
+        print(describe_outputs())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""README's data-flow chart, generated from the asset graph and the source registry (`make chart`).
+
+The chapter asks for a data-flow chart that stays true; generating it from the definitions means
+a new asset, dependency or cadence shows up in the chart, and a test fails while README is behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from . import sources
+from .definitions import defs
+
+START, END = "<!-- dataflow:start -->", "<!-- dataflow:end -->"
+
+
+def _node_id(name: str) -> str:
+    return re.sub(r"\W", "_", name)
+
+
+def _freshness(node) -> str:
+    policy = node.freshness_policy
+    if policy is None:
+        return ""
+    return f"<br/>stale after {policy.fail_window.to_timedelta()}"
+
+
+def mermaid_chart() -> str:
+    graph = defs().resolve_asset_graph()
+    lines = ["```mermaid", "flowchart LR"]
+    lines.append('  subgraph data["data layer: outside the code bundle"]')
+    for source in sources.SOURCES:
+        formats = "/".join(source.formats)
+        lines.append(
+            f'    {_node_id(source.name)}[("{source.name}<br/>landing zone ({formats})<br/>'
+            f'expected: cron {source.cadence_cron} UTC<br/>owner {source.owner}")]'
+        )
+    lines.append("  end")
+    lines.append('  subgraph job["presentation: the Dagster job (logic in processing/)"]')
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        stored = node.metadata.get("stored_in", "")
+        stored = getattr(stored, "value", stored)
+        lines.append(f'    {_node_id(key.to_user_string())}["{key.to_user_string()}<br/><i>{stored}</i>{_freshness(node)}"]')
+    lines.append("  end")
+    lines.append('  subgraph serving["presentation: served"]')
+    lines.append('    api["prediction API<br/>vetiver + FastAPI<br/>reads pin penguin_model"]')
+    lines.append('    report_file["penguin_report.html<br/>for people"]')
+    lines.append("  end")
+    for source in sources.SOURCES:
+        lines.append(f"  {_node_id(source.name)} --> {_node_id(source.feeds)}")
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
+            lines.append(f"  {_node_id(parent.to_user_string())} --> {_node_id(key.to_user_string())}")
+    lines.append("  penguin_model -. new version .-> api")
+    lines.append("  penguin_report --> report_file")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def replace_chart(readme: str, chart: str) -> str:
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    if not pattern.search(readme):
+        raise ValueError(f"README has no {START} ... {END} block for the data-flow chart")
+    return pattern.sub(lambda _: f"{START}\n{chart}\n{END}", readme)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="write the data-flow chart into README.md")
+    parser.add_argument("readme", nargs="?", default="README.md")
+    path = Path(parser.parse_args().readme)
+    path.write_text(replace_chart(path.read_text(encoding="utf-8"), mermaid_chart()), encoding="utf-8")
+    print(f"data-flow chart written to {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""The penguin asset graph: raw_penguins -> penguins -> penguin_summary / penguin_model -> penguin_report.
+
+Each asset gets its resources, calls processing functions and records metadata; nothing more.
+Every step that opens the DuckDB file runs in the `duckdb` pool (limit 1, dagster.yaml), because
+DuckDB allows a single writing process per file.
+"""
+
+from contextlib import ExitStack
+
+import dagster as dg
+
+from ..processing import cleaning, modeling, summary, tables
+from ..processing.db import row_count
+from ..processing.ingest import FileLoadFailed, LandingFileError, LandingInput, UnbalancedAccount, ingest_files
+from ..report.render import fingerprint, load_report_inputs, render_report, rendered_fingerprint
+from ..storage import boards
+from .resources import LandingZone, PinsBoard, ReportFolder, TrainingSample, Warehouse
+
+WAREHOUSE_POOL = "duckdb"
+ROW_DROP_TAG = "penguin/row_drop_reason"
+
+landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
+
+
+class RawConfig(dg.Config):
+    force: bool = False  # re-ingest files whose content the ledger already holds
+
+
+class ModelConfig(dg.Config):
+    r2_floor: float = 0.8
+    sample_rows: int = 0  # 0 = PENGUIN_SAMPLE_ROWS (default 100000)
+    retrain_unchanged: bool = False  # fit and pin even when the training data is the same
+
+
+@dg.asset(
+    group_name="raw",
+    kinds={"duckdb", "csv"},
+    metadata={"stored_in": "DuckDB table raw_penguins (+ rejected_penguins, landed_files)"},
+    partitions_def=landing_files,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+    check_specs=[dg.AssetCheckSpec("rows_accounted", asset="raw_penguins", blocking=True,
+                                   description="rows read = rows loaded + rejected + duplicates dropped")],
+)
+def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse: Warehouse,
+                 landing: LandingZone):
+    """Each landing file's rows in the raw LTER layout with source file and line; bad rows quarantined."""
+    # Pre-flight over every file first (a whole-file problem quarantines the file and changes no
+    # table), then one transaction per file: a later file failing keeps the earlier files committed.
+    zone = landing.landing()
+    present = {f.name: f for f in zone.files()}
+    wanted = [present[key] for key in context.partition_keys if key in present]
+    gone = [key for key in context.partition_keys if key not in present]
+    with warehouse.get_connection() as con, ExitStack() as copies:
+        tables.ensure_schema(con)
+        files = [LandingInput(copies.enter_context(zone.local_copy(f.name)), f.name, f.content_hash) for f in wanted]
+        try:
+            accounts = ingest_files(con, files, config.force)
+        except LandingFileError as exc:
+            moved = zone.quarantine(exc.source_file, str(exc))
+            raise dg.Failure(description=f"{exc}. The file was moved to {moved}; no table changed.") from exc
+        except FileLoadFailed as exc:
+            if isinstance(exc.cause, UnbalancedAccount):
+                yield dg.AssetCheckResult(check_name="rows_accounted", passed=False,
+                                          metadata={"file": exc.cause.account.as_metadata()})
+            elif isinstance(exc.cause, LandingFileError):
+                exc = f"{exc}. The file was moved to {zone.quarantine(exc.source_file, str(exc.cause))}"
+            raise dg.Failure(description=f"{exc}. A re-run skips them by content hash.") from None
+        total = row_count(con, tables.RAW)
+    yield dg.AssetCheckResult(check_name="rows_accounted", passed=True)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "files": dg.MetadataValue.json([a.as_metadata() for a in accounts]),
+            "rows_loaded": sum(a.rows_loaded for a in accounts),
+            "rows_rejected": sum(a.rows_rejected for a in accounts),
+            "duplicates_dropped": sum(a.duplicates_dropped for a in accounts),
+            "seconds": dg.MetadataValue.json({step: round(sum(a.seconds.get(step, 0) for a in accounts), 2)
+                                              for step in ("stage", "publish")}),
+            "gone_from_landing_rows_kept": gone,
+        }
+    )
+
+
+@dg.asset(
+    deps=[raw_penguins],
+    group_name="clean",
+    kinds={"duckdb"},
+    metadata={"stored_in": "DuckDB table penguins"},
+    pool=WAREHOUSE_POOL,
+    check_specs=[dg.AssetCheckSpec(name, asset="penguins", blocking=True) for name in cleaning.CLEAN_CHECKS],
+)
+def penguins(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    """The clean penguins: palmerpenguins' columns and values, built by SQL inside DuckDB."""
+    with warehouse.get_connection() as con:
+        outcome = cleaning.rebuild_clean_table(con, context.run.tags.get(ROW_DROP_TAG))
+    for name, failures in outcome.failures.items():
+        yield dg.AssetCheckResult(check_name=name, passed=not failures, metadata={"failures": failures})
+    if not outcome.published:
+        problems = "; ".join(f for fs in outcome.failures.values() for f in fs)
+        raise dg.Failure(description=f"penguins not published, the last good table is kept: {problems}")
+    yield dg.MaterializeResult(
+        metadata={"dagster/row_count": outcome.row_count, "previous_row_count": outcome.previous_row_count}
+    )
+
+
+@dg.asset(deps=[penguins], group_name="clean", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+          metadata={"stored_in": "DuckDB table penguin_summary"})
+def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
+    """Pre-calculated lookup: species x island x sex x year with counts and means of each measure."""
+    with warehouse.get_connection() as con:
+        rows = summary.build_summary_table(con, tables.CLEAN, tables.SUMMARY)
+    return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+
+@dg.asset(
+    deps=[penguins],
+    group_name="model",
+    kinds={"scikitlearn", "pins"},
+    metadata={"stored_in": "pins board, pin penguin_model (vetiver)"},
+    pool=WAREHOUSE_POOL,
+    check_specs=[dg.AssetCheckSpec("r2_floor", asset="penguin_model", blocking=True),
+                 dg.AssetCheckSpec("sample_matches_all_rows", asset="penguin_model",
+                                   description="the sample-trained model's held-out RMSE is within 1% of the "
+                                               "all-rows model's")],
+)
+def penguin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehouse: Warehouse,
+                  board: PinsBoard, training_sample: TrainingSample):
+    """The book's body-mass regression on a stratified sample, versioned with vetiver and pinned as penguin_model."""
+    with warehouse.get_connection() as con:
+        sample = modeling.draw_training_sample(con, tables.CLEAN, config.sample_rows or training_sample.rows,
+                                               training_sample.seed)
+        frame = sample.frame
+        pins_board = board.board()
+        latest = boards.latest_model_facts(pins_board)
+        if latest and latest.get("data_snapshot") == modeling.data_snapshot_id(frame) and not config.retrain_unchanged:
+            yield dg.AssetCheckResult(check_name="r2_floor", passed=latest["r2"] >= config.r2_floor,
+                                      metadata={"r2": latest["r2"]})
+            yield _sample_check(latest.get("sample_vs_all_rows", {}))
+            yield dg.MaterializeResult(metadata=_model_metadata(latest, pinned=False))
+            return
+        fitted = modeling.fit_model(frame)
+        fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(con, tables.CLEAN, sample, fitted)
+    yield _sample_check(fitted.sample_vs_all_rows)
+    failures = modeling.r2_below_floor(fitted.r2, config.r2_floor)
+    yield dg.AssetCheckResult(check_name="r2_floor", passed=not failures, metadata={"r2": fitted.r2})
+    if failures:
+        kept = latest["version"] if latest else "none"
+        raise dg.Failure(description=f"penguin_model not pinned ({failures[0]}); latest version stays {kept}")
+    version = boards.write_vetiver_pin(pins_board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
+    context.log.info(f"pinned {boards.MODEL_PIN} version {version}")
+    yield dg.MaterializeResult(metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True))
+
+
+def _sample_check(comparison: dict) -> dg.AssetCheckResult:
+    failures = modeling.sample_worse_than_all_rows(comparison)
+    return dg.AssetCheckResult(check_name="sample_matches_all_rows", passed=not failures,
+                               metadata={"comparison": dg.MetadataValue.json(comparison), "failures": failures})
+
+
+def _model_metadata(facts: dict, pinned: bool) -> dict:
+    return {
+        "version": facts["version"],
+        "newly_pinned": pinned,
+        "r2": facts["r2"],
+        "rmse": facts["rmse"],
+        "rows_used": facts["rows_used"],
+        "data_snapshot": facts["data_snapshot"],
+        "coefficients": dg.MetadataValue.json(facts["coefficients"]),
+        "sample_vs_all_rows": dg.MetadataValue.json(facts.get("sample_vs_all_rows", {})),
+    }
+
+
+@dg.asset(deps=[penguin_summary, penguin_model], group_name="report", kinds={"html"}, pool=WAREHOUSE_POOL,
+          metadata={"stored_in": "reports/penguin_report.html"})
+def penguin_report(warehouse: Warehouse, board: PinsBoard, reports: ReportFolder) -> dg.MaterializeResult:
+    """A self-contained HTML report: EDA from the lookup table, the model's metrics, and data freshness."""
+    pins_board = board.board()
+    with warehouse.get_connection() as con:
+        inputs = load_report_inputs(con, pins_board)
+    path = reports.report_path
+    unchanged = rendered_fingerprint(path) == fingerprint(inputs)
+    if not unchanged:
+        render_report(inputs, path)
+        # Versioned beside the model on the board too, so an S3 deployment has it where the model is.
+        boards.pin_report(pins_board, path)
+    return dg.MaterializeResult(
+        metadata={"path": dg.MetadataValue.path(str(path)), "model_version": inputs.model["version"],
+                  "rerendered": not unchanged, "size_bytes": path.stat().st_size,
+                  "board_pin": boards.REPORT_PIN}
+    )
+
+
+ALL_ASSETS = [raw_penguins, penguins, penguin_summary, penguin_model, penguin_report]

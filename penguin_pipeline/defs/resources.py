@@ -1,0 +1,82 @@
+"""Dagster resources: the warehouse, the pins board, the landing zone and the report folder."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ..settings import Settings
+from ..storage import boards, landing, warehouse
+
+
+class Warehouse(DuckDBResource):
+    """DuckDBResource that always closes its connection.
+
+    dagster-duckdb's get_connection() closes only when the body succeeds; after a failing step the
+    connection (and DuckDB's file lock) stayed open until garbage collection.
+    """
+
+    @contextmanager
+    def get_connection(self):
+        with super().get_connection() as con:
+            try:
+                yield con
+            finally:
+                con.close()
+
+
+class PinsBoard(dg.ConfigurableResource):
+    """A versioned pins board: a folder path or s3://bucket/prefix."""
+
+    url: str
+    endpoint_url: str | None = None
+
+    def board(self):
+        return boards.board_from_url(self.url, self.endpoint_url)
+
+
+class LandingZone(dg.ConfigurableResource):
+    """Where raw field files arrive (folder or s3://bucket/prefix), and where whole-file failures go."""
+
+    url: str
+    quarantine_url: str
+    endpoint_url: str | None = None
+
+    def landing(self) -> landing.Landing:
+        return landing.landing_from_url(self.url, self.quarantine_url, self.endpoint_url)
+
+
+class TrainingSample(dg.ConfigurableResource):
+    """How penguin_model samples its training rows (PENGUIN_SAMPLE_ROWS, PENGUIN_SAMPLE_SEED)."""
+
+    rows: int
+    seed: int
+
+
+class ReportFolder(dg.ConfigurableResource):
+    directory: str
+
+    @property
+    def report_path(self) -> Path:
+        return Path(self.directory) / "penguin_report.html"
+
+
+def build_resources(settings: Settings) -> dict:
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "warehouse": Warehouse(
+            database=str(settings.duckdb_path),
+            connection_config=warehouse.connection_config(
+                settings.duckdb_memory_limit, settings.duckdb_threads, settings.duckdb_temp_dir
+            ),
+        ),
+        "board": PinsBoard(url=settings.board_url, endpoint_url=settings.aws_endpoint_url),
+        "landing": LandingZone(url=settings.landing_url, quarantine_url=str(settings.quarantine_dir),
+                               endpoint_url=settings.aws_endpoint_url),
+        "reports": ReportFolder(directory=str(settings.reports_dir)),
+        "training_sample": TrainingSample(rows=settings.sample_rows, seed=settings.sample_seed),
+    }

@@ -1,0 +1,73 @@
+"""Every path, URL and knob of the project, read from the environment with embedded defaults.
+
+Nothing else in the package reads os.environ: change a default here and README/.env.example.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(env, name: str, default: str) -> str:
+    value = env.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    duckdb_path: Path
+    board_url: str
+    landing_url: str
+    reports_dir: Path
+    quarantine_dir: Path
+    duckdb_memory_limit: str
+    duckdb_threads: int
+    duckdb_temp_dir: Path
+    aws_endpoint_url: str | None
+    sensor_interval_seconds: int
+    # --- prediction API ---
+    api_keys: str | None = field(repr=False)  # never in logs. "scope[,scope]:key" entries separated by ";" (README, Prediction API)
+    api_keys_file: Path | None  # one "scope[,scope]:key" entry per line, "#" starts a comment
+    model_version: str | None  # pin the API to this penguin_model version; None = follow the newest
+    model_poll_seconds: float  # how often the API looks for a newer version on the board; 0 = never
+    api_max_batch: int  # most records in one /predict request; more gets 413
+    # --- scale ---
+    sample_rows: int = 100_000  # penguin_model trains on a stratified sample of at most this many rows
+    sample_seed: int = 42  # the sample (and the held-out rows) are a pure function of data and seed
+
+    @property
+    def report_path(self) -> Path:
+        return self.reports_dir / "penguin_report.html"
+
+
+def load_settings(env=None) -> Settings:
+    env = os.environ if env is None else env
+    data_dir = Path(_env(env, "PENGUIN_DATA_DIR", str(PROJECT_ROOT / "data")))
+    return Settings(
+        data_dir=data_dir,
+        duckdb_path=Path(_env(env, "PENGUIN_DUCKDB", str(data_dir / "penguins.duckdb"))),
+        board_url=_env(env, "PENGUIN_BOARD", str(data_dir / "board")),
+        landing_url=_env(env, "PENGUIN_LANDING", str(data_dir / "raw")),
+        reports_dir=Path(_env(env, "PENGUIN_REPORTS", str(data_dir / "reports"))),
+        quarantine_dir=Path(_env(env, "PENGUIN_QUARANTINE", str(data_dir / "quarantine"))),
+        # 2 cores / 24 GiB here: leave room for Dagster, the API and the OS.
+        duckdb_memory_limit=_env(env, "PENGUIN_DUCKDB_MEMORY_LIMIT", "2GB"),
+        duckdb_threads=int(_env(env, "PENGUIN_DUCKDB_THREADS", "2")),
+        duckdb_temp_dir=Path(_env(env, "PENGUIN_DUCKDB_TEMP_DIR", str(data_dir / "duckdb_tmp"))),
+        aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        sensor_interval_seconds=int(_env(env, "PENGUIN_SENSOR_INTERVAL_SECONDS", "30")),
+        # --- prediction API ---
+        api_keys=_env(env, "PENGUIN_API_KEYS", "") or None,
+        api_keys_file=Path(_env(env, "PENGUIN_API_KEYS_FILE", "")) if _env(env, "PENGUIN_API_KEYS_FILE", "") else None,
+        model_version=_env(env, "PENGUIN_MODEL_VERSION", "") or None,
+        model_poll_seconds=float(_env(env, "PENGUIN_MODEL_POLL_SECONDS", "30")),
+        api_max_batch=int(_env(env, "PENGUIN_API_MAX_BATCH", "10000")),
+        # --- scale ---
+        sample_rows=int(float(_env(env, "PENGUIN_SAMPLE_ROWS", "100000"))),
+        sample_seed=int(_env(env, "PENGUIN_SAMPLE_SEED", "42")),
+    )
