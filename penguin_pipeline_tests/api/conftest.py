@@ -1,0 +1,123 @@
+"""A tiny real board (the shipped LTER file, cleaned and fitted) and a real uvicorn server on a free port."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+import requests
+
+from penguin_pipeline.processing import cleaning, modeling, tables
+from penguin_pipeline.storage import boards
+
+from ..processes import free_port, wait_for  # noqa: F401  (re-exported for the API tests)
+from ..test_cleaning import load_shipped
+
+PROJECT = Path(__file__).resolve().parents[2]
+KEYS = {"predict": "test-predict-key-1", "admin": "test-admin-key-2", "both": "test-both-key-3"}
+KEYS_ENV = f"predict:{KEYS['predict']};admin:{KEYS['admin']};predict,admin:{KEYS['both']}"
+
+
+@pytest.fixture(scope="session")
+def fitted():
+    con = duckdb.connect()
+    tables.ensure_schema(con)
+    load_shipped(con)
+    cleaning.rebuild_clean_table(con)
+    result = modeling.fit_model(modeling.load_training_frame(con, tables.CLEAN))
+    con.close()
+    return result
+
+
+def shifted(fitted, delta: float, tag: str):
+    """The fitted model with its intercept moved by `delta`: versions we can tell apart by prediction."""
+    other = copy.deepcopy(fitted)
+    other.pipeline.named_steps["regress"].intercept_ += delta
+    other.data_snapshot = tag
+    return other
+
+
+def write_version(board, fitted, delta: float = 0.0, tag: str | None = None) -> str:
+    model = fitted if delta == 0 and tag is None else shifted(fitted, delta, tag or f"shift{delta:g}")
+    return boards.write_vetiver_pin(board, modeling.to_vetiver(model, boards.MODEL_PIN))
+
+
+def corrupt(board_path: Path, version: str) -> None:
+    """Overwrite a version's pickle with garbage of the same size (bit rot, a bad copy): the board still lists it."""
+    files = list((board_path / boards.MODEL_PIN / version).glob("*.joblib"))
+    assert files
+    for f in files:
+        f.write_bytes(b"\x00" * f.stat().st_size)
+
+
+@pytest.fixture(scope="session")
+def board_factory(fitted, tmp_path_factory):
+    def make(name: str):
+        path = tmp_path_factory.mktemp(name) / "board"
+        board = boards.board_from_url(str(path))
+        write_version(board, fitted)
+        return path, board
+    return make
+
+
+
+
+class Server:
+    def __init__(self, board_path: Path, log_path: Path, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
+        full_env.update({"PENGUIN_BOARD": str(board_path), "PENGUIN_DATA_DIR": str(board_path.parent), **env})
+        self._log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "penguin_pipeline.api", "--port", str(self.port), "--no-access-log"],
+            cwd=PROJECT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/ping", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not answer /ping within 60 s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def keyed_server(board_factory, tmp_path_factory):
+    """A server with keys, polling every 0.3 s, on its own board."""
+    path, board = board_factory("keyed")
+    server = Server(path, tmp_path_factory.mktemp("logs") / "server.log",
+                    PENGUIN_API_KEYS=KEYS_ENV, PENGUIN_MODEL_POLL_SECONDS="0.3", PENGUIN_API_MAX_BATCH="2000")
+    server.board = board
+    server.board_path = path
+    yield server
+    server.stop()
+
+
+def auth(which: str) -> dict:
+    return {"Authorization": f"Bearer {KEYS[which]}"}

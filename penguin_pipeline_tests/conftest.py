@@ -1,0 +1,77 @@
+"""Shared fixtures: every test gets its own data folder (DuckDB file, board, landing, reports)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from penguin_pipeline.processing import tables
+from penguin_pipeline.settings import load_settings
+from penguin_pipeline.storage import landing
+
+LTER_FILE = landing.packaged_lter_file()
+CLEAN_FILE = LTER_FILE.with_name("penguins.csv")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """Point every setting at a fresh folder under tmp_path (the code reads them at call time)."""
+    root = tmp_path / "data"
+    monkeypatch.setenv("PENGUIN_DATA_DIR", str(root))
+    for name in ("PENGUIN_DUCKDB", "PENGUIN_BOARD", "PENGUIN_LANDING", "PENGUIN_REPORTS", "PENGUIN_QUARANTINE"):
+        monkeypatch.delenv(name, raising=False)
+    return root
+
+
+@pytest.fixture
+def settings(data_dir):
+    return load_settings()
+
+
+@pytest.fixture
+def landing_dir(settings) -> Path:
+    path = Path(settings.landing_url)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def seeded_landing(landing_dir) -> Path:
+    shutil.copyfile(LTER_FILE, landing_dir / "penguins-raw.csv")
+    return landing_dir
+
+
+@pytest.fixture
+def instance():
+    """An ephemeral instance. Tests that call defs() need one alive: Dagster's definitions loader
+    keeps a weak reference to the last instance it saw, which a finished test has disposed of."""
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    tables.ensure_schema(connection)
+    yield connection
+    connection.close()
+
+
+def lter_lines() -> list[str]:
+    """The shipped LTER file's lines (header first), for building test files."""
+    return LTER_FILE.read_text(encoding="utf-8").splitlines()
+
+
+def write_lines(path: Path, lines: list[str], newline: str = "\n", bom: bool = False) -> Path:
+    text = newline.join(lines) + newline
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("utf-8"))
+    return path
+
+
+def query(settings, sql: str):
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
+        return connection.execute(sql).fetchall()

@@ -1,0 +1,77 @@
+"""Start real processes (Dagster daemon, CLI runs) against a tmp project instance, and always stop them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def instance_home(tmp: Path) -> Path:
+    """A DAGSTER_HOME with the project's dagster.yaml, and a workspace.yaml loading our module."""
+    home = tmp / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    (home / "workspace.yaml").write_text(
+        "load_from:\n  - python_module:\n      module_name: penguin_pipeline.definitions\n"
+        f"      location_name: penguin_pipeline\n      working_directory: {ROOT}\n"
+    )
+    return home
+
+
+def project_env(home: Path, data_dir: Path, **extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
+    env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+@contextmanager
+def running_daemon(home: Path, env: dict, log: Path):
+    """`dagster-daemon run` (sensors, schedules, run queue) until the block ends; killed with its children."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            yield process
+        finally:
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str = "condition"):
+    """Poll until predicate() is truthy; fail after timeout seconds (bounded, never hangs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout:.0f} s")

@@ -1,0 +1,167 @@
+"""Schedules and freshness from the source registry; the landing sensor's ticks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from penguin_pipeline import cli, sources
+from penguin_pipeline.dataflow import END, START, mermaid_chart
+from penguin_pipeline.definitions import defs
+from penguin_pipeline.defs.resources import LandingZone
+
+from .conftest import LTER_FILE, lter_lines, query, write_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def landing_resource(settings) -> LandingZone:
+    return LandingZone(url=settings.landing_url, quarantine_url=str(settings.quarantine_dir))
+
+
+def tick(definitions, instance, settings, cursor=None):
+    sensor = definitions.resolve_sensor_def("landing_sensor")
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions,
+                                      resources={"landing": landing_resource(settings)})
+    # Calling the sensor returns its SensorResult as the daemon gets it (evaluate_tick would first
+    # validate the partition keys that the same result is about to add).
+    return sensor(context)
+
+
+def test_schedule_and_freshness_follow_the_registry(data_dir, instance, monkeypatch):
+    definitions = defs()
+    [schedule] = definitions.schedules
+    assert schedule.name == "palmer_lter_schedule" and schedule.cron_schedule == "0 6 * * *"
+    graph = definitions.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).freshness_policy.fail_window.to_timedelta() == timedelta(days=1, hours=1)
+
+    hourly = dataclasses.replace(sources.PALMER_LTER, cadence_cron="15 * * * *")
+    monkeypatch.setattr(sources, "SOURCES", (hourly,))
+    changed = defs()
+    assert changed.schedules[0].cron_schedule == "15 * * * *"
+    report_policy = changed.resolve_asset_graph().get(dg.AssetKey("penguin_report")).freshness_policy
+    assert report_policy.fail_window.to_timedelta() == timedelta(hours=2)
+    assert "cron 15 * * * *" in mermaid_chart()
+    assert hourly.next_expected().minute == 15
+
+
+def test_report_names_the_next_expected_update(settings, instance, monkeypatch):
+    weekly = dataclasses.replace(sources.PALMER_LTER, cadence_cron="0 7 * * 1")
+    monkeypatch.setattr(sources, "SOURCES", (weekly,))
+    assert cli.run_pipeline(instance).success
+    html = settings.report_path.read_text(encoding="utf-8")
+    assert "cron `0 7 * * 1` (UTC)" in html
+    assert f"next {weekly.next_expected():%Y-%m-%d} 07:00 UTC" in html
+
+
+def test_readme_chart_is_generated_from_the_definitions(data_dir, instance):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    current = re.search(re.escape(START) + r"\n(.*?)\n" + re.escape(END), readme, re.S)
+    assert current, "README lacks the data-flow chart block"
+    assert current.group(1) == mermaid_chart(), "README's chart is stale: run `make chart`"
+
+
+def test_sensor_one_run_per_file_content(settings, landing_dir, instance):
+    definitions = defs()
+    shutil.copyfile(LTER_FILE, landing_dir / "penguins-raw.csv")
+    first = tick(definitions, instance, settings)
+    [request] = first.run_requests
+    assert request.partition_key == "penguins-raw.csv"
+    assert request.run_key.startswith("penguins-raw.csv:")
+    assert first.dynamic_partitions_requests[0].partition_keys == ["penguins-raw.csv"]
+
+    same = tick(definitions, instance, settings, cursor=first.cursor)
+    assert isinstance(same, dg.SkipReason) and "no new or changed" in same.skip_message
+
+    write_lines(landing_dir / "penguins-raw.csv", lter_lines()[:50])  # same name, new content
+    (landing_dir / "season-2010.csv").write_bytes(LTER_FILE.read_bytes())
+    changed = tick(definitions, instance, settings, cursor=first.cursor)
+    keys = sorted(r.run_key for r in changed.run_requests)
+    assert len(keys) == 2 and request.run_key not in keys
+    assert json.loads(changed.cursor)["penguins-raw.csv"]["generation"] == 2
+
+
+def test_file_back_to_earlier_content_runs_again(settings, landing_dir, instance):
+    definitions = defs()
+    path = landing_dir / "a.csv"
+    write_lines(path, lter_lines()[:10])
+    one = tick(definitions, instance, settings)
+    write_lines(path, lter_lines()[:20])
+    two = tick(definitions, instance, settings, cursor=one.cursor)
+    write_lines(path, lter_lines()[:10])
+    three = tick(definitions, instance, settings, cursor=two.cursor)
+    keys = [r.run_key for result in (one, two, three) for r in result.run_requests]
+    assert len(set(keys)) == 3
+
+
+def test_sensor_run_loads_the_file_and_refreshes_downstream(settings, landing_dir, instance):
+    assert cli.run_pipeline(instance).success
+    definitions = defs()
+    cursor = tick(definitions, instance, settings).cursor
+    cli.new_season(rows=120, seed=7)
+    result = tick(definitions, instance, settings, cursor=cursor)
+    [request] = result.run_requests
+    instance.add_dynamic_partitions("landing_files", result.dynamic_partitions_requests[0].partition_keys)
+    run = definitions.resolve_job_def("penguin_job").execute_in_process(
+        instance=instance, partition_key=request.partition_key, raise_on_error=False)
+    assert run.success
+    done = sorted({e.asset_key.to_user_string() for e in run.get_asset_materialization_events()})
+    assert done == ["penguin_model", "penguin_report", "penguin_summary", "penguins", "raw_penguins"]
+    rows = query(settings, "SELECT count(*) FROM raw_penguins WHERE source_file = 'season-2010.csv'")[0][0]
+    rejected = query(settings, "SELECT count(*) FROM rejected_penguins")[0][0]
+    assert rows + rejected == 120 and rejected == 0
+
+
+def test_schedule_requests_one_run_over_every_landing_file(settings, landing_dir, instance):
+    definitions = defs()
+    for name in ("a.csv", "b.csv", "c.csv"):
+        shutil.copyfile(LTER_FILE, landing_dir / name)
+    schedule = definitions.resolve_schedule_def("palmer_lter_schedule")
+    context = dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
+    [request] = schedule.evaluate_tick(context).run_requests
+    assert request.tags["dagster/asset_partition_range_start"] == "a.csv"
+    assert request.tags["dagster/asset_partition_range_end"] == "c.csv"
+    assert instance.get_dynamic_partitions("landing_files") == ["a.csv", "b.csv", "c.csv"]
+
+
+def test_schedule_skips_an_empty_landing_zone(settings, landing_dir, instance):
+    schedule = defs().resolve_schedule_def("palmer_lter_schedule")
+    context = dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
+    assert "empty" in schedule.evaluate_tick(context).skip_message
+
+
+@pytest.mark.parametrize("rows", [150])
+def test_new_data_lands_a_realistic_next_season(settings, seeded_landing, rows):
+    first = cli.new_season(rows=rows, seed=1)
+    second = cli.new_season(rows=rows, seed=2)
+    assert first.endswith("season-2010.csv") and second.endswith("season-2011.csv")
+    text = (seeded_landing / "season-2010.csv").read_text(encoding="utf-8").splitlines()
+    assert text[0] == lter_lines()[0] and len(text) == rows + 1
+    assert all(line.startswith("PAL1011,") for line in text[1:])
+
+
+def test_sensor_run_on_a_bad_file_quarantines_it_and_the_next_tick_skips(settings, seeded_landing, instance):
+    assert cli.run_pipeline(instance).success
+    definitions = defs()
+    cursor = tick(definitions, instance, settings).cursor
+    (seeded_landing / "scan.csv").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
+    result = tick(definitions, instance, settings, cursor=cursor)
+    [request] = result.run_requests
+    instance.add_dynamic_partitions("landing_files", result.dynamic_partitions_requests[0].partition_keys)
+    run = definitions.resolve_job_def("penguin_job").execute_in_process(
+        instance=instance, partition_key=request.partition_key, raise_on_error=False)
+    assert not run.success
+    [failure] = cli.failure_messages(run)
+    assert "scan.csv" in failure and "no table changed" in failure
+    reasons = list(Path(settings.quarantine_dir).glob("*scan.csv.reason.txt"))
+    assert len(reasons) == 1 and "scan.csv" in reasons[0].read_text()
+    assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344,)]
+    assert isinstance(tick(definitions, instance, settings, cursor=result.cursor), dg.SkipReason)

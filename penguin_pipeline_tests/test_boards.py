@@ -1,0 +1,50 @@
+"""The model pin: vetiver layout, UTC versions that always increase."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+
+from penguin_pipeline.processing import modeling
+from penguin_pipeline.storage import boards
+
+from .test_summary_and_model import clean  # noqa: F401  (fixture)
+
+
+def fitted_model(clean):  # noqa: F811
+    from penguin_pipeline.processing import tables
+
+    return modeling.fit_model(modeling.load_training_frame(clean, tables.CLEAN))
+
+
+def test_versions_written_in_the_same_second_stay_in_order(clean, tmp_path):  # noqa: F811
+    board = boards.board_from_url(str(tmp_path / "board"))
+    fitted = fitted_model(clean)
+    written = []
+    for _ in range(4):  # well within one second: pins alone would order these by hash
+        written.append(boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, "m")))
+    assert written == sorted(written) and len(set(written)) == 4
+    assert board.pin_meta("m").version.version == written[-1]
+
+
+def test_created_is_utc(clean, tmp_path):  # noqa: F811
+    board = boards.board_from_url(str(tmp_path / "board"))
+    before = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    boards.write_vetiver_pin(board, modeling.to_vetiver(fitted_model(clean), "m"))
+    created = board.pin_meta("m").version.created
+    assert before <= created <= datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def test_pin_reads_back_as_a_vetiver_model_with_our_metadata(clean, tmp_path):  # noqa: F811
+    board = boards.board_from_url(str(tmp_path / "board"))
+    fitted = fitted_model(clean)
+    version = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
+    model = boards.read_model(board)
+    assert model.metadata.version == version
+    assert model.metadata.user["data_snapshot"] == fitted.data_snapshot
+    assert set(model.prototype.model_fields) == {"species", "sex", "bill_length_mm"}
+    frame = pd.DataFrame([{"species": "Adelie", "sex": "female", "bill_length_mm": 38.0}])
+    assert model.model.predict(frame)[0] == fitted.pipeline.predict(frame)[0]
+    facts = boards.latest_model_facts(board)
+    assert facts["version"] == version and facts["r2"] == round(fitted.r2, 6)

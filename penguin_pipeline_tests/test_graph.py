@@ -1,0 +1,162 @@
+"""The whole asset graph through Dagster, on tmp paths and an ephemeral instance."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from penguin_pipeline import cli
+from penguin_pipeline.definitions import defs
+from penguin_pipeline.storage import boards
+
+from .conftest import LTER_FILE, lter_lines, query, write_lines
+
+ASSETS = ["raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"]
+
+
+def materialized(result) -> list[str]:
+    return sorted({e.asset_key.to_user_string() for e in result.get_asset_materialization_events()})
+
+
+def failed_checks(result) -> list[str]:
+    return [e.event_specific_data.asset_check_key.name for e in result.all_events
+            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
+
+
+def latest_version(settings):
+    return boards.latest_model_facts(boards.board_from_url(settings.board_url))["version"]
+
+
+def test_definitions_load_with_the_public_asset_graph(data_dir, instance):
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == sorted(ASSETS)
+    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+               for k in graph.get_all_asset_keys()}
+    assert parents == {
+        "raw_penguins": [], "penguins": ["raw_penguins"], "penguin_summary": ["penguins"],
+        "penguin_model": ["penguins"], "penguin_report": ["penguin_model", "penguin_summary"],
+    }
+    assert definitions.resolve_job_def("penguin_job")
+
+
+def test_first_run_seeds_landing_and_builds_everything(settings, instance):
+    result = cli.run_pipeline(instance)
+    assert result.success
+    assert materialized(result) == sorted(ASSETS)
+    assert (Path(settings.landing_url) / "penguins-raw.csv").read_bytes() == LTER_FILE.read_bytes()
+    assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
+    assert query(settings, "SELECT sum(n_penguins) FROM penguin_summary") == [(344,)]
+    facts = boards.latest_model_facts(boards.board_from_url(settings.board_url))
+    assert facts["rows_used"] == 333 and abs(facts["r2"] - 0.8555) < 0.001
+    html = settings.report_path.read_text(encoding="utf-8")
+    assert facts["version"] in html and facts["data_snapshot"] in html
+    assert 'src="data:image/png;base64,' in html and 'src="http' not in html
+    board = boards.board_from_url(settings.board_url)
+    assert boards.report_bytes(board).decode("utf-8") == html  # versioned beside the model
+
+
+def test_seed_command_fills_an_empty_landing_zone_once(settings, capsys):
+    assert cli.main(["seed"]) == 0 and "seeded" in capsys.readouterr().out
+    assert cli.main(["seed"]) == 0 and "not empty" in capsys.readouterr().out
+    assert [p.name for p in Path(settings.landing_url).iterdir()] == ["penguins-raw.csv"]
+
+
+def test_second_run_adds_no_rows_and_no_model_version(settings, instance):
+    first_run = cli.run_pipeline(instance)
+    assert first_run.success, cli.failure_messages(first_run)
+    first = boards.latest_model_facts(boards.board_from_url(settings.board_url))
+    second_run = cli.run_pipeline(instance)
+    assert second_run.success, cli.failure_messages(second_run)
+    assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344,)]
+    # Rarely failed inside the full suite (not alone): the messages say which part moved.
+    second = boards.latest_model_facts(boards.board_from_url(settings.board_url))
+    assert second["version"] == first["version"], (first, second)
+    versions = boards.board_from_url(settings.board_url).pin_versions("penguin_model")
+    assert len(versions) == 1, versions
+
+
+def test_new_file_adds_rows_and_a_model_version(settings, seeded_landing, instance):
+    assert cli.run_pipeline(instance).success
+    first = latest_version(settings)
+    season = lter_lines()[1:21]
+    extra = [re.sub(r",N(\d+A\d),", r",X\1,", line.replace("PAL0708", "PAL1011")) for line in season]
+    write_lines(seeded_landing / "season-2010.csv", [lter_lines()[0]] + extra)
+    assert cli.run_pipeline(instance).success
+    assert query(settings, "SELECT count(*) FROM penguins") == [(364,)]
+    assert latest_version(settings) > first
+
+
+def test_unreadable_landing_file_fails_the_run_by_name_and_changes_nothing(settings, seeded_landing, instance):
+    assert cli.run_pipeline(instance).success
+    before = query(settings, "SELECT count(*), max(loaded_at) FROM raw_penguins")
+    (seeded_landing / "notes.csv").write_text("this is,not\nthe lter,layout\n")
+    shutil.copyfile(LTER_FILE, seeded_landing / "copy-of-2007.csv")
+    result = cli.run_pipeline(instance)
+    assert not result.success
+    [failure] = cli.failure_messages(result)
+    assert "notes.csv" in failure and "missing column(s)" in failure
+    assert query(settings, "SELECT count(*), max(loaded_at) FROM raw_penguins") == before
+    quarantined = list(Path(settings.quarantine_dir).glob("*notes.csv*"))
+    assert len(quarantined) == 2 and any(p.name.endswith(".reason.txt") for p in quarantined)
+    assert not (seeded_landing / "notes.csv").exists()
+
+
+def test_failing_clean_check_blocks_everything_downstream(settings, seeded_landing, instance):
+    assert cli.run_pipeline(instance).success
+    report_before = settings.report_path.stat().st_mtime_ns
+    # The same individual in a second file: ingestion accepts each file, the clean check does not.
+    write_lines(seeded_landing / "resubmitted.csv", lter_lines()[:3])
+    result = cli.run_pipeline(instance)
+    assert not result.success
+    assert failed_checks(result) == ["penguins_one_row_per_individual"]
+    assert "penguins" not in materialized(result) and "penguin_report" not in materialized(result)
+    assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
+    assert settings.report_path.stat().st_mtime_ns == report_before
+
+
+def test_failing_model_check_keeps_the_last_model_and_report(settings, instance):
+    assert cli.run_pipeline(instance).success
+    version = latest_version(settings)
+    job = defs().resolve_job_def("penguin_job")
+    result = job.execute_in_process(
+        instance=instance, raise_on_error=False,
+        asset_selection=[dg.AssetKey("penguin_model"), dg.AssetKey("penguin_report")],
+        run_config={"ops": {"penguin_model": {"config": {"r2_floor": 0.99, "retrain_unchanged": True}}}},
+    )
+    assert not result.success
+    assert failed_checks(result) == ["r2_floor"]
+    assert latest_version(settings) == version
+    assert "penguin_report" not in materialized(result)
+
+
+def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(settings, seeded_landing, instance,
+                                                                               monkeypatch):
+    from penguin_pipeline.processing import ingest
+
+    lines = lter_lines()
+    for name, start in (("season-a.csv", 1), ("season-b.csv", 11)):  # loaded after penguins-raw.csv, in name order
+        rows = [re.sub(r",N(\d+A\d),", rf",{name[-5].upper()}\1,", line) for line in lines[start:start + 10]]
+        write_lines(seeded_landing / name, [lines[0]] + rows)
+    real_stage = ingest.stage_file
+
+    def stage(con, path, source_file, file_hash):
+        if source_file == "season-a.csv":
+            raise OSError("disk full while staging")
+        return real_stage(con, path, source_file, file_hash)
+
+    monkeypatch.setattr(ingest, "stage_file", stage)
+    result = cli.run_pipeline(instance)
+    assert not result.success
+    [failure] = cli.failure_messages(result)
+    assert "season-a.csv: load failed (disk full while staging)" in failure
+    assert "stay loaded: penguins-raw.csv" in failure
+    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1") == [("penguins-raw.csv", 344)]
+    assert (seeded_landing / "season-a.csv").exists()  # not the file's fault: not quarantined
+    monkeypatch.setattr(ingest, "stage_file", real_stage)
+    assert cli.run_pipeline(instance).success
+    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
+        ("penguins-raw.csv", 344), ("season-a.csv", 10), ("season-b.csv", 10)]

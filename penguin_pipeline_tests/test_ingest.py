@@ -1,0 +1,184 @@
+"""Landing file -> staged rows: the processing functions called as plain functions."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from penguin_pipeline.processing import tables
+from penguin_pipeline.processing.db import transaction
+from penguin_pipeline.processing import ingest as ingest_module
+from penguin_pipeline.processing.ingest import (FileLoadFailed, LandingFileError, LandingInput, check_utf8,
+                                                ingest_file, ingest_files, preflight_file, stage_file)
+from penguin_pipeline.storage.landing import file_hash
+
+from .conftest import LTER_FILE, lter_lines, write_lines
+
+
+def ingest(con, path, name=None):
+    with transaction(con):
+        return ingest_file(con, path, name or path.name, file_hash(path))
+
+
+def rejects(con):
+    return con.execute(f"SELECT source_line, reason, raw_record FROM {tables.REJECTS} ORDER BY source_line").fetchall()
+
+
+def test_shipped_file_loads_every_row_with_its_line(con):
+    account = ingest(con, LTER_FILE)
+    assert (account.rows_read, account.rows_loaded, account.rows_rejected, account.duplicates_dropped) == (344, 344, 0, 0)
+    lines = con.execute(f'SELECT source_line, "Individual ID" FROM {tables.RAW} ORDER BY source_line').fetchall()
+    assert lines[0] == (2, "N1A1") and lines[-1] == (345, lter_lines()[-1].split(",")[7])
+
+
+def test_unchanged_file_is_skipped_and_changed_file_replaces_only_its_rows(con, tmp_path):
+    lines = lter_lines()
+    a = write_lines(tmp_path / "a.csv", lines[:11])
+    b = write_lines(tmp_path / "b.csv", [lines[0]] + lines[11:21])
+    ingest(con, a), ingest(con, b)
+    assert "skipped" in ingest(con, a).note
+    write_lines(a, lines[:6])  # a shrinks to 5 rows
+    ingest(con, a)
+    counts = dict(con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1").fetchall())
+    assert counts == {"a.csv": 5, "b.csv": 10}
+
+
+def test_bad_rows_are_quarantined_with_line_and_reason(con, tmp_path):
+    lines = lter_lines()[:6]
+    lines[2] = lines[2].replace("Adelie Penguin (Pygoscelis adeliae)", "Emperor Penguin")
+    lines[3] = lines[3].replace(",40.3,", ",abc,")
+    lines[5] = lines[5].replace(",3450,", ",-3450,")
+    path = write_lines(tmp_path / "bad.csv", lines)
+    account = ingest(con, path)
+    assert (account.rows_read, account.rows_loaded, account.rows_rejected) == (5, 2, 3)
+    found = rejects(con)
+    assert [line for line, _, _ in found] == [3, 4, 6]
+    assert "unknown Species 'Emperor Penguin' (allowed: Adelie, Chinstrap, Gentoo)" in found[0][1]
+    assert "Culmen Length (mm) 'abc' is not a number" in found[1][1]
+    assert "Body Mass (g) -3450 outside 2000..7500" in found[2][1]
+    assert json.loads(found[0][2])["Species"] == "Emperor Penguin"
+
+
+def test_exact_duplicates_are_counted_and_dropped(con, tmp_path):
+    lines = lter_lines()[:4]
+    path = write_lines(tmp_path / "dups.csv", lines + [lines[1], lines[1], lines[2]])
+    account = ingest(con, path)
+    assert (account.rows_read, account.rows_loaded, account.duplicates_dropped) == (6, 3, 3)
+    assert account.balanced
+
+
+def test_lines_the_parser_cannot_split_are_rejected_not_fatal(con, tmp_path):
+    lines = lter_lines()[:5]
+    lines.insert(2, "PAL0708,99,too,few")
+    path = write_lines(tmp_path / "ragged.csv", lines)
+    account = ingest(con, path)
+    assert (account.rows_read, account.rows_loaded, account.rows_rejected) == (5, 4, 1)
+    assert rejects(con)[0][:1] == (3,)
+    loaded = con.execute(f"SELECT source_line FROM {tables.RAW} ORDER BY 1").fetchall()
+    assert [line for (line,) in loaded] == [2, 4, 5, 6]
+
+
+def test_real_world_encodings_load(con, tmp_path):
+    lines = lter_lines()[:8]
+    header = lines[0].split(",")
+    reordered = [",".join(reversed(header))] + [",".join(reversed(split_csv(line))) for line in lines[1:]]
+    path = write_lines(tmp_path / "windows.csv", reordered, newline="\r\n", bom=True)
+    account = ingest(con, path)
+    assert account.rows_loaded == 7
+    assert con.execute(f'SELECT "Species" FROM {tables.RAW} LIMIT 1').fetchall()[0][0].startswith("Adelie")
+
+
+def split_csv(line: str) -> list[str]:
+    import csv
+
+    return ['"' + v + '"' if "," in v else v for v in next(csv.reader([line]))]
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 20, "cannot be read"),
+        (b"name,value\nx,1\n", "missing column(s) studyName"),
+        ("\n".join(lter_lines()[:3]).encode("utf-8").replace(b"Torgersen", b"Torg\xe9rsen"), "not valid UTF-8"),
+    ],
+    ids=["binary", "wrong-columns", "latin-1"],
+)
+@pytest.mark.parametrize("step", ["preflight", "load"])
+def test_whole_file_problems_name_the_file(con, tmp_path, content, problem, step):
+    path = tmp_path / "broken.csv"
+    path.write_bytes(content)
+    with pytest.raises(LandingFileError, match=f"broken.csv: .*{re.escape(problem)}"):
+        if step == "preflight":
+            preflight_file(con, path, "broken.csv")
+        else:
+            stage_file(con, path, "broken.csv", "h")
+
+
+def test_utf8_check_names_the_line_across_chunk_boundaries(tmp_path):
+    lines = lter_lines()[:40]
+    lines[30] = lines[30].replace("Anvers", "Anv\u00e9rs")  # valid UTF-8: two bytes
+    good = write_lines(tmp_path / "good.csv", lines, bom=True)
+    for chunk in (7, 64, 1 << 22):
+        check_utf8(good, "good.csv", chunk_bytes=chunk)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(good.read_bytes().replace("Anv\u00e9rs".encode(), b"Anv\xe9rs"))
+    for chunk in (7, 64, 1 << 22):
+        with pytest.raises(LandingFileError, match="bad.csv: line 31 is not valid UTF-8"):
+            check_utf8(bad, "bad.csv", chunk_bytes=chunk)
+
+
+def run_files(con, tmp_path, count=3):
+    lines = lter_lines()
+    paths = [write_lines(tmp_path / f"f{i}.csv", [lines[0]] + lines[1 + 10 * i:11 + 10 * i]) for i in range(count)]
+    return [LandingInput(p, p.name, file_hash(p)) for p in paths]
+
+
+def test_preflight_failure_changes_no_table(con, tmp_path):
+    files = run_files(con, tmp_path)
+    files[2].path.write_bytes(files[2].path.read_bytes().replace(b"Anvers", b"Anv\xe9rs"))
+    with pytest.raises(LandingFileError, match="f2.csv: line 2 is not valid UTF-8"):
+        ingest_files(con, files)
+    assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(0,)]
+    assert con.execute(f"SELECT count(*) FROM {tables.LEDGER}").fetchall() == [(0,)]
+
+
+def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp_path, monkeypatch):
+    files = run_files(con, tmp_path)
+    real_stage = ingest_module.stage_file
+
+    def stage_failing_second(con, path, source_file, file_hash):
+        if source_file == "f1.csv":
+            raise OSError("disk full while staging")  # something a pre-flight cannot see
+        return real_stage(con, path, source_file, file_hash)
+
+    monkeypatch.setattr(ingest_module, "stage_file", stage_failing_second)
+    with pytest.raises(FileLoadFailed, match="f1.csv: load failed \\(disk full while staging\\).*stay loaded: f0.csv") as failed:
+        ingest_files(con, files)
+    assert [a.source_file for a in failed.value.committed] == ["f0.csv"]
+    counts = con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1").fetchall()
+    assert counts == [("f0.csv", 10)]
+    assert [r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER}").fetchall()] == ["f0.csv"]
+    monkeypatch.setattr(ingest_module, "stage_file", real_stage)
+    accounts = ingest_files(con, files)  # the retry skips f0 by content hash
+    assert [a.note for a in accounts][0].startswith("unchanged") and [a.rows_loaded for a in accounts] == [0, 10, 10]
+    assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(30,)]
+
+
+def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    header = write_lines(tmp_path / "header.csv", lter_lines()[:1])
+    assert "empty" in ingest(con, empty).note
+    assert "header only" in ingest(con, header).note
+    assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall()[0][0] == 0
+
+
+def test_parquet_landing_file_loads(con, tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(LTER_FILE, dtype=str, keep_default_na=False).head(20)
+    path = tmp_path / "season.parquet"
+    frame.to_parquet(path)
+    assert ingest(con, path).rows_loaded == 20

@@ -1,0 +1,61 @@
+"""The lookup table and the book's model, as plain functions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from penguin_pipeline.processing import modeling, summary, tables
+
+from .test_cleaning import load_shipped
+
+
+@pytest.fixture
+def clean(con):
+    from penguin_pipeline.processing import cleaning
+
+    load_shipped(con)
+    cleaning.rebuild_clean_table(con)
+    return con
+
+
+def test_summary_counts_add_up_to_the_clean_table(clean):
+    rows = summary.build_summary_table(clean, tables.CLEAN, tables.SUMMARY)
+    table = clean.execute(f"SELECT * FROM {tables.SUMMARY}").df()
+    assert rows == len(table) and table["n_penguins"].sum() == 344
+    gentoo_male = clean.execute(
+        "SELECT avg(body_mass_g) FROM penguins WHERE species = 'Gentoo' AND sex = 'male'").fetchall()[0][0]
+    rolled = summary.rollup(table, ["species", "sex"]).set_index(["species", "sex"])
+    assert rolled.loc[("Gentoo", "male"), "mean_body_mass_g"] == pytest.approx(gentoo_male)
+    assert summary.rollup(table, ["island"])["n_penguins"].tolist() == [168, 124, 52]
+
+
+def test_book_model_on_the_complete_rows(clean):
+    frame = modeling.load_training_frame(clean, tables.CLEAN)
+    fitted = modeling.fit_model(frame)
+    assert fitted.rows_used == 333
+    assert fitted.r2 == pytest.approx(0.8555, abs=0.001)
+    assert set(fitted.coefficients) == {"intercept", "species_Chinstrap", "species_Gentoo", "sex_male", "bill_length_mm"}
+    prediction = fitted.pipeline.predict(pd.DataFrame([{"species": "Gentoo", "sex": "male", "bill_length_mm": 45.1}]))
+    assert 5000 < prediction[0] < 6000
+
+
+def test_snapshot_id_follows_the_data(clean):
+    frame = modeling.load_training_frame(clean, tables.CLEAN)
+    assert modeling.data_snapshot_id(frame) == modeling.data_snapshot_id(frame.copy())
+    changed = frame.copy()
+    changed.loc[0, "body_mass_g"] += 1
+    assert modeling.data_snapshot_id(changed) != modeling.data_snapshot_id(frame)
+
+
+def test_prototype_comes_from_the_whole_frame_not_the_first_row(clean):
+    frame = modeling.load_training_frame(clean, tables.CLEAN)
+    prototype = modeling.representative_row(frame)
+    assert prototype.iloc[0].to_dict() == {
+        "species": frame["species"].mode()[0], "sex": frame["sex"].mode()[0],
+        "bill_length_mm": float(frame["bill_length_mm"].median())}
+
+
+def test_r2_floor():
+    assert modeling.r2_below_floor(0.85, 0.8) == []
+    assert modeling.r2_below_floor(0.5, 0.8) == ["R^2 0.5000 is below the floor 0.8000"]
