@@ -47,10 +47,20 @@ def seeded_landing(landing_dir) -> Path:
 
 @pytest.fixture
 def instance():
-    """An ephemeral instance. Tests that call defs() need one alive: Dagster's definitions loader
-    keeps a weak reference to the last instance it saw, which a finished test has disposed of."""
+    """A throwaway instance, current while the test runs: defs() reads Dagster's definitions state
+    from the current instance, so a test that loads the definitions needs one."""
     with dg.instance_for_test() as inst:
         yield inst
+
+
+@pytest.fixture(autouse=True)
+def no_instance_left_current():
+    """Fail the test that leaves a Dagster instance current (an evaluation context not closed),
+    instead of a later test failing at random when the garbage collector closes it."""
+    from dagster._core.storage.defs_state.base import DefsStateStorage
+
+    yield
+    assert DefsStateStorage.get() is None, "a Dagster instance was left open: use contexts in `with`"
 
 
 @pytest.fixture

@@ -26,13 +26,20 @@ def landing_resource(settings) -> LandingZone:
     return LandingZone(url=settings.landing_url, quarantine_url=str(settings.quarantine_dir))
 
 
+def schedule_context(instance, settings) -> dg.ScheduleEvaluationContext:
+    # Use it in a `with`: the context opens its own instance from the test instance's ref, and
+    # left open it is closed by the garbage collector later, which restores a finished test's
+    # instance as Dagster's current one and breaks a later test's defs() ("undefined weakref").
+    return dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
+
+
 def tick(definitions, instance, settings, cursor=None):
     sensor = definitions.resolve_sensor_def("landing_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions,
-                                      resources={"landing": landing_resource(settings)})
-    # Calling the sensor returns its SensorResult as the daemon gets it (evaluate_tick would first
-    # validate the partition keys that the same result is about to add).
-    return sensor(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions,
+                                 resources={"landing": landing_resource(settings)}) as context:
+        # Calling the sensor returns its SensorResult as the daemon gets it (evaluate_tick would
+        # first validate the partition keys that the same result is about to add).
+        return sensor(context)
 
 
 def test_schedule_and_freshness_follow_the_registry(data_dir, instance, monkeypatch):
@@ -125,8 +132,8 @@ def test_schedule_requests_one_run_over_every_landing_file(settings, landing_dir
     for name in ("a.csv", "b.csv", "c.csv"):
         shutil.copyfile(LTER_FILE, landing_dir / name)
     schedule = definitions.resolve_schedule_def("palmer_lter_schedule")
-    context = dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
-    [request] = schedule.evaluate_tick(context).run_requests
+    with schedule_context(instance, settings) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
     assert request.tags["dagster/asset_partition_range_start"] == "a.csv"
     assert request.tags["dagster/asset_partition_range_end"] == "c.csv"
     assert instance.get_dynamic_partitions("landing_files") == ["a.csv", "b.csv", "c.csv"]
@@ -134,8 +141,8 @@ def test_schedule_requests_one_run_over_every_landing_file(settings, landing_dir
 
 def test_schedule_skips_an_empty_landing_zone(settings, landing_dir, instance):
     schedule = defs().resolve_schedule_def("palmer_lter_schedule")
-    context = dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
-    assert "empty" in schedule.evaluate_tick(context).skip_message
+    with schedule_context(instance, settings) as context:
+        assert "empty" in schedule.evaluate_tick(context).skip_message
 
 
 @pytest.mark.parametrize("rows", [150])
