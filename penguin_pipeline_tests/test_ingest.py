@@ -12,6 +12,7 @@ from penguin_pipeline.processing.db import transaction
 from penguin_pipeline.processing import ingest as ingest_module
 from penguin_pipeline.processing.ingest import (FileLoadFailed, LandingFileError, LandingInput, check_utf8,
                                                 ingest_file, ingest_files, preflight_file, stage_file)
+from penguin_pipeline.processing.lter import LTER_COLUMNS, missing, quote, raw_number, row_is_valid, row_problems
 from penguin_pipeline.storage.landing import file_hash
 
 from .conftest import LTER_FILE, lter_lines, write_lines
@@ -59,6 +60,35 @@ def test_bad_rows_are_quarantined_with_line_and_reason(con, tmp_path):
     assert "Culmen Length (mm) 'abc' is not a number" in found[1][1]
     assert "Body Mass (g) -3450 outside 2000..7500" in found[2][1]
     assert json.loads(found[0][2])["Species"] == "Emperor Penguin"
+
+
+TRICKY_VALUES = [None, "", "  ", "NA", "na", " N/A ", "null", ".", "nan", "inf", "-inf", "1e2", "1_000", "0x10",
+                 " 45.1 ", "45,1", "abc", "19.9", "20", "80", "80.01", "3450", "-3450", "7500"]
+
+
+@pytest.mark.parametrize("column", ["Culmen Length (mm)", "Body Mass (g)", "Sex", "studyName", "Date Egg"])
+def test_the_validity_flag_and_the_reasons_agree_on_any_value(con, column):
+    # Ingestion evaluates the cheap flag on every row and the reasons only where it is false: the
+    # two must agree, or a row would be rejected without a reason (or loaded despite one).
+    values = TRICKY_VALUES + ["male", "FEMALE", "Unknown", "2007-11-11", "11/11/07", "2007-13-45"]
+    shipped = dict(zip(lter_lines()[0].split(","), lter_lines()[1].split(",")))
+    con.execute("CREATE TEMP TABLE rows_under_test AS SELECT " + ", ".join(
+        f"CAST(? AS VARCHAR) AS {quote(c)}" for c in LTER_COLUMNS) + " FROM range(0)", [None] * len(LTER_COLUMNS))
+    for value in values:
+        row = [value if c == column else shipped.get(c) for c in LTER_COLUMNS]
+        con.execute("INSERT INTO rows_under_test VALUES (" + ", ".join("?" * len(row)) + ")", row)
+    disagreements = con.execute(
+        f"SELECT {quote(column)}, {row_is_valid()}, {row_problems()} FROM rows_under_test "
+        f"WHERE ({row_is_valid()}) = (len({row_problems()}) > 0)").fetchall()
+    assert disagreements == []
+
+
+def test_missing_markers_and_numbers_read_as_before(con):
+    got = con.execute(
+        "SELECT x, " + missing(quote("x")) + ", " + raw_number("x") + " FROM unnest(?::VARCHAR[]) t(x)",
+        [[None, "", " NA ", "n/a", "NULL", ".", " 45.1", "abc", "nan"]]).fetchall()
+    assert [m for _, m, _ in got] == [True] * 6 + [False] * 3
+    assert [n for _, _, n in got][:7] == [None] * 6 + [45.1] and got[7][2] is None
 
 
 def test_exact_duplicates_are_counted_and_dropped(con, tmp_path):
