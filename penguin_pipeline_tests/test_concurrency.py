@@ -36,8 +36,11 @@ def test_two_runs_at_once_each_load_their_file_exactly_once(tmp_path):
     data = tmp_path / "data"
     landing = data / "raw"
     landing.mkdir(parents=True)
-    season(landing / "a.csv", "PAL1011", lter_lines()[1:121])
-    season(landing / "b.csv", "PAL1112", lter_lines()[121:241])
+    # Alternate rows: each file holds all three species, so whichever run fits the model first
+    # (one file loaded, or both) clears the R^2 floor. Split by position, a file held only Adelie
+    # penguins and the run that fitted on it alone failed its r2_floor check, as it should.
+    season(landing / "a.csv", "PAL1011", lter_lines()[1::2])
+    season(landing / "b.csv", "PAL1112", lter_lines()[2::2])
     env = project_env(home, data)
     dg.DagsterInstance.from_config(str(home)).dispose()  # create the SQLite storage once, not in a race
     runs = [subprocess.Popen([sys.executable, "-c", RUN_PARTITION, name], env=env, cwd=ROOT,
@@ -47,8 +50,8 @@ def test_two_runs_at_once_each_load_their_file_exactly_once(tmp_path):
 
     with duckdb.connect(str(data / "penguins.duckdb"), read_only=True) as con:
         per_file = dict(con.execute("SELECT source_file, count(*) FROM raw_penguins GROUP BY 1").fetchall())
-        assert per_file == {"a.csv": 120, "b.csv": 120}
-        assert con.execute("SELECT count(*) FROM penguins").fetchall() == [(240,)]
-        assert con.execute("SELECT sum(n_penguins) FROM penguin_summary").fetchall() == [(240,)]
+        assert per_file == {"a.csv": 172, "b.csv": 172}
+        assert con.execute("SELECT count(*) FROM penguins").fetchall() == [(344,)]
+        assert con.execute("SELECT sum(n_penguins) FROM penguin_summary").fetchall() == [(344,)]
         ledger = con.execute("SELECT source_file, rows_loaded FROM landed_files ORDER BY 1").fetchall()
-        assert ledger == [("a.csv", 120), ("b.csv", 120)]
+        assert ledger == [("a.csv", 172), ("b.csv", 172)]
