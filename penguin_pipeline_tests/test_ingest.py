@@ -239,3 +239,19 @@ def test_parquet_with_a_duplicate_or_a_bad_row_takes_the_checked_path(con, tmp_p
     assert (checked.rows_read, checked.rows_loaded, checked.duplicates_dropped, checked.rows_rejected) == (22, 20, 1, 1)
     assert [r[:-2] for r in parquet_rows(con, "clean.parquet")] == [r[:-2] for r in parquet_rows(con, "dirty.parquet")]
     assert rejects(con)[0][0] == 22 and "Body Mass (g) -1 outside" in rejects(con)[0][1]
+
+
+def test_a_parquet_file_with_a_corrupt_page_fails_by_name_and_changes_nothing(con, tmp_path):
+    # The footer is intact (pre-flight passes); the data pages are not: the load names the file.
+    import pandas as pd
+
+    path = tmp_path / "broken.parquet"
+    pd.read_csv(LTER_FILE, dtype=str, keep_default_na=False).to_parquet(path, compression=None)
+    data = bytearray(path.read_bytes())
+    data[200:4000] = b"\xff" * 3800
+    path.write_bytes(bytes(data))
+    preflight_file(con, path, "broken.parquet")
+    with pytest.raises(FileLoadFailed) as failed:
+        ingest_files(con, [LandingInput(path, "broken.parquet", file_hash(path))])
+    assert isinstance(failed.value.cause, LandingFileError) and "broken.parquet" in str(failed.value)
+    assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(0,)]

@@ -96,7 +96,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, fil
     landed_columns = _describe(con, path, source_file)
     columns = _column_map(landed_columns, source_file)
     account.ignored_columns = sorted(set(landed_columns) - set(columns.values()))
-    clean_rows = _clean_parquet_rows(con, path, columns)
+    clean_rows = _clean_parquet_rows(con, path, source_file, columns)
     if clean_rows:
         _stage_straight_from_file(con, path, source_file, columns)
         account.rows_read = account.rows_loaded = clean_rows
@@ -119,7 +119,7 @@ def _describe(con, path: Path, source_file: str) -> list[str]:
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {reader_sql(path)}", [str(path)]).fetchall()
     except duckdb.Error as exc:
-        raise LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})") from exc
+        raise _unreadable(source_file, exc) from exc
     return [row[0] for row in rows if row[0] != "file_row_number"]
 
 
@@ -151,10 +151,14 @@ def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> 
             [str(path)],
         )
     except duckdb.Error as exc:
-        raise LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})") from exc
+        raise _unreadable(source_file, exc) from exc
 
 
-def _clean_parquet_rows(con, path: Path, columns: dict[str, str]) -> int:
+def _unreadable(source_file: str, exc: duckdb.Error) -> LandingFileError:
+    return LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})")
+
+
+def _clean_parquet_rows(con, path: Path, source_file: str, columns: dict[str, str]) -> int:
     """The row count of a Parquet file whose rows are all valid and all distinct; 0 for any other file.
 
     Most files are clean, and re-reading a Parquet file costs little: such a file is then inserted
@@ -164,9 +168,12 @@ def _clean_parquet_rows(con, path: Path, columns: dict[str, str]) -> int:
     """
     if path.suffix.lower() != ".parquet":
         return 0
-    rows, invalid, distinct = first_row(
-        con, f"SELECT count(*), count_if(NOT ({row_is_valid()})), count(DISTINCT {_ROW_HASH}) "
-        f"FROM ({_rows_sql(path, columns)})", [str(path)])
+    try:
+        rows, invalid, distinct = first_row(
+            con, f"SELECT count(*), count_if(NOT ({row_is_valid()})), count(DISTINCT {_ROW_HASH}) "
+            f"FROM ({_rows_sql(path, columns)})", [str(path)])
+    except duckdb.Error as exc:
+        raise _unreadable(source_file, exc) from exc
     return rows if rows and not invalid and distinct == rows else 0
 
 
