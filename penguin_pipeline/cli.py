@@ -17,12 +17,12 @@ from .storage import boards, landing, s3
 
 
 def landing_zone(settings) -> landing.Landing:
-    return landing.landing_from_url(settings.landing_url, str(settings.quarantine_dir), settings.aws_endpoint_url)
+    return landing.landing_from_url(settings.landing_url, settings.quarantine_url, settings.aws_endpoint_url)
 
 
 def check_storage(settings) -> None:
     """Fail at once, naming bucket and endpoint, when a configured s3:// location cannot be used."""
-    s3.check_storage(settings.board_url, settings.landing_url, str(settings.quarantine_dir),
+    s3.check_storage(settings.board_url, settings.landing_url, settings.quarantine_url,
                      endpoint_url=settings.aws_endpoint_url)
 
 

@@ -24,7 +24,7 @@ class Settings:
     board_url: str
     landing_url: str
     reports_dir: Path
-    quarantine_dir: Path
+    quarantine_url: str  # a folder or s3://bucket/prefix, kept as text (pathlib would turn s3:// into s3:/)
     duckdb_memory_limit: str
     duckdb_threads: int
     duckdb_temp_dir: Path
@@ -54,7 +54,7 @@ def load_settings(env=None) -> Settings:
         board_url=_env(env, "PENGUIN_BOARD", str(data_dir / "board")),
         landing_url=_env(env, "PENGUIN_LANDING", str(data_dir / "raw")),
         reports_dir=Path(_env(env, "PENGUIN_REPORTS", str(data_dir / "reports"))),
-        quarantine_dir=Path(_env(env, "PENGUIN_QUARANTINE", str(data_dir / "quarantine"))),
+        quarantine_url=_env(env, "PENGUIN_QUARANTINE", str(data_dir / "quarantine")),
         # 2 cores / 24 GiB here: leave room for Dagster, the API and the OS.
         duckdb_memory_limit=_env(env, "PENGUIN_DUCKDB_MEMORY_LIMIT", "2GB"),
         duckdb_threads=int(_env(env, "PENGUIN_DUCKDB_THREADS", "2")),

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def landing_resource(settings) -> LandingZone:
-    return LandingZone(url=settings.landing_url, quarantine_url=str(settings.quarantine_dir))
+    return LandingZone(url=settings.landing_url, quarantine_url=settings.quarantine_url)
 
 
 def schedule_context(instance, settings) -> dg.ScheduleEvaluationContext:
@@ -168,7 +168,7 @@ def test_sensor_run_on_a_bad_file_quarantines_it_and_the_next_tick_skips(setting
     assert not run.success
     [failure] = cli.failure_messages(run)
     assert "scan.csv" in failure and "no table changed" in failure
-    reasons = list(Path(settings.quarantine_dir).glob("*scan.csv.reason.txt"))
+    reasons = list(Path(settings.quarantine_url).glob("*scan.csv.reason.txt"))
     assert len(reasons) == 1 and "scan.csv" in reasons[0].read_text()
     assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344,)]
     assert isinstance(tick(definitions, instance, settings, cursor=result.cursor), dg.SkipReason)

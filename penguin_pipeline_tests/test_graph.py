@@ -100,7 +100,7 @@ def test_unreadable_landing_file_fails_the_run_by_name_and_changes_nothing(setti
     [failure] = cli.failure_messages(result)
     assert "notes.csv" in failure and "missing column(s)" in failure
     assert query(settings, "SELECT count(*), max(loaded_at) FROM raw_penguins") == before
-    quarantined = list(Path(settings.quarantine_dir).glob("*notes.csv*"))
+    quarantined = list(Path(settings.quarantine_url).glob("*notes.csv*"))
     assert len(quarantined) == 2 and any(p.name.endswith(".reason.txt") for p in quarantined)
     assert not (seeded_landing / "notes.csv").exists()
 

@@ -75,7 +75,7 @@ def build_resources(settings: Settings) -> dict:
             ),
         ),
         "board": PinsBoard(url=settings.board_url, endpoint_url=settings.aws_endpoint_url),
-        "landing": LandingZone(url=settings.landing_url, quarantine_url=str(settings.quarantine_dir),
+        "landing": LandingZone(url=settings.landing_url, quarantine_url=settings.quarantine_url,
                                endpoint_url=settings.aws_endpoint_url),
         "reports": ReportFolder(directory=str(settings.reports_dir)),
         "training_sample": TrainingSample(rows=settings.sample_rows, seed=settings.sample_seed),

@@ -196,3 +196,12 @@ def test_server_stopped_mid_write_leaves_the_last_good_model_latest(own_moto_ser
     assert boards.read_model(reader).metadata.version == good
     retried = boards.write_vetiver_pin(reader, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     assert boards.latest_model_facts(reader)["version"] == retried > orphan
+
+
+def test_settings_keep_s3_locations_as_written():
+    from penguin_pipeline.settings import load_settings
+
+    urls = {"PENGUIN_BOARD": "s3://penguins/board", "PENGUIN_LANDING": "s3://penguins/raw",
+            "PENGUIN_QUARANTINE": "s3://penguins/quarantine"}
+    settings = load_settings(urls)
+    assert (settings.board_url, settings.landing_url, settings.quarantine_url) == tuple(urls.values())
