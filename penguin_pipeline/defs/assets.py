@@ -5,6 +5,7 @@ Every step that opens the DuckDB file runs in the `duckdb` pool (limit 1, dagste
 DuckDB allows a single writing process per file.
 """
 
+import warnings
 from contextlib import ExitStack
 
 import dagster as dg
@@ -20,6 +21,10 @@ WAREHOUSE_POOL = "duckdb"
 ROW_DROP_TAG = "penguin/row_drop_reason"
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
+
+# BackfillPolicy.single_run() is what makes a backfill over hundreds of landing files one run. It is
+# a beta parameter in Dagster 1.x, chosen on purpose; don't repeat its warning on every load.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 
 class RawConfig(dg.Config):
