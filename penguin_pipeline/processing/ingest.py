@@ -57,18 +57,20 @@ class FileAccount:
 _HASH = "__row_hash"
 _VALID = "__valid"
 
-_READERS = {
-    ".csv": "read_csv(?, all_varchar = true, header = true{rejects})",
-    ".parquet": "read_parquet(?, file_row_number = true)",
-}
 _CSV_REJECTS = ", store_rejects = true, rejects_table = 'landing_reject_errors', rejects_scan = 'landing_reject_scans'"
+_READERS = {
+    ".csv": "read_csv({file}, all_varchar = true, header = true" + _CSV_REJECTS + ")",
+    ".parquet": "read_parquet({file}, file_row_number = true)",
+}
+_LTER = ", ".join(quote(c) for c in LTER_COLUMNS)
 
 
-def reader_sql(path: Path, rejects: bool = True) -> str:
+def reader_sql(path: Path, file: str = "?") -> str:
+    """DuckDB's reader for the file; `file` is a parameter placeholder or, for a view, a literal."""
     suffix = path.suffix.lower()
     if suffix not in _READERS:
         raise LandingFileError(path.name, f"unsupported file type '{suffix}' (expected .csv or .parquet)")
-    return _READERS[suffix].format(rejects=_CSV_REJECTS if rejects else "")
+    return _READERS[suffix].format(file=file)
 
 
 def _ordinal_sql(path: Path) -> str:
@@ -104,12 +106,12 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, fil
     _read_landed(con, path, source_file, columns)
     parse_rejects = _parse_rejects(con, path, source_file)
     _number_lines(con, path, parse_rejects)
-    rows_landed = _count(con, "landed")
+    rows_landed = row_count(con, "landed")
     account.duplicates_dropped = _drop_duplicates(con)
     _split_valid_and_rejected(con, source_file)
     account.rows_read = rows_landed + len(parse_rejects)
-    account.rows_loaded = _count(con, "staged_rows")
-    account.rows_rejected = _count(con, "staged_rejects")
+    account.rows_loaded = row_count(con, "staged_rows")
+    account.rows_rejected = row_count(con, "staged_rejects")
     if account.rows_read == 0:
         account.note = "header only: nothing to load"
     return account
@@ -128,13 +130,13 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else ""
 
 
-def _rows_sql(path: Path, columns: dict[str, str], reader: str | None = None) -> str:
+def _rows_sql(path: Path, columns: dict[str, str], file: str = "?") -> str:
     """SELECT of a file's rows as the LTER columns (text; absent optional columns NULL) and source_line."""
     selected = ", ".join(
         f"CAST({quote(columns[c])} AS VARCHAR) AS {quote(c)}" if c in columns else f"NULL::VARCHAR AS {quote(c)}"
         for c in LTER_COLUMNS
     )
-    return f"SELECT {selected}, {_ordinal_sql(path)} AS source_line FROM {reader or reader_sql(path)}"
+    return f"SELECT {selected}, {_ordinal_sql(path)} AS source_line FROM {reader_sql(path, file)}"
 
 
 # Exact duplicates share every column, so a hash of a few discriminating ones finds the candidates
@@ -180,12 +182,17 @@ def _clean_parquet_rows(con, path: Path, source_file: str, columns: dict[str, st
 def _stage_straight_from_file(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
     """staged_rows reads the file itself (a view: publish_file inserts from it); nothing to reject."""
     _create_empty_stage(con, source_file)
-    literal = "'" + str(path).replace("'", "''") + "'"
-    source = source_file.replace("'", "''")
-    lter = ", ".join(quote(c) for c in LTER_COLUMNS)
-    rows = _rows_sql(path, columns, _READERS[".parquet"].replace("?", literal))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {lter}, '{source}' AS source_file, source_line "
-                f"FROM ({rows})")
+    _stage_rows(con, source_file, _rows_sql(path, columns, file=f"'{_sql_text(str(path))}'"))
+
+
+def _stage_rows(con, source_file: str, rows_sql: str) -> None:
+    """The view publish_file inserts from: the loadable rows, not a copy of them."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {_LTER}, '{_sql_text(source_file)}' AS "
+                f"source_file, source_line FROM ({rows_sql})")
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
 
 
 def _column_map(landed_columns: list[str], source_file: str) -> dict[str, str]:
@@ -252,11 +259,10 @@ def _drop_duplicates(con) -> int:
     repeated = con.execute(f"SELECT {_HASH} FROM landed GROUP BY {_HASH} HAVING count(*) > 1 LIMIT 1").fetchall()
     if not repeated:
         return 0
-    lter = ", ".join(quote(c) for c in LTER_COLUMNS)
     copies = con.execute(
         f"""
         SELECT source_line FROM (
-            SELECT source_line, row_number() OVER (PARTITION BY {lter} ORDER BY source_line) AS copy
+            SELECT source_line, row_number() OVER (PARTITION BY {_LTER} ORDER BY source_line) AS copy
             FROM landed
             WHERE {_HASH} IN (SELECT {_HASH} FROM landed GROUP BY {_HASH} HAVING count(*) > 1)
         ) WHERE copy > 1
@@ -270,13 +276,8 @@ def _drop_duplicates(con) -> int:
 
 
 def _split_valid_and_rejected(con, source_file: str) -> None:
-    lter = ", ".join(quote(c) for c in LTER_COLUMNS)
-    source = source_file.replace("'", "''")
-    con.execute(
-        # A view, not a copy: publish_file inserts straight from the landed rows.
-        f"""CREATE OR REPLACE TEMP VIEW staged_rows AS
-        SELECT {lter}, '{source}' AS source_file, source_line FROM landed WHERE {_VALID}"""
-    )
+    _stage_rows(con, source_file, f"SELECT * FROM landed WHERE {_VALID}")
+    source = _sql_text(source_file)
     record = "json_object(" + ", ".join(f"'{c}', {quote(c)}" for c in LTER_COLUMNS) + ")::VARCHAR"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE staged_rejects AS
@@ -290,14 +291,10 @@ def _split_valid_and_rejected(con, source_file: str) -> None:
 
 
 def _create_empty_stage(con, source_file: str) -> None:
-    lter = ", ".join(f"{quote(c)} VARCHAR" for c in LTER_COLUMNS)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({lter}, source_line BIGINT, {_HASH} UBIGINT, {_VALID} BOOLEAN)")
+    columns = ", ".join(f"{quote(c)} VARCHAR" for c in LTER_COLUMNS)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({columns}, source_line BIGINT, {_HASH} UBIGINT, {_VALID} BOOLEAN)")
     con.execute("CREATE OR REPLACE TEMP TABLE parse_rejects (line BIGINT, raw_record VARCHAR, reason VARCHAR)")
     _split_valid_and_rejected(con, source_file)
-
-
-def _count(con, table: str) -> int:
-    return row_count(con, table)
 
 
 def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
@@ -305,14 +302,13 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
 
     Call inside a transaction (db.transaction) so a failure anywhere leaves every table as it was.
     """
-    lter = ", ".join(quote(c) for c in LTER_COLUMNS)
     # Deleting scans the whole table's source_file column: only worth it for a file seen before.
     if scalar(con, f"SELECT count(*) FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file]):
         con.execute(f"DELETE FROM {tables.RAW} WHERE source_file = ?", [account.source_file])
         con.execute(f"DELETE FROM {tables.REJECTS} WHERE source_file = ?", [account.source_file])
     # staged_rows is already in file order; no sort needed.
     con.execute(
-        f"INSERT INTO {tables.RAW} SELECT {lter}, source_file, source_line, now()::TIMESTAMP FROM staged_rows"
+        f"INSERT INTO {tables.RAW} SELECT {_LTER}, source_file, source_line, now()::TIMESTAMP FROM staged_rows"
     )
     con.execute(
         f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, now()::TIMESTAMP "

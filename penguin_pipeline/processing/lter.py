@@ -26,19 +26,10 @@ LTER_COLUMNS = (
     "Comments",
 )
 
-# A file lacking any of these is not the LTER layout; the others may be absent (loaded as NULL).
-REQUIRED_COLUMNS = (
-    "studyName",
-    "Species",
-    "Island",
-    "Individual ID",
-    "Date Egg",
-    "Culmen Length (mm)",
-    "Culmen Depth (mm)",
-    "Flipper Length (mm)",
-    "Body Mass (g)",
-    "Sex",
-)
+# A file may lack these (they load as NULL); lacking any other LTER column, it is not the LTER layout.
+OPTIONAL_COLUMNS = ("Sample Number", "Region", "Stage", "Clutch Completion", "Delta 15 N (o/oo)",
+                    "Delta 13 C (o/oo)", "Comments")
+REQUIRED_COLUMNS = tuple(c for c in LTER_COLUMNS if c not in OPTIONAL_COLUMNS)
 
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
 ISLANDS = ("Biscoe", "Dream", "Torgersen")
