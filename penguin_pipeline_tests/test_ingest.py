@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 
 import pytest
 
@@ -255,3 +256,21 @@ def test_a_parquet_file_with_a_corrupt_page_fails_by_name_and_changes_nothing(co
         ingest_files(con, [LandingInput(path, "broken.parquet", file_hash(path))])
     assert isinstance(failed.value.cause, LandingFileError) and "broken.parquet" in str(failed.value)
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(0,)]
+
+
+def test_files_the_ledger_holds_are_not_fetched(con, tmp_path):
+    # On S3 a local copy is a download: a re-run must not fetch files it will skip.
+    files = run_files(con, tmp_path)
+    fetched = []
+
+    @contextmanager
+    def local_copy(name):
+        fetched.append(name)
+        yield tmp_path / name
+
+    ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy)
+    write_lines(tmp_path / "f3.csv", [lter_lines()[0]] + lter_lines()[31:41])
+    files.append(LandingInput(None, "f3.csv", file_hash(tmp_path / "f3.csv")))
+    accounts = ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy)
+    assert fetched == ["f0.csv", "f1.csv", "f2.csv", "f3.csv"]
+    assert [a.rows_loaded for a in accounts] == [0, 0, 0, 10]

@@ -6,7 +6,6 @@ DuckDB allows a single writing process per file.
 """
 
 import warnings
-from contextlib import ExitStack
 
 import dagster as dg
 
@@ -56,11 +55,11 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
     present = {f.name: f for f in zone.files()}
     wanted = [present[key] for key in context.partition_keys if key in present]
     gone = [key for key in context.partition_keys if key not in present]
-    with warehouse.get_connection() as con, ExitStack() as copies:
+    with warehouse.get_connection() as con:
         tables.ensure_schema(con)
-        files = [LandingInput(copies.enter_context(zone.local_copy(f.name)), f.name, f.content_hash) for f in wanted]
+        files = [LandingInput(None, f.name, f.content_hash) for f in wanted]
         try:
-            accounts = ingest_files(con, files, config.force)
+            accounts = ingest_files(con, files, config.force, local_copy=zone.local_copy)
         except LandingFileError as exc:
             moved = zone.quarantine(exc.source_file, str(exc))
             raise dg.Failure(description=f"{exc}. The file was moved to {moved}; no table changed.") from exc

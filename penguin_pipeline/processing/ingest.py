@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import codecs
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -344,11 +346,14 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, fi
 
 @dataclass
 class LandingInput:
-    """One landing file of a run, as a local path."""
+    """One landing file of a run: a local path, or None when ingest_files is given a local_copy."""
 
-    path: Path
+    path: Path | None
     source_file: str
     file_hash: str
+
+
+LocalCopy = Callable[[str], AbstractContextManager[Path]]  # landing file name -> a local path while open
 
 
 class UnbalancedAccount(ValueError):
@@ -413,7 +418,8 @@ def check_utf8(path: Path, source_file: str, chunk_bytes: int = 1 << 22) -> None
             line += chunk.count(b"\n")
 
 
-def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], force: bool = False) -> list[FileAccount]:
+def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], force: bool = False,
+                 local_copy: LocalCopy | None = None) -> list[FileAccount]:
     """Load a run's files: pre-flight every file to be loaded, then each file in its own transaction.
 
     - Pre-flight failure: LandingFileError naming the file, before any table is touched.
@@ -422,24 +428,27 @@ def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], forc
       its rows and rejects, its ledger line) rolls back, the files committed before it in this run
       stay, and FileLoadFailed names the file. Each file is all or nothing; a retry skips the
       committed ones by content hash.
-    Files whose content the ledger already holds are skipped without being read (unless force).
+    Files whose content the ledger already holds are skipped without being read (unless force), and
+    without being fetched: `local_copy` (e.g. an S3 download) is opened only for the files to load.
     """
     todo = [f for f in files if force or not is_unchanged(con, f.source_file, f.file_hash)]
-    for f in todo:
-        preflight_file(con, f.path, f.source_file)
-    loading = {f.source_file for f in todo}
-    accounts, committed = [], []
-    for f in files:
-        if f.source_file not in loading:
-            accounts.append(FileAccount(f.source_file, f.file_hash, note="unchanged since last load: skipped"))
-            continue
-        try:
-            with transaction(con):
-                account = ingest_file(con, f.path, f.source_file, f.file_hash, force=True)
-                if not account.balanced:
-                    raise UnbalancedAccount(account)
-        except Exception as exc:
-            raise FileLoadFailed(f.source_file, committed, exc) from exc
-        committed.append(account)
-        accounts.append(account)
+    with ExitStack() as copies:
+        paths = {f.source_file: copies.enter_context(local_copy(f.source_file)) if local_copy else f.path
+                 for f in todo}
+        for f in todo:
+            preflight_file(con, paths[f.source_file], f.source_file)
+        accounts, committed = [], []
+        for f in files:
+            if f.source_file not in paths:
+                accounts.append(FileAccount(f.source_file, f.file_hash, note="unchanged since last load: skipped"))
+                continue
+            try:
+                with transaction(con):
+                    account = ingest_file(con, paths[f.source_file], f.source_file, f.file_hash, force=True)
+                    if not account.balanced:
+                        raise UnbalancedAccount(account)
+            except Exception as exc:
+                raise FileLoadFailed(f.source_file, committed, exc) from exc
+            committed.append(account)
+            accounts.append(account)
     return accounts
