@@ -48,6 +48,14 @@ def test_snapshot_id_follows_the_data(clean):
     assert modeling.data_snapshot_id(changed) != modeling.data_snapshot_id(frame)
 
 
+def test_an_unchanged_frame_reuses_the_latest_pin(clean):
+    frame = modeling.load_training_frame(clean, tables.CLEAN)
+    latest = {"version": "v1", "data_snapshot": modeling.data_snapshot_id(frame)}
+    assert modeling.trained_on_same_data(latest, frame)
+    assert not modeling.trained_on_same_data(latest, frame.iloc[1:])
+    assert not modeling.trained_on_same_data(None, frame)
+
+
 def test_prototype_comes_from_the_whole_frame_not_the_first_row(clean):
     frame = modeling.load_training_frame(clean, tables.CLEAN)
     prototype = modeling.representative_row(frame)

@@ -95,8 +95,8 @@ class ModelHolder:
         self.listeners = []  # called with the new ServedModel after each swap
 
     def newest_version(self) -> str | None:
-        facts = boards.latest_model_facts(self.board, self.name)
-        return facts["version"] if facts else None
+        newest = boards.newest_version(self.board, self.name)  # the id only: no metadata read per poll
+        return newest.version if newest else None
 
     def target_version(self) -> str | None:
         return self.pinned or self.newest_version()

@@ -137,8 +137,9 @@ def penguin_model(context: dg.AssetExecutionContext, config: ModelConfig, wareho
         frame = sample.frame
         pins_board = board.board()
         latest = boards.latest_model_facts(pins_board)
-        if latest and latest.get("data_snapshot") == modeling.data_snapshot_id(frame) and not config.retrain_unchanged:
-            yield dg.AssetCheckResult(check_name="r2_floor", passed=latest["r2"] >= config.r2_floor,
+        if modeling.trained_on_same_data(latest, frame) and not config.retrain_unchanged:
+            yield dg.AssetCheckResult(check_name="r2_floor",
+                                      passed=not modeling.r2_below_floor(latest["r2"], config.r2_floor),
                                       metadata={"r2": latest["r2"]})
             yield _sample_check(latest.get("sample_vs_all_rows", {}))
             yield dg.MaterializeResult(metadata=_model_metadata(latest, pinned=False))

@@ -112,6 +112,11 @@ def fit_model(frame: pd.DataFrame) -> FittedModel:
     )
 
 
+def trained_on_same_data(latest: dict | None, frame: pd.DataFrame) -> bool:
+    """The latest pinned model (its facts, or None) was trained on exactly this frame: no refit needed."""
+    return bool(latest) and latest.get("data_snapshot") == data_snapshot_id(frame)
+
+
 def r2_below_floor(r2: float, floor: float) -> list[str]:
     return [] if r2 >= floor else [f"R^2 {r2:.4f} is below the floor {floor:.4f}"]
 
