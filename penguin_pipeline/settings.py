@@ -17,6 +17,9 @@ def _env(env, name: str, default: str) -> str:
     return value or default
 
 
+REPORT_FILE_NAME = "penguin_report.html"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -42,7 +45,7 @@ class Settings:
 
     @property
     def report_path(self) -> Path:
-        return self.reports_dir / "penguin_report.html"
+        return self.reports_dir / REPORT_FILE_NAME
 
 
 def load_settings(env=None) -> Settings:

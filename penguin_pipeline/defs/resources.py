@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ..settings import Settings
+from ..settings import REPORT_FILE_NAME, Settings
 from ..storage import boards, landing, warehouse
 
 
@@ -61,7 +61,7 @@ class ReportFolder(dg.ConfigurableResource):
 
     @property
     def report_path(self) -> Path:
-        return Path(self.directory) / "penguin_report.html"
+        return Path(self.directory) / REPORT_FILE_NAME
 
 
 def build_resources(settings: Settings) -> dict:

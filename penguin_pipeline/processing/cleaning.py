@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import duckdb
 
 from . import tables
-from .db import first_row, row_count, swap_in, table_exists
+from .db import first_row, row_count, scalar, swap_in, table_exists
 from .lter import ISLANDS, MEASUREMENTS, SEXES, SPECIES, raw_date, raw_number, raw_sex, raw_species, sql_list
 
 CLEAN_COLUMNS = (
@@ -70,13 +70,9 @@ def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     for (column, condition, allowed), found in zip(conditions, counts):
         if not found:
             continue
-        count, examples = first_row(
-            con,
-            f"SELECT count(*), list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] FROM {table} WHERE {condition}",
-        )
-        if count:
-            shown = ", ".join(examples)
-            failures.append(f"{count} row(s) with {column} in [{shown}] (allowed: {', '.join(allowed)})")
+        examples = scalar(
+            con, f"SELECT list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] FROM {table} WHERE {condition}")
+        failures.append(f"{found} row(s) with {column} in [{', '.join(examples)}] (allowed: {', '.join(allowed)})")
     return failures
 
 

@@ -107,7 +107,7 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, fil
         return account
     _read_landed(con, path, source_file, columns)
     parse_rejects = _parse_rejects(con, path, source_file)
-    _number_lines(con, path, parse_rejects)
+    _number_lines(con, parse_rejects)
     rows_landed = row_count(con, "landed")
     account.duplicates_dropped = _drop_duplicates(con)
     _split_valid_and_rejected(con, source_file)
@@ -226,7 +226,7 @@ def _parse_rejects(con, path: Path, source_file: str) -> list[tuple[int, str, st
     return [(line, (text or "").strip("\r\n"), reason) for line, text, reason, _ in rows]
 
 
-def _number_lines(con, path: Path, parse_rejects) -> None:
+def _number_lines(con, parse_rejects) -> None:
     """Turn each landed row's ordinal into its source_line.
 
     CSV: the line in the file (the header is line 1, parser-rejected lines are skipped).
@@ -295,7 +295,7 @@ def _split_valid_and_rejected(con, source_file: str) -> None:
 def _create_empty_stage(con, source_file: str) -> None:
     columns = ", ".join(f"{quote(c)} VARCHAR" for c in LTER_COLUMNS)
     con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({columns}, source_line BIGINT, {_HASH} UBIGINT, {_VALID} BOOLEAN)")
-    con.execute("CREATE OR REPLACE TEMP TABLE parse_rejects (line BIGINT, raw_record VARCHAR, reason VARCHAR)")
+    _number_lines(con, [])
     _split_valid_and_rejected(con, source_file)
 
 

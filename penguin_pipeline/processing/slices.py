@@ -12,8 +12,9 @@ import pandas as pd
 
 from . import tables
 from .cleaning import CLEAN_COLUMNS
+from .summary import GRAIN
 
-SLICE_KEYS = ("species", "island", "sex", "year")
+SLICE_KEYS = GRAIN
 
 
 def _where(filters: dict) -> tuple[str, list]:

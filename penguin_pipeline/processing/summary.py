@@ -6,8 +6,9 @@ import duckdb
 import pandas as pd
 
 from .db import row_count
+from .lter import MEASUREMENTS
 
-MEASURES = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
+MEASURES = tuple(name for name, _, _ in MEASUREMENTS.values())
 GRAIN = ("species", "island", "sex", "year")
 
 

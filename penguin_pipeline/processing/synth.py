@@ -14,10 +14,10 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from .lter import LTER_COLUMNS
+from .lter import LTER_COLUMNS, MEASUREMENTS
 
-MEASURES = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
-RAW_MEASURES = ["Culmen Length (mm)", "Culmen Depth (mm)", "Flipper Length (mm)", "Body Mass (g)"]
+MEASURES = [name for name, _, _ in MEASUREMENTS.values()]
+RAW_MEASURES = list(MEASUREMENTS)
 FULL_SPECIES = {
     "Adelie": "Adelie Penguin (Pygoscelis adeliae)",
     "Chinstrap": "Chinstrap penguin (Pygoscelis antarctica)",
@@ -122,7 +122,7 @@ LANDING_FORMATS = ("parquet", "csv")
 ROWS_PER_SEASON = 3_000_000  # default season size: at 10^8 rows, 34 seasons x 3 islands = 102 files
 
 
-def _uniform(draw: int, seed: int) -> str:
+def _uniform(draw: int) -> str:
     """SQL: a uniform in (0, 1), fixed by (seed, file key, row i, draw number).
 
     One integer is hashed, not several: DuckDB combines multi-argument hashes cheaply, which left
@@ -131,9 +131,9 @@ def _uniform(draw: int, seed: int) -> str:
     return f"(((hash(salt + i * 64 + {draw}) >> 11)::DOUBLE + 0.5) / 9007199254740992.0)"
 
 
-def _normal(draw: int, seed: int) -> str:
+def _normal(draw: int) -> str:
     """SQL: a standard normal by Box-Muller from two independent uniforms."""
-    return f"(sqrt(-2 * ln({_uniform(draw, seed)})) * cos(2 * pi() * {_uniform(draw + 1, seed)}))"
+    return f"(sqrt(-2 * ln({_uniform(draw)})) * cos(2 * pi() * {_uniform(draw + 1)}))"
 
 
 def _profile_table_sql(profile: Profile) -> str:
@@ -168,20 +168,20 @@ def landing_file_sql(profile: Profile, rows: int, year: int, island: str, first_
     file_key = year * 10 + sorted(profile.island_share).index(island)
     salt = ((file_key * 1_000_003 + seed) % (1 << 22)) << 40  # i * 64 + draw stays below 2^40
     male = " ".join(f"WHEN '{s}' THEN {share!r}" for s, share in sorted(profile.male_share.items()))
-    z = [_normal(10 + 2 * k, seed) for k in range(4)]
+    z = [_normal(10 + 2 * k) for k in range(4)]
     measure = [
         f"(m{r} + " + " + ".join(f"l{r}{c} * z{c}" for c in range(r + 1)) + ")" for r in range(4)
     ]
     full = " ".join(f"WHEN '{s}' THEN '{name}'" for s, name in FULL_SPECIES.items())
-    no_measures = f"{_uniform(5, seed)} < {MISSING_MEASURE_SHARE}"
-    no_sex = f"{_uniform(6, seed)} < {MISSING_SEX_SHARE}"
+    no_measures = f"{_uniform(5)} < {MISSING_MEASURE_SHARE}"
+    no_sex = f"{_uniform(6)} < {MISSING_SEX_SHARE}"
     return f"""
     WITH drawn AS (
-        SELECT i, {_pick(_uniform(1, seed), profile.species_by_island[island])} AS species,
-               {_uniform(2, seed)} AS u_sex, {_uniform(3, seed)} AS u_clutch, {_uniform(4, seed)} AS u_date,
-               {no_measures} AS no_measures, {no_sex} AS no_sex, {_uniform(7, seed)} < 0.1 AS dot_sex,
+        SELECT i, {_pick(_uniform(1), profile.species_by_island[island])} AS species,
+               {_uniform(2)} AS u_sex, {_uniform(3)} AS u_clutch, {_uniform(4)} AS u_date,
+               {no_measures} AS no_measures, {no_sex} AS no_sex, {_uniform(7)} < 0.1 AS dot_sex,
                {", ".join(f"{z[k]} AS z{k}" for k in range(4))},
-               {_normal(20, seed)} AS z_n15, {_normal(22, seed)} AS z_c13
+               {_normal(20)} AS z_n15, {_normal(22)} AS z_c13
         FROM (SELECT {salt} AS salt, range AS i FROM range({first_row}, {first_row + rows}))
     ), sexed AS (
         SELECT *, CASE WHEN u_sex < (CASE species {male} END) THEN 'male' ELSE 'female' END AS sex FROM drawn

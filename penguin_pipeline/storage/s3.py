@@ -103,8 +103,6 @@ def filesystem(endpoint_url: str | None = None, max_attempts: int = MAX_ATTEMPTS
 
 def explain(exc: BaseException, location: S3Location, action: str) -> S3StorageError:
     """One clear message for any S3 failure: what we did, where, and the likely cause."""
-    if isinstance(exc, S3StorageError):
-        return exc
     cause = _cause(exc)
     retried = any(word in cause for word in ("unreachable", "answering", "HTTP 5"))
     suffix = f" (gave up after {MAX_ATTEMPTS} attempts with backoff)" if retried else ""
