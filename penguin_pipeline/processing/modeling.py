@@ -13,6 +13,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from .db import first_row
+
 # scikit-learn is imported inside the functions that fit: a run whose training data did not
 # change (the snapshot id matches the latest pin) never pays its ~1-4 s import.
 
@@ -166,9 +168,11 @@ def _uniform_sql(seed: int) -> str:
     return f"((hash(rowid, {int(seed)}) >> 11)::DOUBLE / 9007199254740992.0)"
 
 
-def _complete(table: str) -> str:
+def _complete(table: str, seed: int) -> str:
+    """The complete rows, each with its reproducible uniform u (u < holdout share: held out)."""
     columns = FEATURES + [TARGET, "island"]
-    return f"(SELECT *, {{u}} AS u FROM {table} WHERE " + " AND ".join(f"{c} IS NOT NULL" for c in columns) + ")"
+    return (f"(SELECT *, {_uniform_sql(seed)} AS u FROM {table} WHERE "
+            + " AND ".join(f"{c} IS NOT NULL" for c in columns) + ")")
 
 
 def draw_training_sample(con: duckdb.DuckDBPyConnection, table: str, rows: int, seed: int = 42,
@@ -179,7 +183,7 @@ def draw_training_sample(con: duckdb.DuckDBPyConnection, table: str, rows: int, 
     is held out (the small shipped data trains exactly as before). Otherwise a hash-chosen share
     is held out for the comparison, and each stratum's quota is drawn from the rest.
     """
-    complete = _complete(table).format(u=_uniform_sql(seed))
+    complete = _complete(table, seed)
     total = con.execute(f"SELECT count(*) FROM {complete}").fetchall()[0][0]
     if total <= rows:
         frame = load_training_frame(con, table)
@@ -228,7 +232,7 @@ def _proportional(sizes: list[int], total: int) -> list[int]:
 def fit_all_rows_sql(con: duckdb.DuckDBPyConnection, table: str, seed: int, holdout_share: float) -> dict[str, float]:
     """The same regression on every complete training-pool row, by normal equations summed in DuckDB."""
     names = list(_DESIGN)
-    pool = f"(SELECT * FROM {_complete(table).format(u=_uniform_sql(seed))} WHERE u >= {holdout_share!r})"
+    pool = f"(SELECT * FROM {_complete(table, seed)} WHERE u >= {holdout_share!r})"
     products = [f"sum({_DESIGN[a]} * {_DESIGN[b]})" for i, a in enumerate(names) for b in names[i:]]
     targets = [f"sum({_DESIGN[a]} * {TARGET}::DOUBLE)" for a in names]
     sums = con.execute(f"SELECT {', '.join(products + targets)} FROM {pool}").fetchall()[0]
@@ -241,13 +245,16 @@ def fit_all_rows_sql(con: duckdb.DuckDBPyConnection, table: str, seed: int, hold
     return dict(zip(names, beta.tolist()))
 
 
-def holdout_rmse(con: duckdb.DuckDBPyConnection, table: str, coefficients: dict[str, float], seed: int,
-                 holdout_share: float) -> tuple[float, int]:
-    """RMSE (g) of a coefficient set on the held-out rows, computed in DuckDB; and how many rows."""
-    prediction = " + ".join(f"{float(coefficients.get(n, 0.0))!r} * {expr}" for n, expr in _DESIGN.items())
-    holdout = f"(SELECT * FROM {_complete(table).format(u=_uniform_sql(seed))} WHERE u < {holdout_share!r})"
-    rmse, n = con.execute(f"SELECT sqrt(avg(({TARGET} - ({prediction})) ** 2)), count(*) FROM {holdout}").fetchall()[0]
-    return float(rmse or 0.0), int(n)
+def holdout_rmse(con: duckdb.DuckDBPyConnection, table: str, models: list[dict[str, float]], seed: int,
+                 holdout_share: float) -> tuple[list[float], int]:
+    """RMSE (g) of each coefficient set on the held-out rows, in one DuckDB scan; and how many rows."""
+    def rmse_sql(coefficients: dict[str, float]) -> str:
+        prediction = " + ".join(f"{float(coefficients.get(n, 0.0))!r} * {expr}" for n, expr in _DESIGN.items())
+        return f"sqrt(avg(({TARGET} - ({prediction})) ** 2))"
+
+    holdout = f"(SELECT * FROM {_complete(table, seed)} WHERE u < {holdout_share!r})"
+    *rmses, n = first_row(con, f"SELECT {', '.join(rmse_sql(c) for c in models)}, count(*) FROM {holdout}")
+    return [float(r or 0.0) for r in rmses], int(n)
 
 
 def compare_sample_with_all_rows(con: duckdb.DuckDBPyConnection, table: str, sample: TrainingSample,
@@ -258,8 +265,8 @@ def compare_sample_with_all_rows(con: duckdb.DuckDBPyConnection, table: str, sam
                 "max_abs_coefficient_diff": 0.0, "rmse_holdout_ratio": 1.0,
                 "note": "every complete row fits in the sample: the model is the all-rows model"}
     full = fit_all_rows_sql(con, table, sample.seed, sample.holdout_share)
-    rmse_sample, n_holdout = holdout_rmse(con, table, fitted.coefficients, sample.seed, sample.holdout_share)
-    rmse_full, _ = holdout_rmse(con, table, full, sample.seed, sample.holdout_share)
+    (rmse_sample, rmse_full), n_holdout = holdout_rmse(con, table, [fitted.coefficients, full], sample.seed,
+                                                       sample.holdout_share)
     diffs = {n: fitted.coefficients[n] - full[n] for n in full}
     return {
         "sampled": True,
