@@ -67,3 +67,18 @@ def test_prototype_comes_from_the_whole_frame_not_the_first_row(clean):
 def test_r2_floor():
     assert modeling.r2_below_floor(0.85, 0.8) == []
     assert modeling.r2_below_floor(0.5, 0.8) == ["R^2 0.5000 is below the floor 0.8000"]
+
+
+def test_the_report_is_drawn_again_only_when_its_inputs_change(clean, tmp_path):
+    from penguin_pipeline.report.render import ReportInputs, load_report_inputs, render_if_changed
+    from penguin_pipeline.storage import boards
+
+    summary.build_summary_table(clean, tables.CLEAN, tables.SUMMARY)
+    board = boards.board_from_url(str(tmp_path / "board"))
+    fitted = modeling.fit_model(modeling.load_training_frame(clean, tables.CLEAN))
+    boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
+    inputs = load_report_inputs(clean, board)
+    path = tmp_path / "report.html"
+    assert render_if_changed(inputs, path) and inputs.model["version"] in path.read_text(encoding="utf-8")
+    assert not render_if_changed(inputs, path)
+    assert render_if_changed(ReportInputs(inputs.summary, inputs.landed, {**inputs.model, "version": "v2"}), path)

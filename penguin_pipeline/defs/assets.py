@@ -12,7 +12,7 @@ import dagster as dg
 from ..processing import cleaning, modeling, summary, tables
 from ..processing.db import row_count
 from ..processing.ingest import FileLoadFailed, LandingFileError, LandingInput, UnbalancedAccount, ingest_files
-from ..report.render import fingerprint, load_report_inputs, render_report, rendered_fingerprint
+from ..report.render import load_report_inputs, render_if_changed
 from ..storage import boards
 from .resources import LandingZone, PinsBoard, ReportFolder, TrainingSample, Warehouse
 
@@ -184,14 +184,13 @@ def penguin_report(warehouse: Warehouse, board: PinsBoard, reports: ReportFolder
     with warehouse.get_connection() as con:
         inputs = load_report_inputs(con, pins_board)
     path = reports.report_path
-    unchanged = rendered_fingerprint(path) == fingerprint(inputs)
-    if not unchanged:
-        render_report(inputs, path)
+    rerendered = render_if_changed(inputs, path)
+    if rerendered:
         # Versioned beside the model on the board too, so an S3 deployment has it where the model is.
         boards.pin_report(pins_board, path)
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "model_version": inputs.model["version"],
-                  "rerendered": not unchanged, "size_bytes": path.stat().st_size,
+                  "rerendered": rerendered, "size_bytes": path.stat().st_size,
                   "board_pin": boards.REPORT_PIN}
     )
 

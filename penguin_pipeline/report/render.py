@@ -57,12 +57,21 @@ def rendered_fingerprint(path: Path) -> str | None:
     return match.group(1) if match else None
 
 
-def render_report(inputs: ReportInputs, path: Path) -> Path:
+def render_if_changed(inputs: ReportInputs, path: Path) -> bool:
+    """Render unless the report at `path` was rendered from these same inputs; True if it rendered."""
+    stamp = fingerprint(inputs)
+    if rendered_fingerprint(path) == stamp:
+        return False
+    render_report(inputs, path, stamp)
+    return True
+
+
+def render_report(inputs: ReportInputs, path: Path, stamp: str | None = None) -> Path:
     from . import figures  # matplotlib: only when a report is actually drawn
 
     html = jinja2.Template(TEMPLATE.read_text(encoding="utf-8"), autoescape=True).render(
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        fingerprint=fingerprint(inputs),
+        fingerprint=stamp or fingerprint(inputs),
         model=inputs.model,
         species=rollup(inputs.summary, ["species"]).to_dict("records"),
         landed=inputs.landed.to_dict("records"),
