@@ -10,7 +10,7 @@ export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --locked --no-sync
 PORT ?= 8080
 
-.PHONY: setup run dev test test-fast bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api
+.PHONY: setup run dev test test-fast browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api
 
 $(UV):
 	$(PY_BOOTSTRAP) -m venv $(CURDIR)/.venv-uv
@@ -64,6 +64,23 @@ bench-scale: setup  ## the pipeline vs a plain pandas script at N = 10^4 .. 10^8
 
 chart: setup  ## regenerate README's data-flow chart from the definitions
 	$(RUN) python -m penguin_pipeline.dataflow README.md
+
+# Chromium for the browser tests (penguin_pipeline_tests/browser): Debian's package, because
+# Playwright's own browser download is not reachable from every machine. Installed when this runs
+# as root and no Chromium is found; otherwise it says what to do (the tests then fail, loudly).
+CHROMIUM_PACKAGE ?= chromium
+browser:  ## Chromium for the browser tests (apt-get install chromium, as root, when absent)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$PENGUIN_CHROMIUM" ]; then \
+		echo "browser: $$(command -v chromium || command -v chromium-browser || echo $$PENGUIN_CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "browser: installing Debian's $(CHROMIUM_PACKAGE)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(CHROMIUM_PACKAGE) >/dev/null \
+			&& echo "browser: $$(command -v chromium)"; } \
+			|| echo "browser: installing $(CHROMIUM_PACKAGE) failed; the browser tests will fail and say so" >&2; \
+	else \
+		echo "browser: no Chromium found and cannot install it (not root, or no apt-get):" >&2; \
+		echo "  install chromium, or set PENGUIN_CHROMIUM=/path/to/chrome; the browser tests fail without one" >&2; \
+	fi
 
 lock: $(UV)
 	$(UV) lock
