@@ -32,6 +32,7 @@ from vetiver import VetiverAPI
 from penguin_pipeline.settings import Settings, load_settings
 from penguin_pipeline.storage import boards
 
+from .docs import add_offline_docs
 from .inputs import InputError, parse_json, parse_records
 from .keys import AuthError, KeyRing
 from .registry import ModelHolder, ModelLoadError
@@ -297,6 +298,7 @@ def create_app(settings: Settings | None = None, board=None) -> FastAPI:
     app = api.app
     add_predict_route(app, holder)
     add_admin_routes(app, holder)
+    add_offline_docs(app)  # /docs, /redoc and vetiver's root page without a CDN
     # vetiver answers validation errors as plain text; JSON with locations reads better and parses.
     app.add_exception_handler(RequestValidationError, request_validation_exception_handler)
     app.state.holder = holder
