@@ -20,15 +20,19 @@ $(UV):
 setup: $(UV)
 	$(UV) sync --locked
 	@mkdir -p $(DAGSTER_HOME)
-	@ln -sf ../dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	@ln -sf $(CURDIR)/instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 	@test -d $(DAGSTER_HOME)/storage || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
 
 run: setup  ## set up, then materialize the whole graph once on the embedded defaults
 	$(RUN) penguin-pipeline run
 
-dev: setup  ## Dagster UI + daemon at http://127.0.0.1:3000
+DAGSTER_PORT ?= 3000
+# `dg dev` (not `dagster dev`, which prints a "superseded, use dg dev" warning at every start) loads
+# the project from pyproject's [tool.dg]; the same definitions as workspace.yaml.
+dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_PORT=3000 by default)
 	$(RUN) penguin-pipeline seed
-	$(RUN) dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@echo "make dev: Dagster UI at http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops the UI, the daemon and their runs)"
+	$(RUN) dg dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 test: setup  ## set up, then the whole test suite
 	$(RUN) pytest

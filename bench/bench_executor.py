@@ -45,7 +45,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
             home.mkdir()
-            shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+            shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
             os.environ["PENGUIN_DATA_DIR"] = str(Path(tmp) / "data")
             instance = dg.DagsterInstance.from_config(str(home))
             zone = cli.landing_zone(cli.load_settings())

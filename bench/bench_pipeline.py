@@ -32,7 +32,7 @@ def timed(cmd: list[str], env: dict) -> float:
 def pipeline_env(tmp: Path) -> dict:
     home = tmp / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((ROOT / "instance" / "dagster.yaml").read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
     env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"))
     # As `make setup` does: the instance's SQLite storage exists before the first `make run`.

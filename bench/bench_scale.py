@@ -86,7 +86,7 @@ def pipeline_env(n: int, landing: Path) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((ROOT / "instance" / "dagster.yaml").read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_") or k.startswith("PENGUIN_DUCKDB")}
     env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"), PENGUIN_LANDING=str(landing))
     # DuckDB's buffer limit plus the Python process (Dagster, pandas, sklearn: ~0.45 GiB) must stay

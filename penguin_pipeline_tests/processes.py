@@ -20,7 +20,7 @@ def instance_home(tmp: Path) -> Path:
     """A DAGSTER_HOME with the project's dagster.yaml, and a workspace.yaml loading our module."""
     home = tmp / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
     (home / "workspace.yaml").write_text(
         "load_from:\n  - python_module:\n      module_name: penguin_pipeline.definitions\n"
         f"      location_name: penguin_pipeline\n      working_directory: {ROOT}\n"
