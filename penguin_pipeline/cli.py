@@ -45,8 +45,16 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     for event in result.all_events:
         if event.is_step_failure:
             error = event.event_specific_data.error
-            messages.append(f"{event.step_key}: {error.message.strip() if error else event.message}")
+            messages.append(f"{event.step_key}: {_reason(error) if error else event.message}")
     return messages
+
+
+def _reason(error) -> str:
+    # An exception other than dg.Failure arrives wrapped ("Error occurred while executing op"): the
+    # cause is what says what went wrong (an S3StorageError naming bucket and endpoint, say).
+    while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause
+    return error.message.strip()
 
 
 def describe_outputs() -> str:
@@ -106,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     try:
         return _command(argv)
+    except s3.S3StorageError as exc:  # wrong bucket, endpoint or credentials: one line that names them
+        print(f"penguin_pipeline: {exc}", file=sys.stderr)
+        return 2
     finally:
         gc.unfreeze()
 

@@ -42,6 +42,9 @@ class Settings:
     # --- scale ---
     sample_rows: int = 100_000  # penguin_model trains on a stratified sample of at most this many rows
     sample_seed: int = 42  # the sample (and the held-out rows) are a pure function of data and seed
+    # --- faults and limits ---
+    duckdb_max_temp_size: str | None = None  # cap on DuckDB's spill folder; None = DuckDB's (90% of the free disk)
+    s3_read_timeout_seconds: float = 30.0  # per S3 request; a slower answer is retried (README, Storage on S3)
 
     @property
     def report_path(self) -> Path:
@@ -73,4 +76,7 @@ def load_settings(env=None) -> Settings:
         # --- scale ---
         sample_rows=int(float(_env(env, "PENGUIN_SAMPLE_ROWS", "100000"))),
         sample_seed=int(_env(env, "PENGUIN_SAMPLE_SEED", "42")),
+        # --- faults and limits ---
+        duckdb_max_temp_size=_env(env, "PENGUIN_DUCKDB_MAX_TEMP_SIZE", "") or None,
+        s3_read_timeout_seconds=float(_env(env, "PENGUIN_S3_READ_TIMEOUT_SECONDS", "30")),
     )

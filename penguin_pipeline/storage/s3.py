@@ -16,7 +16,8 @@ from typing import Iterator
 # throttling and 5xx. 3 attempts keep an unreachable endpoint's failure to a few seconds.
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT_S = 3
-READ_TIMEOUT_S = 30
+# The read timeout is a setting (PENGUIN_S3_READ_TIMEOUT_SECONDS, default 30 s): a slow link or a
+# large upload may need more, and the fault tests need a short one to meet a slow answer quickly.
 # s3fs retries some errors (timeouts, truncated reads) again on top of botocore; keep that bounded too.
 S3FS_RETRIES = 2
 
@@ -70,11 +71,13 @@ def normalize_s3_url(url: str) -> str:
 
 
 def client_config(max_attempts: int = MAX_ATTEMPTS) -> dict:
+    from ..settings import load_settings
+
     return {
         # total_max_attempts counts the first request; botocore's "max_attempts" would count retries only
         "retries": {"total_max_attempts": max_attempts, "mode": "standard"},
         "connect_timeout": CONNECT_TIMEOUT_S,
-        "read_timeout": READ_TIMEOUT_S,
+        "read_timeout": load_settings().s3_read_timeout_seconds,
     }
 
 
@@ -104,19 +107,21 @@ def filesystem(endpoint_url: str | None = None, max_attempts: int = MAX_ATTEMPTS
 def explain(exc: BaseException, location: S3Location, action: str) -> S3StorageError:
     """One clear message for any S3 failure: what we did, where, and the likely cause."""
     cause = _cause(exc)
-    retried = any(word in cause for word in ("unreachable", "answering", "HTTP 5"))
+    retried = any(word in cause for word in ("unreachable", "answering", "HTTP 5", "closed the connection"))
     suffix = f" (gave up after {MAX_ATTEMPTS} attempts with backoff)" if retried else ""
     return S3StorageError(f"S3 {action} failed for {location.describe()}: {cause}{suffix}")
 
 
 def _cause(exc: BaseException) -> str:
-    from botocore.exceptions import (ClientError, ConnectTimeoutError, EndpointConnectionError,
-                                     NoCredentialsError, ReadTimeoutError)
+    from botocore.exceptions import (ClientError, ConnectionClosedError, ConnectTimeoutError,
+                                     EndpointConnectionError, NoCredentialsError, ReadTimeoutError)
 
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return "endpoint unreachable"
     if isinstance(exc, ReadTimeoutError):
-        return "the endpoint stopped answering (read timeout)"
+        return "the endpoint stopped answering (read timeout, PENGUIN_S3_READ_TIMEOUT_SECONDS)"
+    if isinstance(exc, ConnectionClosedError):
+        return "the endpoint closed the connection before answering"
     if isinstance(exc, NoCredentialsError):
         return "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
     if isinstance(exc, ClientError):
@@ -134,17 +139,26 @@ def _cause(exc: BaseException) -> str:
                             ("Gateway Timeout", "the server answered HTTP 504"),
                             ("Could not connect", "endpoint unreachable"),
                             ("NoSuchBucket", "the bucket does not exist"),
-                            ("InvalidAccessKeyId", "bad credentials (unknown access key)"),
-                            ("SignatureDoesNotMatch", "bad credentials (wrong secret key)")):
+                            ("Connection was closed", "the endpoint closed the connection before answering"),
+                            ("InvalidAccessKeyId", BAD_CREDENTIALS["InvalidAccessKeyId"]),
+                            ("SignatureDoesNotMatch", BAD_CREDENTIALS["SignatureDoesNotMatch"])):
         if needle in text:
             return meaning
     return f"{type(exc).__name__}: {text}"
 
 
+BAD_CREDENTIALS = {
+    "InvalidAccessKeyId": "bad credentials: the endpoint does not know this access key id (InvalidAccessKeyId)",
+    "SignatureDoesNotMatch": "bad credentials: the secret key does not match the access key id (SignatureDoesNotMatch)",
+}
+
+
 def _cause_from_code(code: str, status) -> str | None:
     if code in ("404", "NoSuchBucket"):
         return "the bucket does not exist"
-    if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"):
+    if code in BAD_CREDENTIALS:
+        return BAD_CREDENTIALS[code]
+    if code in ("InvalidToken", "ExpiredToken"):
         return f"bad credentials ({code})"
     if code in ("403", "AccessDenied") or status == 403:
         return "access denied: check the credentials and the bucket policy"
@@ -187,9 +201,20 @@ def check_reachable(url: str, endpoint_url: str | None = None, max_attempts: int
     """
     if not is_s3_url(url):
         return
+    from botocore.exceptions import ClientError
+
     location = S3Location.parse(url, endpoint_url)
+    api = client(endpoint_url, max_attempts)
     with guard(location, f"start-up check of {location.url}"):
-        client(endpoint_url, max_attempts).head_bucket(Bucket=location.bucket)
+        try:
+            api.head_bucket(Bucket=location.bucket)
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 403:
+                raise
+            # A HEAD answer has no body, so a 403 cannot say why; a one-key listing names the
+            # error (unknown key id, wrong secret, or a policy that denies).
+            api.list_objects_v2(Bucket=location.bucket, MaxKeys=1)
+            raise
 
 
 def check_storage(*urls: str, endpoint_url: str | None = None) -> None:
