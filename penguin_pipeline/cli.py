@@ -12,6 +12,7 @@ import dagster as dg
 
 from .definitions import defs
 from .defs.automation import register_new_partitions, whole_landing_tags
+from .defs.runs import release_dead_runs, this_process_tags
 from .settings import load_settings
 from .storage import boards, landing, s3
 
@@ -34,7 +35,10 @@ def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None) -> dg.E
     landing.seed_if_empty(zone)
     names = [f.name for f in zone.files()]
     register_new_partitions(instance, names)
-    run_tags = {**whole_landing_tags(instance), **(tags or {})}
+    for line in release_dead_runs(instance):
+        print(f"penguin_pipeline: {line}", file=sys.stderr)
+    # No daemon retries a run the command line executed: its failure is reported right here.
+    run_tags = {**whole_landing_tags(instance), **this_process_tags(), "dagster/max_retries": "0", **(tags or {})}
     job = defs().resolve_job_def("penguin_job")
     return job.execute_in_process(instance=instance, tags=run_tags, raise_on_error=False)
 
