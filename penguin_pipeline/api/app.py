@@ -230,6 +230,16 @@ class PredictFastPath:
         await send({"type": "http.response.body", "body": content})
 
 
+def add_health_route(app: FastAPI, holder: ModelHolder) -> None:
+    @app.get("/health", summary="Is the newest model version served? ok, or degraded with the problem (public)",
+             responses={503: {"description": "no model is being served"}})
+    async def health():
+        # 200 while predictions are answered, even degraded (an older version serves): a load balancer
+        # should keep routing here; monitoring reads "status". /ping stays vetiver's plain "pong".
+        report = holder.health()
+        return JSONResponse(report, status_code=200 if report["model_version"] else 503)
+
+
 def add_admin_routes(app: FastAPI, holder: ModelHolder) -> None:
     @app.get(f"{ADMIN_PREFIX}/status", summary="Served version, pin, last check and last load error (admin)")
     async def admin_status():
@@ -297,6 +307,7 @@ def create_app(settings: Settings | None = None, board=None) -> FastAPI:
     api = PenguinAPI(holder, app_factory=factory)
     app = api.app
     add_predict_route(app, holder)
+    add_health_route(app, holder)
     add_admin_routes(app, holder)
     add_offline_docs(app)  # /docs, /redoc and vetiver's root page without a CDN
     # vetiver answers validation errors as plain text; JSON with locations reads better and parses.

@@ -28,11 +28,15 @@ log = logging.getLogger("penguin_pipeline.api")
 
 
 class ModelLoadError(Exception):
-    """A version cannot be served. `transient`: the storage failed, not the version (retry it later)."""
+    """A version cannot be served. `transient`: the storage failed, not the version (retry it later).
 
-    def __init__(self, message: str, transient: bool = False):
+    `summary` is the problem without storage locations or exception text, for the public /health.
+    """
+
+    def __init__(self, message: str, transient: bool = False, summary: str | None = None):
         super().__init__(message)
         self.transient = transient
+        self.summary = summary or message
 
 
 @dataclass(frozen=True)
@@ -54,9 +58,14 @@ def load_served(board, version: str, max_batch: int, name: str = boards.MODEL_PI
     try:
         model = boards.read_model(board, name=name, version=version)
     except S3StorageError as exc:  # S3 down or answering 5xx: says nothing about this version
-        raise ModelLoadError(f"cannot read {name} version {version}: {exc}", transient=True) from exc
+        raise ModelLoadError(f"cannot read {name} version {version}: {exc}", transient=True,
+                             summary=f"the board could not be read for version {version}") from exc
+    except boards.DamagedVersion as exc:  # checked before unpickling: garbage is never loaded
+        raise ModelLoadError(f"cannot read {name} version {version}: {exc}",
+                             summary=f"version {version} on the board is damaged: {exc.problem}") from exc
     except Exception as exc:  # corrupt pickle, missing package, missing files: all mean "cannot serve"
-        raise ModelLoadError(f"cannot read {name} version {version}: {type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(f"cannot read {name} version {version}: {type(exc).__name__}: {exc}",
+                             summary=f"version {version} cannot be loaded ({type(exc).__name__})") from exc
     user = (model.metadata.user or {}) if model.metadata else {}
     categories = user.get("categories")
     features = user.get("features")
@@ -71,7 +80,8 @@ def load_served(board, version: str, max_batch: int, name: str = boards.MODEL_PI
                              {f: [low, high] for f, (low, high) in rules.bounds.items()})
         predictor.predict(smoke)  # every allowed category must be predictable
     except Exception as exc:
-        raise ModelLoadError(f"{name} version {version} cannot predict: {type(exc).__name__}: {exc}") from exc
+        raise ModelLoadError(f"{name} version {version} cannot predict: {type(exc).__name__}: {exc}",
+                             summary=f"version {version} cannot predict ({type(exc).__name__})") from exc
     return ServedModel(vetiver=model, version=version, data_snapshot=user.get("data_snapshot"), rules=rules,
                        predictor=predictor, features=list(features))
 
@@ -90,12 +100,13 @@ class ModelHolder:
         self.failed: set[str] = set()
         self.swaps = 0
         self.last_check: float | None = None
+        self.damaged: list[tuple[str, str]] = []  # newer versions the last listing passed over, with why
         self._loader = loader
         self._lock = threading.Lock()  # one load at a time (poller, admin reload, pin)
         self.listeners = []  # called with the new ServedModel after each swap
 
     def newest_version(self) -> str | None:
-        newest = boards.newest_version(self.board, self.name)  # the id only: no metadata read per poll
+        newest, self.damaged = boards.newest_listed(self.board, self.name)  # ids only: no file read per poll
         return newest.version if newest else None
 
     def target_version(self) -> str | None:
@@ -108,10 +119,12 @@ class ModelHolder:
             try:
                 target = self.target_version()
             except Exception as exc:
-                return self._failed(None, f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}")
+                return self._failed(None, f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}",
+                                    "the board could not be listed")
             if target is None:
                 return self._failed(None, f"no {self.name} pin on the board yet")
             if self.current is not None and self.current.version == target:
+                self.last_error = None  # the board answered and serves nothing newer: an old failure is over
                 return self.status("unchanged")
             if target in self.failed and not force:
                 return self.status("skipped: this version failed to load before")
@@ -120,7 +133,7 @@ class ModelHolder:
             except ModelLoadError as exc:
                 if not exc.transient:
                     self.failed.add(target)
-                return self._failed(target, str(exc))
+                return self._failed(target, str(exc), exc.summary)
             return self.status("swapped")
 
     def pin(self, version: str) -> dict:
@@ -130,7 +143,7 @@ class ModelHolder:
                 try:
                     served = self._loader(self.board, version, self.max_batch, self.name)
                 except ModelLoadError as exc:
-                    self._failed(version, str(exc))
+                    self._failed(version, str(exc), exc.summary)
                     raise
                 self._swap(served)
             self.pinned = version
@@ -154,11 +167,24 @@ class ModelHolder:
         for listener in self.listeners:
             listener(served)
 
-    def _failed(self, version: str | None, reason: str) -> dict:
-        self.last_error = {"version": version, "reason": reason, "at": time.time()}
+    def _failed(self, version: str | None, reason: str, summary: str | None = None) -> dict:
+        self.last_error = {"version": version, "reason": reason, "summary": summary or reason, "at": time.time()}
         serving = self.current.version if self.current else None
         log.error("%s; still serving %s", reason, serving or "nothing")
         return self.status("failed")
+
+    def health(self) -> dict:
+        """"ok", or "degraded" with the problem: the newest version cannot be served, or the board
+        cannot be read. Names versions, never storage locations or credentials (the route is public)."""
+        current = self.current
+        problems = [self.last_error["summary"]] if self.last_error else []
+        problems += [f"version {version} on the board is damaged: {problem}" for version, problem in self.damaged
+                     if not any(version in p for p in problems)]
+        if problems and current is not None:
+            problems.append(f"still serving version {current.version}")
+        return {"status": "degraded" if problems or current is None else "ok",
+                "model_version": current.version if current else None,
+                "problem": "; ".join(problems) or None}
 
     def status(self, outcome: str | None = None) -> dict:
         current = self.current

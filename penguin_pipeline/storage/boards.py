@@ -14,6 +14,7 @@ only complete versions, so every reader (ours, vetiver's, the API's) skips a hal
 
 from __future__ import annotations
 
+import io
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -73,8 +74,22 @@ class PenguinBoard(BaseBoard):
     def pin_read(self, name, version: str | None = None, hash: str | None = None):
         return self._guarded(f"reading pin {name}", super().pin_read, name, version, hash)
 
+    def scan_versions(self, name: str) -> tuple[list, list[tuple[str, str]]]:
+        """(complete versions oldest first, [(version, problem)] for newer ones that are not), from one listing."""
+        return self._guarded(f"listing versions of pin {name}", self._scan_versions, name)
+
+    def verify_version(self, name: str, version: str) -> str | None:
+        """None when the version's files have the content hash its data.txt records; else what is wrong.
+
+        The listing checks only names and sizes; this reads the files (a model is a few KB), so a file
+        overwritten with garbage of the same size, or flipped bits, are caught before anyone trusts it.
+        """
+        return self._guarded(f"checking pin {name} version {version}", self._verify, name, version)
+
     def _complete_versions(self, name: str) -> list:
-        """Versions with a data.txt, oldest first; the newest ones must also have all their data."""
+        return self._scan_versions(name)[0]
+
+    def _scan_versions(self, name: str) -> tuple[list, list[tuple[str, str]]]:
         if not BaseBoard.pin_exists(self, name):
             raise PinsError(f"Cannot check version, since pin {name} does not exist")
         root = self.fs._strip_protocol(self.construct_path([self.path_to_pin(name)])).rstrip("/")
@@ -86,22 +101,49 @@ class PenguinBoard(BaseBoard):
                 sizes.setdefault(version, {})[file_name] = int(info.get("size") or 0)
         candidates = sorted((guess_version(v) for v, files in sizes.items() if META_NAME in files),
                             key=lambda v: v.version)
-        # One data.txt read per call in the normal case: the newest version is complete.
-        while candidates and not self._has_all_data(name, candidates[-1], sizes[candidates[-1].version]):
-            candidates.pop()
-        return candidates
+        # One data.txt read per call in the normal case: the newest version is complete. data.txt is
+        # written last, so a version that has one but lacks its data was damaged, not cut short.
+        damaged = []
+        while candidates:
+            problem = self._missing_data(name, candidates[-1], sizes[candidates[-1].version])
+            if problem is None:
+                break
+            damaged.append((candidates.pop().version, problem))
+        return candidates, damaged
 
-    def _has_all_data(self, name: str, version, present: dict[str, int]) -> bool:
+    def _missing_data(self, name: str, version, present: dict[str, int]) -> str | None:
         try:
             meta = BaseBoard.pin_meta(self, name, version.version)
         except Exception:  # noqa: BLE001 - unreadable or truncated data.txt: not a complete version
-            return False
-        files = [meta.file] if isinstance(meta.file, str) else list(meta.file or [])
-        expected = [meta.file_size] if isinstance(meta.file_size, int) else list(meta.file_size or [])
-        if len(expected) != len(files):
-            expected = [None] * len(files)
-        return bool(files) and all(f in present and (size is None or present[f] == size)
-                                   for f, size in zip(files, expected))
+            return f"its {META_NAME} cannot be read"
+        files, expected = _files_and_sizes(meta)
+        if not files:
+            return f"its {META_NAME} names no file"
+        for file, size in zip(files, expected):
+            if file not in present:
+                return f"{file} is missing"
+            if size is not None and present[file] != size:
+                return f"{file} has {present[file]} bytes where {META_NAME} records {size} (truncated or overwritten)"
+        return None
+
+    def _verify(self, name: str, version: str) -> str | None:
+        try:
+            meta = BaseBoard.pin_meta(self, name, version)
+        except Exception as exc:  # noqa: BLE001 - any unreadable data.txt means "not a valid version"
+            return f"its {META_NAME} cannot be read ({type(exc).__name__})"
+        files, _ = _files_and_sizes(meta)
+        hashes = []
+        for file in files:
+            try:
+                with self.fs.open(self.construct_path([self.path_to_pin(name), version, file]), "rb") as handle:
+                    hashes.append(Version.hash_file(handle, 1 << 20))
+            except FileNotFoundError:
+                return f"{file} is missing"
+        # pins' own rule: one file's xxh64, or the xxh64 of several files' hashes joined.
+        digest = hashes[0] if len(hashes) == 1 else Version.from_files([io.BytesIO("".join(hashes).encode())]).hash
+        if digest != meta.pin_hash:
+            return f"{', '.join(files)} does not match the content hash in {META_NAME} (damaged or overwritten)"
+        return None
 
     # -- writing: data first, data.txt last ------------------------------------------------
 
@@ -115,10 +157,13 @@ class PenguinBoard(BaseBoard):
         if type == "file":
             path = Path(x[0] if isinstance(x, (list, tuple)) else x)
             x, object_name = str(path), path.name[: len(path.name) - len("".join(path.suffixes))]
-        last = None if force_identical_write or not BaseBoard.pin_exists(self, name) else self.pin_meta(name)
+        newest = None if force_identical_write else newest_version(self, name)
+        last = self.pin_meta(name, newest.version) if newest else None
         with tempfile.TemporaryDirectory() as tmp_dir:
-            meta = self.prepare_pin_version(tmp_dir, x, self.path_to_pin(name), type, title, description,
-                                            metadata, True, created, object_name=object_name)
+            # _create_meta, not prepare_pin_version: its version_setup (for unversioned boards only)
+            # fails on a pin whose every version is damaged or half-written ("KeyError: 'version'").
+            meta = self._create_meta(tmp_dir, x, self.path_to_pin(name), type, title, description,
+                                     metadata, True, created, object_name=object_name)
             if last is not None and last.pin_hash == meta.pin_hash:
                 return last
             target = self.path_to_deploy_version(name, meta.version.version)
@@ -140,6 +185,21 @@ class PenguinBoard(BaseBoard):
         self.fs.mv(partial, target)  # a rename: readers see the whole file or none
 
 
+def _files_and_sizes(meta) -> tuple[list[str], list[int | None]]:
+    files = [meta.file] if isinstance(meta.file, str) else list(meta.file or [])
+    sizes = [meta.file_size] if isinstance(meta.file_size, int) else list(meta.file_size or [])
+    return files, sizes if len(sizes) == len(files) else [None] * len(files)
+
+
+class DamagedVersion(PinsError):
+    """A version whose files do not match its data.txt: never served, never taken as the latest model."""
+
+    def __init__(self, name: str, version: str, problem: str):
+        super().__init__(f"{name} version {version} is damaged: {problem}")
+        self.version = version
+        self.problem = problem
+
+
 def board_from_url(url: str, endpoint_url: str | None = None) -> PenguinBoard:
     """A versioned pins board for a folder path or an s3://bucket/prefix URL."""
     if s3.is_s3_url(url):
@@ -159,10 +219,17 @@ def next_created(board, name: str, now: datetime | None = None) -> datetime:
 
 def newest_version(board, name: str) -> Version | None:
     """The newest complete version (half-written version folders are never taken)."""
+    return newest_listed(board, name)[0]
+
+
+def newest_listed(board, name: str) -> tuple[Version | None, list[tuple[str, str]]]:
+    """From one listing (no data file read): the newest complete version, and the newer versions
+    passed over as damaged, with why (a data.txt beside a missing or wrong-sized file)."""
     if not board.pin_exists(name):
-        return None
-    versions = [v for v in board.pin_versions(name, as_df=False) if isinstance(v, Version)]
-    return max(versions, key=lambda v: v.version) if versions else None
+        return None, []
+    complete, damaged = board.scan_versions(name)
+    versions = [v for v in complete if isinstance(v, Version)]
+    return (max(versions, key=lambda v: v.version) if versions else None), damaged
 
 
 def write_vetiver_pin(board, model, created: datetime | None = None) -> str:
@@ -193,24 +260,51 @@ def write_vetiver_pin(board, model, created: datetime | None = None) -> str:
     return meta.version.version
 
 
+def newest_sound_version(board, name: str = MODEL_PIN) -> tuple[Version | None, list[dict]]:
+    """The newest version whose files match its data.txt (sizes and content hash), and the newer
+    versions passed over as damaged ({"version", "problem"}), newest first."""
+    if not board.pin_exists(name):
+        return None, []
+    complete, damaged = board.scan_versions(name)
+    skipped = [{"version": version, "problem": problem} for version, problem in damaged]
+    for version in reversed(complete):
+        problem = board.verify_version(name, version.version)
+        if problem is None:
+            return version, skipped
+        skipped.append({"version": version.version, "problem": problem})
+    return None, skipped
+
+
 def latest_model_facts(board, name: str = MODEL_PIN) -> dict | None:
-    """The newest model version's id, creation time and our own metadata, without unpickling it."""
-    newest = newest_version(board, name)
+    """The newest sound model version's id, creation time and our own metadata, without unpickling it.
+
+    A damaged newer version is passed over (and listed under "damaged_versions"), so the pipeline
+    never takes a broken file for the model it already has.
+    """
+    newest, damaged = newest_sound_version(board, name)
     if newest is None:
         return None
     meta = board.pin_meta(name, newest.version)
-    return {"version": meta.version.version, "created": meta.created, **(meta.user.get("user") or {})}
+    return {"version": meta.version.version, "created": meta.created, **(meta.user.get("user") or {}),
+            "damaged_versions": damaged}
 
 
 def read_model(board, name: str = MODEL_PIN, version: str | None = None):
-    """The vetiver.VetiverModel at `version`, or the newest complete one (model and metadata from one version)."""
+    """The vetiver.VetiverModel at `version`, or the newest sound one (model and metadata from one version).
+
+    The version's files are checked against its data.txt first: DamagedVersion rather than a pickle error.
+    """
     from vetiver import VetiverModel
 
     if version is None:
-        newest = newest_version(board, name)
+        newest, _ = newest_sound_version(board, name)
         if newest is None:
-            raise PinsError(f"no complete version of pin {name} on the board")
+            raise PinsError(f"no complete, undamaged version of pin {name} on the board")
         version = newest.version
+    else:
+        problem = board.verify_version(name, version)
+        if problem is not None:
+            raise DamagedVersion(name, version, problem)
     return VetiverModel.from_pin(board, name, version=version)
 
 
