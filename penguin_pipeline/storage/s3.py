@@ -20,6 +20,10 @@ CONNECT_TIMEOUT_S = 3
 # large upload may need more, and the fault tests need a short one to meet a slow answer quickly.
 # s3fs retries some errors (timeouts, truncated reads) again on top of botocore; keep that bounded too.
 S3FS_RETRIES = 2
+# The most requests one s3fs call (board operations) can make: botocore's attempts, repeated by s3fs
+# for connection-level errors, and aiohttp (under aiobotocore) re-sends an idempotent request once
+# when the server drops the connection. Measured with the fault-injecting proxy in the tests.
+MAX_REQUESTS_PER_S3FS_CALL = MAX_ATTEMPTS * S3FS_RETRIES * 2
 
 
 class S3StorageError(RuntimeError):
@@ -106,10 +110,23 @@ def filesystem(endpoint_url: str | None = None, max_attempts: int = MAX_ATTEMPTS
 
 def explain(exc: BaseException, location: S3Location, action: str) -> S3StorageError:
     """One clear message for any S3 failure: what we did, where, and the likely cause."""
-    cause = _cause(exc)
+    cause = _cause(_botocore_error(exc) or exc)
     retried = any(word in cause for word in ("unreachable", "answering", "HTTP 5", "closed the connection"))
     suffix = f" (gave up after {MAX_ATTEMPTS} attempts with backoff)" if retried else ""
     return S3StorageError(f"S3 {action} failed for {location.describe()}: {cause}{suffix}")
+
+
+def _botocore_error(exc: BaseException) -> BaseException | None:
+    """The botocore error behind an exception: s3fs raises OSError(EBUSY, server text) *from* the
+    ClientError, whose code and HTTP status say more than the server's free text."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (BotoCoreError, ClientError)):
+            return exc
+        exc, seen = exc.__cause__, seen + 1
+    return None
 
 
 def _cause(exc: BaseException) -> str:
