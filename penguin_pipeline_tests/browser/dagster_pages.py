@@ -1,0 +1,115 @@
+"""Click paths through the Dagster UI, as a person takes them: roles and visible text.
+
+Dagster's UI has few test ids, so each path lives here once; when the UI or the project changes
+(for example how "Materialize all" asks for partitions), adjust the path here, not in every test.
+Checked against dagster-webserver 1.13.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+# Waiting for runs: the run itself takes a few seconds; the rest is the queue, run start and the
+# UI's polling, all slower when the 2 cores are shared.
+RUN_TIMEOUT_MS = 150_000
+
+
+def open_ui(page: Page, url: str) -> None:
+    """Open the UI, and skip the "Join the Dagster community" dialog that an instance shows once.
+
+    It pops up a moment after the first page loads and would swallow the next click; the UI asks
+    the server whether to show it, and so do we.
+    """
+    page.goto(url)
+    answer = page.request.post(f"{url}/graphql", data={"query": "{ shouldShowNux }"}).json()
+    if answer["data"]["shouldShowNux"]:
+        page.get_by_role("button", name="Skip", exact=True).click()
+        expect(page.get_by_role("button", name="Skip", exact=True)).to_be_hidden()
+
+
+def go_to(page: Page, section: str) -> None:
+    """Follow a link of the left navigation: Overview, Runs, Catalog, Jobs, Automation, Lineage..."""
+    page.get_by_role("navigation").get_by_role("link", name=re.compile(rf"{section}$")).click()
+
+
+def expand_all_groups(page: Page) -> Locator:
+    """On the lineage page, draw every asset inside its group box; returns the graph."""
+    graph = page.locator("svg").filter(has=page.get_by_text("raw", exact=True))  # the drawn groups
+    expect(graph).to_be_visible()
+    if not graph.get_by_text("raw_penguins", exact=True).count():  # collapsed: group names only
+        page.get_by_role("button", name="settings", exact=True).click()  # the graph's gear, not the nav's
+        page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
+    expect(graph.get_by_text("raw_penguins", exact=True)).to_be_visible()
+    return graph
+
+
+def group_of(graph: Locator, asset: str, groups: list[str]) -> str | None:
+    """The group whose box, as drawn, holds the asset's node."""
+    node = graph.get_by_text(asset, exact=True).bounding_box()
+    for group in groups:
+        box = graph.locator("foreignObject").filter(has=graph.page.get_by_text(group, exact=True)).first.bounding_box()
+        if box and node and (box["x"] <= node["x"] and node["x"] + node["width"] <= box["x"] + box["width"]
+                             and box["y"] <= node["y"] and node["y"] + node["height"] <= box["y"] + box["height"]):
+            return group
+    return None
+
+
+def materialize_all(page: Page) -> str:
+    """Lineage page -> "Materialize all…" -> partitions "All" -> launch; returns the run's short id.
+
+    With raw_penguins partitioned by landing file, the dialog asks which partitions: a user must
+    pick "All". One partition launches one run ("Launch 1 run"); several launch a backfill.
+    """
+    page.get_by_role("button", name=re.compile(r"Materialize all")).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="All", exact=True).click()
+    expect(dialog.get_by_text(re.compile(r"^[1-9]\d* partitions?$"))).to_be_visible()
+    dialog.get_by_role("button", name=re.compile(r"^Launch (\d+ runs?|backfill)$")).click()
+    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+    expect(toast).to_be_visible()
+    return toast.inner_text().split()[-1]
+
+
+def run_row(page: Page, text: str) -> Locator:
+    """The row of the Runs list that shows `text` (a run id, a partition, a tag)."""
+    return page.locator("[data-index]").filter(has_text=text)
+
+
+def open_run(page: Page, short_id: str) -> None:
+    """Runs list -> the run's page."""
+    go_to(page, "Runs")
+    page.get_by_role("link", name=f"run {short_id}", exact=True).click()
+    expect(page.get_by_text(short_id, exact=True).first).to_be_visible()
+
+
+def wait_for_run_success(page: Page) -> None:
+    """On a run's page: the status in the header turns to Success (the page polls)."""
+    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    expect(status).to_have_text("Success", timeout=RUN_TIMEOUT_MS)
+
+
+def run_check_results(page: Page) -> tuple[int, list[str]]:
+    """On a run's page: the number of checks in the header, and every check evaluation's line."""
+    selected = int(page.get_by_text(re.compile(r"^\d+ checks?$")).first.inner_text().split()[0])
+    page.get_by_placeholder("Filter…").fill("type:ASSET_CHECK_EVALUATION")
+    lines = page.get_by_text(re.compile(r"^Check \S+ (succeeded|failed) for materialization of \S+$"))
+    expect(lines).to_have_count(selected)
+    return selected, lines.all_inner_texts()
+
+
+def automation_row(page: Page, name: str) -> Locator:
+    """A sensor's or schedule's row on the Automation page (its link and its on/off switch)."""
+    link = page.get_by_role("link", name=re.compile(rf"\b{re.escape(name)}\b"))
+    return page.locator("div").filter(has=link).filter(has=page.get_by_role("checkbox")).last
+
+
+def latest_materialization(page: Page, asset: str) -> str:
+    """Catalog -> the asset -> Events: the latest materialization is selected; returns its run's
+    short id (its metadata table is then on the page)."""
+    go_to(page, "Catalog")
+    page.get_by_role("link", name=re.compile(rf"(^|\s){re.escape(asset)}(\s|$)")).first.click()
+    page.get_by_role("tab", name="Events").click()
+    expect(page.get_by_text("Materialized in run").first).to_be_visible()
+    return page.get_by_role("link", name=re.compile(r"^[0-9a-f]{8}$")).first.inner_text()
