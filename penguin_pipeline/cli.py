@@ -11,6 +11,7 @@ import sys
 import dagster as dg
 
 from .definitions import defs
+from .defs.assets import QUARANTINED
 from .defs.automation import register_new_partitions, whole_landing_tags
 from .defs.runs import release_dead_runs, this_process_tags
 from .settings import load_settings
@@ -59,6 +60,20 @@ def _reason(error) -> str:
     while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":
         error = error.cause
     return error.message.strip()
+
+
+def quarantined_files(result: dg.ExecuteInProcessResult) -> list[dict]:
+    """The run's landing files that could not be read, each with its problem and where it went."""
+    return [file for evaluation in result.get_asset_check_evaluations()
+            if evaluation.check_name == "landing_files_readable" and not evaluation.passed
+            for file in evaluation.metadata[QUARANTINED].value]
+
+
+def describe_quarantined(quarantined: list[dict]) -> str:
+    lines = [f"penguin_pipeline: {len(quarantined)} landing file(s) could not be read and were moved to quarantine "
+             "(every other file loaded):"]
+    lines += [f"  {q['file']}: {q['problem']}\n    now at {q['moved_to']} (reason beside it)" for q in quarantined]
+    return "\n".join(lines)
 
 
 def describe_outputs() -> str:
@@ -157,6 +172,11 @@ def _command(argv: list[str] | None) -> int:
             print("penguin_pipeline: the run failed:\n  " + "\n  ".join(failure_messages(result)), file=sys.stderr)
             return 1
         print(describe_outputs())
+        quarantined = quarantined_files(result)
+        if quarantined:
+            # The good files loaded and everything downstream refreshed; a script still has to notice.
+            print(describe_quarantined(quarantined), file=sys.stderr)
+            return 2
     return 0
 
 

@@ -90,19 +90,36 @@ def test_new_file_adds_rows_and_a_model_version(settings, seeded_landing, instan
     assert latest_version(settings) > first
 
 
-def test_unreadable_landing_file_fails_the_run_by_name_and_changes_nothing(settings, seeded_landing, instance):
+def next_seasons(landing, *names):
+    """Good files with new individuals: the shipped rows with another study name per file."""
+    lines = lter_lines()
+    for number, name in enumerate(names):
+        study = f"PAL{11 + number:02d}{12 + number:02d}"
+        write_lines(landing / name, [lines[0]] + [line.replace("PAL0708", study) for line in lines[1:41]])
+
+
+def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(settings, seeded_landing, instance, capsys):
+    """A bad delivery beside good files: one run handles all of it, and the command exits non-zero."""
     assert cli.run_pipeline(instance).success
-    before = query(settings, "SELECT count(*), max(loaded_at) FROM raw_penguins")
+    (seeded_landing / "binary.csv").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 20)
     (seeded_landing / "notes.csv").write_text("this is,not\nthe lter,layout\n")
-    shutil.copyfile(LTER_FILE, seeded_landing / "copy-of-2007.csv")
-    result = cli.run_pipeline(instance)
-    assert not result.success
-    [failure] = cli.failure_messages(result)
-    assert "notes.csv" in failure and "missing column(s)" in failure
-    assert query(settings, "SELECT count(*), max(loaded_at) FROM raw_penguins") == before
-    quarantined = list(Path(settings.quarantine_url).glob("*notes.csv*"))
-    assert len(quarantined) == 2 and any(p.name.endswith(".reason.txt") for p in quarantined)
-    assert not (seeded_landing / "notes.csv").exists()
+    next_seasons(seeded_landing, "season-a.csv", "season-b.csv")
+    (seeded_landing / "empty.csv").write_bytes(b"")
+    write_lines(seeded_landing / "header-only.csv", lter_lines()[:1])
+
+    assert cli.main(["run"]) == 2
+    summary = capsys.readouterr().err
+    assert "2 landing file(s) could not be read" in summary
+    assert "binary.csv: cannot be read as CSV or Parquet" in summary
+    assert "notes.csv: not the Palmer LTER layout: missing column(s)" in summary
+    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
+        ("penguins-raw.csv", 344), ("season-a.csv", 40), ("season-b.csv", 40)]
+    assert query(settings, "SELECT count(*) FROM penguins") == [(424,)]  # downstream refreshed from the good files
+    assert "season-b.csv" in settings.report_path.read_text(encoding="utf-8")
+    reasons = sorted(p.name for p in Path(settings.quarantine_url).glob("*.reason.txt"))
+    assert [r.split("-", 1)[1] for r in reasons] == ["binary.csv.reason.txt", "notes.csv.reason.txt"]
+    assert not (seeded_landing / "binary.csv").exists() and not (seeded_landing / "notes.csv").exists()
+    assert cli.main(["run"]) == 0  # the bad files are gone from landing: the next run is clean
 
 
 def test_failing_clean_check_blocks_everything_downstream(settings, seeded_landing, instance):

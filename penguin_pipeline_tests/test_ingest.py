@@ -166,13 +166,19 @@ def run_files(con, tmp_path, count=3):
     return [LandingInput(p, p.name, file_hash(p)) for p in paths]
 
 
-def test_preflight_failure_changes_no_table(con, tmp_path):
-    files = run_files(con, tmp_path)
-    files[2].path.write_bytes(files[2].path.read_bytes().replace(b"Anvers", b"Anv\xe9rs"))
-    with pytest.raises(LandingFileError, match="f2.csv: line 2 is not valid UTF-8"):
-        ingest_files(con, files)
-    assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(0,)]
-    assert con.execute(f"SELECT count(*) FROM {tables.LEDGER}").fetchall() == [(0,)]
+def test_an_unreadable_file_is_set_aside_and_every_other_file_loads(con, tmp_path):
+    files = run_files(con, tmp_path, count=4)
+    files[1].path.write_bytes(files[1].path.read_bytes().replace(b"Anvers", b"Anv\xe9rs"))
+    files[3].path.write_bytes(b"name,value\nx,1\n")
+    load = ingest_files(con, files)
+    assert [(e.source_file, e.problem[:40]) for e in load.unreadable] == [
+        ("f1.csv", "line 2 is not valid UTF-8 (byte 0xe9: in"),
+        ("f3.csv", "not the Palmer LTER layout: missing colu")]
+    assert [a.source_file for a in load.accounts] == ["f0.csv", "f2.csv"]
+    assert con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1 ORDER BY 1").fetchall() == [
+        ("f0.csv", 10), ("f2.csv", 10)]
+    assert [r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER} ORDER BY 1").fetchall()] == [
+        "f0.csv", "f2.csv"]
 
 
 def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp_path, monkeypatch):
@@ -192,7 +198,7 @@ def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp
     assert counts == [("f0.csv", 10)]
     assert [r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER}").fetchall()] == ["f0.csv"]
     monkeypatch.setattr(ingest_module, "stage_file", real_stage)
-    accounts = ingest_files(con, files)  # the retry skips f0 by content hash
+    accounts = ingest_files(con, files).accounts  # the retry skips f0 by content hash
     assert [a.note for a in accounts][0].startswith("unchanged") and [a.rows_loaded for a in accounts] == [0, 10, 10]
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(30,)]
 
@@ -252,9 +258,8 @@ def test_a_parquet_file_with_a_corrupt_page_fails_by_name_and_changes_nothing(co
     data[200:4000] = b"\xff" * 3800
     path.write_bytes(bytes(data))
     preflight_file(con, path, "broken.parquet")
-    with pytest.raises(FileLoadFailed) as failed:
-        ingest_files(con, [LandingInput(path, "broken.parquet", file_hash(path))])
-    assert isinstance(failed.value.cause, LandingFileError) and "broken.parquet" in str(failed.value)
+    [unreadable] = ingest_files(con, [LandingInput(path, "broken.parquet", file_hash(path))]).unreadable
+    assert unreadable.source_file == "broken.parquet" and "cannot be read" in unreadable.problem
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(0,)]
 
 
@@ -271,6 +276,7 @@ def test_files_the_ledger_holds_are_not_fetched(con, tmp_path):
     ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy)
     write_lines(tmp_path / "f3.csv", [lter_lines()[0]] + lter_lines()[31:41])
     files.append(LandingInput(None, "f3.csv", file_hash(tmp_path / "f3.csv")))
-    accounts = ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy)
+    accounts = ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files],
+                            local_copy=local_copy).accounts
     assert fetched == ["f0.csv", "f1.csv", "f2.csv", "f3.csv"]
     assert [a.rows_loaded for a in accounts] == [0, 0, 0, 10]

@@ -11,13 +11,14 @@ import dagster as dg
 
 from ..processing import cleaning, modeling, summary, tables
 from ..processing.db import row_count
-from ..processing.ingest import FileLoadFailed, LandingFileError, LandingInput, UnbalancedAccount, ingest_files
+from ..processing.ingest import FileLoadFailed, LandingInput, UnbalancedAccount, ingest_files
 from ..report.render import load_report_inputs, render_if_changed
 from ..storage import boards
 from .resources import LandingZone, PinsBoard, ReportFolder, TrainingSample, Warehouse
 
 WAREHOUSE_POOL = "duckdb"
 ROW_DROP_TAG = "penguin/row_drop_reason"
+QUARANTINED = "quarantined_files"  # metadata: the run's unreadable landing files, their problem and new place
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
 
@@ -44,13 +45,14 @@ class ModelConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
     check_specs=[dg.AssetCheckSpec("rows_accounted", asset="raw_penguins", blocking=True,
-                                   description="rows read = rows loaded + rejected + duplicates dropped")],
+                                   description="rows read = rows loaded + rejected + duplicates dropped"),
+                 dg.AssetCheckSpec("landing_files_readable", asset="raw_penguins",
+                                   description="every landing file of the run could be read; an unreadable "
+                                               "one is moved to quarantine with its reason, the others load")],
 )
 def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse: Warehouse,
                  landing: LandingZone):
     """Each landing file's rows in the raw LTER layout with source file and line; bad rows quarantined."""
-    # Pre-flight over every file first (a whole-file problem quarantines the file and changes no
-    # table), then one transaction per file: a later file failing keeps the earlier files committed.
     zone = landing.landing()
     present = {f.name: f for f in zone.files()}
     wanted = [present[key] for key in context.partition_keys if key in present]
@@ -59,19 +61,20 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
         tables.ensure_schema(con)
         files = [LandingInput(None, f.name, f.content_hash) for f in wanted]
         try:
-            accounts = ingest_files(con, files, config.force, local_copy=zone.local_copy)
-        except LandingFileError as exc:
-            moved = zone.quarantine(exc.source_file, str(exc))
-            raise dg.Failure(description=f"{exc}. The file was moved to {moved}; no table changed.") from exc
+            load = ingest_files(con, files, config.force, local_copy=zone.local_copy)
         except FileLoadFailed as exc:
             if isinstance(exc.cause, UnbalancedAccount):
                 yield dg.AssetCheckResult(check_name="rows_accounted", passed=False,
                                           metadata={"file": exc.cause.account.as_metadata()})
-            elif isinstance(exc.cause, LandingFileError):
-                exc = f"{exc}. The file was moved to {zone.quarantine(exc.source_file, str(exc.cause))}"
             raise dg.Failure(description=f"{exc}. A re-run skips them by content hash.") from None
         total = row_count(con, tables.RAW)
+    quarantined = [{"file": exc.source_file, "problem": exc.problem,
+                    "moved_to": zone.quarantine(exc.source_file, str(exc))} for exc in load.unreadable]
+    accounts = load.accounts
     yield dg.AssetCheckResult(check_name="rows_accounted", passed=True)
+    yield dg.AssetCheckResult(check_name="landing_files_readable", passed=not quarantined,
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={QUARANTINED: dg.MetadataValue.json(quarantined)})
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
@@ -79,6 +82,7 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
             "rows_loaded": sum(a.rows_loaded for a in accounts),
             "rows_rejected": sum(a.rows_rejected for a in accounts),
             "duplicates_dropped": sum(a.duplicates_dropped for a in accounts),
+            QUARANTINED: dg.MetadataValue.json(quarantined),
             "seconds": dg.MetadataValue.json({step: round(sum(a.seconds.get(step, 0) for a in accounts), 2)
                                               for step in ("stage", "publish")}),
             "gone_from_landing_rows_kept": gone,

@@ -418,37 +418,62 @@ def check_utf8(path: Path, source_file: str, chunk_bytes: int = 1 << 22) -> None
             line += chunk.count(b"\n")
 
 
-def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], force: bool = False,
-                 local_copy: LocalCopy | None = None) -> list[FileAccount]:
-    """Load a run's files: pre-flight every file to be loaded, then each file in its own transaction.
+@dataclass
+class RunLoad:
+    """What a run did with its files: an account for each file it loaded or skipped, and the files
+    it could not read at all (nothing of those was loaded; each names its problem)."""
 
-    - Pre-flight failure: LandingFileError naming the file, before any table is touched.
-    - A failure while loading a file (what pre-flight cannot see: a corrupt Parquet page, a row the
-      CSV parser trips on, an unbalanced account, a full disk): that file's transaction (its staging,
-      its rows and rejects, its ledger line) rolls back, the files committed before it in this run
-      stay, and FileLoadFailed names the file. Each file is all or nothing; a retry skips the
-      committed ones by content hash.
+    accounts: list[FileAccount]
+    unreadable: list[LandingFileError]
+
+
+def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], force: bool = False,
+                 local_copy: LocalCopy | None = None) -> RunLoad:
+    """Load a run's files: pre-flight every file to be loaded, then each good file in its own transaction.
+
+    - A whole-file problem (not CSV/Parquet, wrong columns, not UTF-8, a corrupt Parquet page found
+      while loading) never stops the run: the file loads nothing and is returned in `unreadable`,
+      and every other file still loads. One bad delivery is reported in one run, not one per run.
+    - Any other failure while loading a file (a full disk, an unbalanced account): that file's
+      transaction (its staging, rows, rejects and ledger line) rolls back, the files committed
+      before it stay, and FileLoadFailed names the file; a retry skips the committed ones by hash.
     Files whose content the ledger already holds are skipped without being read (unless force), and
     without being fetched: `local_copy` (e.g. an S3 download) is opened only for the files to load.
     """
     todo = [f for f in files if force or not is_unchanged(con, f.source_file, f.file_hash)]
+    unreadable: list[LandingFileError] = []
     with ExitStack() as copies:
         paths = {f.source_file: copies.enter_context(local_copy(f.source_file)) if local_copy else f.path
                  for f in todo}
         for f in todo:
-            preflight_file(con, paths[f.source_file], f.source_file)
+            try:
+                preflight_file(con, paths[f.source_file], f.source_file)
+            except LandingFileError as exc:
+                unreadable.append(exc)
+        bad = {exc.source_file for exc in unreadable}
         accounts, committed = [], []
         for f in files:
+            if f.source_file in bad:
+                continue
             if f.source_file not in paths:
                 accounts.append(FileAccount(f.source_file, f.file_hash, note="unchanged since last load: skipped"))
                 continue
             try:
-                with transaction(con):
-                    account = ingest_file(con, paths[f.source_file], f.source_file, f.file_hash, force=True)
-                    if not account.balanced:
-                        raise UnbalancedAccount(account)
+                account = _load_one(con, paths[f.source_file], f)
+            except LandingFileError as exc:
+                unreadable.append(exc)
+                continue
             except Exception as exc:
                 raise FileLoadFailed(f.source_file, committed, exc) from exc
             committed.append(account)
             accounts.append(account)
-    return accounts
+    return RunLoad(accounts, unreadable)
+
+
+def _load_one(con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput) -> FileAccount:
+    """One file in one transaction: all of its rows (loaded and rejected) and its ledger line, or nothing."""
+    with transaction(con):
+        account = ingest_file(con, path, f.source_file, f.file_hash, force=True)
+        if not account.balanced:
+            raise UnbalancedAccount(account)
+    return account

@@ -46,9 +46,10 @@ def test_pipeline_runs_on_s3_by_configuration_alone(data_dir, moto_server, s3_bu
     # a whole-file failure is quarantined to an S3 prefix beside the landing prefix, with its reason
     direct_client(endpoint).put_object(Bucket=s3_bucket, Key="raw/notes.csv", Body=b"this is,not\nthe lter,layout\n")
     result = cli.run_pipeline(instance)
-    assert not result.success
-    [failure] = cli.failure_messages(result)
-    assert "notes.csv" in failure and f"s3://{s3_bucket}/quarantine/" in failure
+    assert result.success
+    [quarantined_file] = cli.quarantined_files(result)
+    assert quarantined_file["file"] == "notes.csv"
+    assert quarantined_file["moved_to"].startswith(f"s3://{s3_bucket}/quarantine/")
     quarantined = keys(endpoint, s3_bucket, "quarantine/")
     assert len(quarantined) == 2 and quarantined[1].endswith("notes.csv.reason.txt")
     assert keys(endpoint, s3_bucket, "raw/") == ["raw/penguins-raw.csv"]
