@@ -227,3 +227,25 @@ def dagster_ui(tmp_path_factory):
         yield ui
     finally:
         stop_group(process)
+
+
+@dataclass
+class PipelineOutputs:
+    data: Path
+    env: dict
+    settings: object
+
+
+@pytest.fixture(scope="session")
+def pipeline_outputs(tmp_path_factory) -> PipelineOutputs:
+    """`penguin-pipeline run` (what `make run` runs) once on the shipped file: warehouse, model pin, report."""
+    from penguin_pipeline.settings import load_settings
+
+    tmp = tmp_path_factory.mktemp("pipeline_run")
+    home = instance_home(tmp)
+    data = tmp / "data"
+    env = project_env(home, data)
+    done = subprocess.run([str(BIN / "penguin-pipeline"), "run"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return PipelineOutputs(data, env, load_settings(env))
