@@ -1,0 +1,95 @@
+"""`make dev` as a user runs it in a terminal: the URL it prints, no start-up warning, and Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..processes import ROOT, free_port, instance_home, project_env, wait_for
+from .conftest import answers, stop_group
+
+pytestmark = pytest.mark.integration
+
+
+def children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, rest = stat.read_text().split(" (", 1)
+        except OSError:  # gone meanwhile
+            continue
+        ppid = int(rest.rsplit(") ", 1)[1].split()[1])
+        tree.setdefault(ppid, []).append(int(pid))
+    return tree
+
+
+def descendants(pid: int) -> set[int]:
+    tree, found, todo = children(), set(), [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    """Those still running (a zombie has exited: it only waits for its parent to read its status)."""
+    running = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.add(pid)
+    return running
+
+
+def command_lines(pids: set[int]) -> list[str]:
+    lines = []
+    for pid in pids:
+        try:
+            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:150])
+        except OSError:
+            pass
+    return lines
+
+
+def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_path):
+    home = instance_home(tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "make-dev.log"
+    env = project_env(home, tmp_path / "data")
+    with open(log, "wb") as out:
+        # A new session, as a terminal gives its foreground job; Ctrl-C is SIGINT to that whole group.
+        make = subprocess.Popen(["make", "dev", f"DAGSTER_HOME={home}", f"DAGSTER_PORT={port}"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    tree: set[int] = set()
+    try:
+        wait_for(lambda: make.poll() is not None or answers(f"{url}/server_info"), timeout=180,
+                 what=f"make dev's UI at {url}")
+        assert make.poll() is None, log.read_text(errors="replace")
+        # the daemon is up too: the landing sensor ticked
+        wait_for(lambda: "landing_sensor" in log.read_text(errors="replace"), timeout=60, what="the daemon")
+        tree = descendants(make.pid) | {make.pid}
+        assert len(tree) >= 5, command_lines(tree)  # make, uv, dg, webserver, daemon, code servers
+
+        os.killpg(make.pid, signal.SIGINT)
+        wait_for(lambda: not alive(tree), timeout=10, interval=0.2,
+                 what="every process of make dev to exit after Ctrl-C")
+    finally:
+        stop_group(make, first=signal.SIGKILL, grace=5)
+        for pid in alive(tree):  # whatever left the group: this test's own processes only
+            os.kill(pid, signal.SIGKILL)
+
+    printed = log.read_text(errors="replace")
+    assert f"Dagster UI at {url}" in printed
+    assert "will not be used" not in printed  # "found a dagster.yaml in the current folder ..."
+    assert "superseded" not in printed.lower() and "Use 'dg dev' instead" not in printed
+    assert "Warning" not in printed, [line for line in printed.splitlines() if "Warning" in line]
