@@ -49,12 +49,16 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
-            error = event.event_specific_data.error
-            messages.append(f"{event.step_key}: {_reason(error) if error else event.message}")
+            messages.append(f"{event.step_key}: {_reason(event.event_specific_data) or event.message}")
     return messages
 
 
-def _reason(error) -> str:
+def _reason(failure) -> str | None:
+    if failure.user_failure_data and failure.user_failure_data.description:  # a dg.Failure: its own words
+        return failure.user_failure_data.description.strip()
+    error = failure.error
+    if error is None:
+        return None
     # An exception other than dg.Failure arrives wrapped ("Error occurred while executing op"): the
     # cause is what says what went wrong (an S3StorageError naming bucket and endpoint, say).
     while error.cause is not None and error.cls_name == "DagsterExecutionStepExecutionError":

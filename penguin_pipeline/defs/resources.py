@@ -13,7 +13,8 @@ from ..storage import boards, landing, warehouse
 
 
 class Warehouse(DuckDBResource):
-    """DuckDBResource that always closes its connection.
+    """DuckDBResource that always closes its connection, enforces every limit, and says which
+    setting to raise when DuckDB runs out of memory, spill space or disk (one place for every asset).
 
     dagster-duckdb's get_connection() closes only when the body succeeds; after a failing step the
     connection (and DuckDB's file lock) stayed open until garbage collection.
@@ -23,9 +24,19 @@ class Warehouse(DuckDBResource):
     def get_connection(self):
         with super().get_connection() as con:
             try:
+                warehouse.apply_limits(con, self.connection_config)
                 yield con
+            except Exception as exc:
+                problem = warehouse.resource_problem(exc, self.connection_config)
+                if problem is None:
+                    raise
+                raise dg.Failure(description=f"{problem}\n{_what_failed(exc)}") from exc
             finally:
                 con.close()
+
+
+def _what_failed(exc: Exception) -> str:
+    return exc.description if isinstance(exc, dg.Failure) and exc.description else f"{type(exc).__name__}: {exc}"
 
 
 class PinsBoard(dg.ConfigurableResource):
@@ -71,7 +82,8 @@ def build_resources(settings: Settings) -> dict:
         "warehouse": Warehouse(
             database=str(settings.duckdb_path),
             connection_config=warehouse.connection_config(
-                settings.duckdb_memory_limit, settings.duckdb_threads, settings.duckdb_temp_dir
+                settings.duckdb_memory_limit, settings.duckdb_threads, settings.duckdb_temp_dir,
+                settings.duckdb_max_temp_size,
             ),
         ),
         "board": PinsBoard(url=settings.board_url, endpoint_url=settings.aws_endpoint_url),

@@ -43,3 +43,15 @@ def swap_in(con: duckdb.DuckDBPyConnection, candidate: str, table: str) -> None:
     with transaction(con):
         con.execute(f"DROP TABLE IF EXISTS {table}")
         con.execute(f"ALTER TABLE {candidate} RENAME TO {table}")
+
+
+# DuckDB's words when a limit is hit; the exception class varies (OutOfMemoryException, IOException,
+# and TransactionException when the spill fails at COMMIT: "Failed to commit: failed to offload ...").
+OUT_OF_RESOURCES = ("Out of Memory Error", "failed to offload data block", "could not allocate block",
+                    "max_temp_directory_size", "No space left on device", "Disk quota exceeded")
+
+
+def out_of_resources(exc: BaseException) -> bool:
+    """DuckDB ran out of memory, spill space or disk: the data is fine, the machine's limits are not."""
+    return isinstance(exc, duckdb.OutOfMemoryException) or (
+        isinstance(exc, duckdb.Error) and any(text in str(exc) for text in OUT_OF_RESOURCES))

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 from . import tables
-from .db import first_row, row_count, scalar, transaction
+from .db import first_row, out_of_resources, row_count, scalar, transaction
 from .lter import LTER_COLUMNS, REQUIRED_COLUMNS, quote, row_is_valid, row_problems
 
 
@@ -159,6 +159,8 @@ def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> 
 
 
 def _unreadable(source_file: str, exc: duckdb.Error) -> LandingFileError:
+    if out_of_resources(exc):
+        raise exc  # memory or spill space ran out while reading: the file is fine, never quarantine it
     return LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})")
 
 
