@@ -141,6 +141,7 @@ def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(on_s3_
         assert newer > good
         assert wait_for(lambda: served(api) == newer and health(api)["status"] == "ok", what="the new version")
     finally:
+        print(api.log(), *[(f.method, f.path, f.outcome) for f in proxy.faults()], sep="\n")  # shown on failure
         api.stop()
 
 
