@@ -9,27 +9,41 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --locked --no-sync
 PORT ?= 8080
+# The stamp of the last `uv sync`: syncing again only when pyproject.toml or uv.lock is newer
+# spares every target the ~2 s it takes uv to re-check the installed files.
+SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
+SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api
 
 $(UV):
 	$(PY_BOOTSTRAP) -m venv $(CURDIR)/.venv-uv
-	$(CURDIR)/.venv-uv/bin/pip install --quiet uv
+	$(CURDIR)/.venv-uv/bin/pip install --quiet --disable-pip-version-check uv
 
-# Installs exactly what uv.lock says (dev tools included) and points DAGSTER_HOME at the project.
-setup: $(UV)
-	$(UV) sync --locked
+# Installs exactly what uv.lock says (dev tools included); uv's output goes to $(SYNC_LOG).
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	@echo "setup: installing uv.lock into .venv (log: $(SYNC_LOG))"
+	@mkdir -p $(UV_PROJECT_ENVIRONMENT)
+	@$(UV) sync --locked >$(SYNC_LOG) 2>&1 || { tail -n 20 $(SYNC_LOG) >&2; \
+		echo "setup: uv sync failed (whole log: $(SYNC_LOG))" >&2; exit 1; }
+	@touch $@
+
+$(DAGSTER_HOME)/dagster.yaml:
 	@mkdir -p $(DAGSTER_HOME)
-	@ln -sf $(CURDIR)/instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	@test -d $(DAGSTER_HOME)/storage || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
+	@ln -sf $(CURDIR)/instance/dagster.yaml $@
+
+# The environment from uv.lock, and DAGSTER_HOME pointed at the project's instance config.
+setup: $(SYNCED) $(DAGSTER_HOME)/dagster.yaml
 
 run: setup  ## set up, then materialize the whole graph once on the embedded defaults
-	$(RUN) penguin-pipeline run
+	@$(RUN) penguin-pipeline run
 
 DAGSTER_PORT ?= 3000
 # `dg dev` (not `dagster dev`, which prints a "superseded, use dg dev" warning at every start) loads
 # the project from pyproject's [tool.dg]; the same definitions as workspace.yaml.
 dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_PORT=3000 by default)
+	@# The instance's SQLite storage exists before the UI and the daemon start together.
+	@test -d $(DAGSTER_HOME)/storage || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
 	$(RUN) penguin-pipeline seed
 	@echo "make dev: Dagster UI at http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops the UI, the daemon and their runs)"
 	$(RUN) dg dev -h 127.0.0.1 -p $(DAGSTER_PORT)
@@ -39,6 +53,13 @@ test: setup  ## set up, then the whole test suite
 
 test-fast: setup  ## the suite without tests that start real processes
 	$(RUN) pytest -m "not integration"
+
+lint: $(SYNCED)  ## ruff check, ruff format --check, deptry (imports vs declared dependencies); all three run
+	@status=0; \
+	$(RUN) ruff check . || status=1; \
+	$(RUN) ruff format --check . || status=1; \
+	$(RUN) deptry . || status=1; \
+	exit $$status
 
 bench: setup  ## wall time of `make run`'s job beside the book's plain lab script
 	$(RUN) python bench/bench_pipeline.py
