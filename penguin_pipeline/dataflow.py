@@ -24,7 +24,7 @@ def _freshness(node) -> str:
     policy = node.freshness_policy
     if policy is None:
         return ""
-    return f"<br/>stale after {policy.fail_window.to_timedelta()}"
+    return f"<br/>fresh by cron {policy.deadline_cron} UTC"
 
 
 def mermaid_chart() -> str:
@@ -34,12 +34,12 @@ def mermaid_chart() -> str:
     for source in sources.SOURCES:
         formats = "/".join(source.formats)
         lines.append(
-            f'    {_node_id(source.name)}[("{source.name}<br/>landing zone ({formats})<br/>'
+            f'    {_node_id(source.name)}[("{source.name}<br/>landing {source.prefix or "root"}/ ({formats})<br/>'
             f'expected: cron {source.cadence_cron} UTC<br/>owner {source.owner}")]'
         )
     lines.append("  end")
     lines.append('  subgraph job["presentation: the Dagster job (logic in processing/)"]')
-    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+    for key in sorted(graph.materializable_asset_keys, key=lambda k: k.to_user_string()):
         node = graph.get(key)
         stored = node.metadata.get("stored_in", "")
         stored = getattr(stored, "value", stored)
@@ -49,8 +49,6 @@ def mermaid_chart() -> str:
     lines.append('    api["prediction API<br/>vetiver + FastAPI<br/>reads pin penguin_model"]')
     lines.append('    report_file["penguin_report.html<br/>for people"]')
     lines.append("  end")
-    for source in sources.SOURCES:
-        lines.append(f"  {_node_id(source.name)} --> {_node_id(source.feeds)}")
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
             lines.append(f"  {_node_id(parent.to_user_string())} --> {_node_id(key.to_user_string())}")

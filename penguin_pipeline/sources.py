@@ -1,15 +1,16 @@
-"""The source registry: each input's location, format and update cadence, declared once.
+"""The source registry: each input's landing prefix, formats, owner and update cadence, declared once.
 
-Everything time-related is derived from `cadence_cron`: the schedule that sweeps the landing zone,
-the FreshnessPolicy of every asset the source feeds, the report's "next expected update" line and
-README's data-flow chart (`make chart`). Change a cadence here and all of them follow.
+Each entry becomes, through `defs/sources.py`'s factory, the source's own asset in the lineage graph
+(an external asset with a cron FreshnessPolicy), the sensor that turns its new files into runs, and
+the schedule that sweeps the landing zone at its cadence; the report's "next expected update" lines
+and README's data-flow chart (`make chart`) read it too. A new source is one entry here; its files
+land under its prefix and feed raw_penguins like every other source's.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from croniter import croniter
 
@@ -19,46 +20,58 @@ class Source:
     name: str
     description: str
     owner: str
-    formats: tuple[str, ...]
-    location_setting: str  # the Settings field (and so the env var) that says where it lands
-    feeds: str  # the asset that ingests it; everything downstream follows its cadence
+    prefix: str  # its folder (or key prefix) in the landing zone; "" = files at the landing root
     cadence_cron: str  # when new data is expected (UTC)
-    grace: timedelta = timedelta(hours=1)  # how late a refresh may be before it counts as stale
+    formats: tuple[str, ...] = ("csv", "parquet")
+
+    def owns(self, landing_name: str) -> bool:
+        """Whether a landing file (its name relative to the landing root) belongs to this source."""
+        folder, _, _ = landing_name.rpartition("/")
+        return folder == self.prefix
 
     def next_expected(self, after: datetime | None = None) -> datetime:
-        start = after or datetime.now(timezone.utc)
-        return croniter(self.cadence_cron, start).get_next(datetime)
-
-    def period(self) -> timedelta:
-        return cron_period(self.cadence_cron)
+        return croniter(self.cadence_cron, after or datetime.now(timezone.utc)).get_next(datetime)
 
     def cadence_text(self) -> str:
         return f"cron `{self.cadence_cron}` (UTC), next {self.next_expected():%Y-%m-%d %H:%M} UTC"
 
 
-@functools.cache
-def cron_period(cron: str) -> timedelta:
-    """The longest gap between two ticks over a year (cron periods can vary); cached: it walks ~400 ticks."""
-    ticks = croniter(cron, datetime(2026, 1, 1, tzinfo=timezone.utc))
-    times = [ticks.get_next(datetime) for _ in range(2)]
-    gaps = [times[1] - times[0]]
-    while times[-1] < datetime(2027, 1, 1, tzinfo=timezone.utc) and len(gaps) < 400:
-        times.append(ticks.get_next(datetime))
-        gaps.append(times[-1] - times[-2])
-    return max(gaps)
+_EDI = "Palmer Station Antarctica LTER, Environmental Data Initiative data package"
 
-
-PALMER_LTER = Source(
-    name="palmer_lter",
-    description=(
-        "Palmer Station LTER penguin field data (Gorman et al.), one CSV or Parquet file per "
-        "field season and island, in the raw LTER column layout."
+SOURCES = (
+    Source(
+        name="palmer_lter",
+        description="The three species' LTER tables in one file, as the palmerpenguins package ships "
+        "them (penguins-raw.csv); the first run seeds it.",
+        owner="team:field-data",
+        prefix="",
+        cadence_cron="0 6 * * *",
     ),
-    owner="team:field-data",
-    formats=("csv", "parquet"),
-    location_setting="landing_url",
-    feeds="raw_penguins",
-    cadence_cron="0 6 * * *",
+    Source(
+        name="lter_adelie",
+        description=f"Adelie penguins (Pygoscelis adeliae): {_EDI} knb-lter-pal.219.",
+        owner="team:field-data",
+        prefix="adelie",
+        cadence_cron="0 6 * * *",
+    ),
+    Source(
+        name="lter_gentoo",
+        description=f"Gentoo penguins (Pygoscelis papua): {_EDI} knb-lter-pal.220.",
+        owner="team:field-data",
+        prefix="gentoo",
+        cadence_cron="0 7 * * 1",
+    ),
+    Source(
+        name="lter_chinstrap",
+        description=f"Chinstrap penguins (Pygoscelis antarcticus): {_EDI} knb-lter-pal.221.",
+        owner="team:field-data",
+        prefix="chinstrap",
+        cadence_cron="0 8 1 * *",
+    ),
 )
 
-SOURCES = (PALMER_LTER,)
+SUPPORTED_FORMATS = tuple(sorted({fmt for source in SOURCES for fmt in source.formats}))
+
+
+def source_of(landing_name: str) -> Source | None:
+    return next((s for s in SOURCES if s.owns(landing_name)), None)

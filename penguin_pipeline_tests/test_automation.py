@@ -15,6 +15,7 @@ import pytest
 from penguin_pipeline import cli, sources
 from penguin_pipeline.dataflow import END, START, mermaid_chart
 from penguin_pipeline.definitions import defs
+from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags
 from penguin_pipeline.defs.resources import LandingZone
 
 from .conftest import LTER_FILE, lter_lines, query, write_lines
@@ -33,8 +34,8 @@ def schedule_context(instance, settings) -> dg.ScheduleEvaluationContext:
     return dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
 
 
-def tick(definitions, instance, settings, cursor=None):
-    sensor = definitions.resolve_sensor_def("landing_sensor")
+def tick(definitions, instance, settings, cursor=None, source="palmer_lter"):
+    sensor = definitions.resolve_sensor_def(f"{source}_sensor")
     with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions,
                                  resources={"landing": landing_resource(settings)}) as context:
         # Calling the sensor returns its SensorResult as the daemon gets it (evaluate_tick would
@@ -44,24 +45,59 @@ def tick(definitions, instance, settings, cursor=None):
 
 def test_schedule_and_freshness_follow_the_registry(data_dir, instance, monkeypatch):
     definitions = defs()
-    [schedule] = definitions.schedules
-    assert schedule.name == "palmer_lter_schedule" and schedule.cron_schedule == "0 6 * * *"
+    schedule = definitions.resolve_schedule_def("palmer_lter_schedule")
+    assert schedule.cron_schedule == "0 6 * * *"
     graph = definitions.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
-        assert graph.get(key).freshness_policy.fail_window.to_timedelta() == timedelta(days=1, hours=1)
+    for key in graph.materializable_asset_keys:
+        policy = graph.get(key).freshness_policy
+        assert (policy.deadline_cron, policy.lower_bound_delta) == ("0 6 * * *", timedelta(days=1))
+    weekly = graph.get(dg.AssetKey("lter_gentoo")).freshness_policy
+    assert (weekly.deadline_cron, weekly.lower_bound_delta) == ("0 7 * * 1", timedelta(days=7))
 
-    hourly = dataclasses.replace(sources.PALMER_LTER, cadence_cron="15 * * * *")
-    monkeypatch.setattr(sources, "SOURCES", (hourly,))
+    hourly = dataclasses.replace(sources.SOURCES[0], cadence_cron="15 * * * *")
+    monkeypatch.setattr(sources, "SOURCES", (hourly, *sources.SOURCES[1:]))
     changed = defs()
-    assert changed.schedules[0].cron_schedule == "15 * * * *"
+    assert changed.resolve_schedule_def("palmer_lter_schedule").cron_schedule == "15 * * * *"
     report_policy = changed.resolve_asset_graph().get(dg.AssetKey("penguin_report")).freshness_policy
-    assert report_policy.fail_window.to_timedelta() == timedelta(hours=2)
+    assert (report_policy.deadline_cron, report_policy.lower_bound_delta) == ("15 * * * *", timedelta(hours=1))
     assert "cron 15 * * * *" in mermaid_chart()
     assert hourly.next_expected().minute == 15
 
 
+def test_a_new_source_is_one_registry_entry(data_dir, instance, monkeypatch):
+    emperor = sources.Source(name="lter_emperor", description="Emperor penguins.", owner="team:field-data",
+                             prefix="emperor", cadence_cron="0 9 * * *")
+    monkeypatch.setattr(sources, "SOURCES", (*sources.SOURCES, emperor))
+    definitions = defs()
+    assert definitions.resolve_sensor_def("lter_emperor_sensor")
+    assert definitions.resolve_schedule_def("lter_emperor_schedule").cron_schedule == "0 9 * * *"
+    graph = definitions.resolve_asset_graph()
+    assert dg.AssetKey("lter_emperor") in graph.get(dg.AssetKey("raw_penguins")).parent_keys
+    assert graph.get(dg.AssetKey("lter_emperor")).freshness_policy.deadline_cron == "0 9 * * *"
+
+
+def test_each_source_sensor_sees_only_its_own_prefix(settings, landing_dir, instance):
+    definitions = defs()
+    header, *rows = lter_lines()
+    for species, study in (("adelie", "PAL1011"), ("gentoo", "PAL1112"), ("elsewhere", "PAL1213")):
+        (landing_dir / species).mkdir()
+        write_lines(landing_dir / species / "2010.csv", [header] + [r.replace("PAL0708", study) for r in rows[:5]])
+    [adelie] = tick(definitions, instance, settings, source="lter_adelie").run_requests
+    [gentoo] = tick(definitions, instance, settings, source="lter_gentoo").run_requests
+    assert (adelie.partition_key, gentoo.partition_key) == ("adelie/2010.csv", "gentoo/2010.csv")
+    assert adelie.tags["penguin/source"] == "lter_adelie"
+    assert isinstance(tick(definitions, instance, settings, source="lter_chinstrap"), dg.SkipReason)
+    assert isinstance(tick(definitions, instance, settings), dg.SkipReason)  # nothing at the landing root
+    register_new_partitions(instance, ["adelie/2010.csv", "gentoo/2010.csv"])
+    raw_only = definitions.resolve_job_def("penguin_job").execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey("raw_penguins")], tags=whole_landing_tags(instance))
+    assert raw_only.success  # the unregistered folder "elsewhere" is not loaded
+    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
+        ("adelie/2010.csv", 5), ("gentoo/2010.csv", 5)]
+
+
 def test_report_names_the_next_expected_update(settings, instance, monkeypatch):
-    weekly = dataclasses.replace(sources.PALMER_LTER, cadence_cron="0 7 * * 1")
+    weekly = dataclasses.replace(sources.SOURCES[0], cadence_cron="0 7 * * 1")
     monkeypatch.setattr(sources, "SOURCES", (weekly,))
     assert cli.run_pipeline(instance).success
     html = settings.report_path.read_text(encoding="utf-8")

@@ -15,6 +15,7 @@ from penguin_pipeline.storage import boards
 from .conftest import LTER_FILE, lter_lines, query, write_lines
 
 ASSETS = ["raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"]
+SOURCES = ["lter_adelie", "lter_chinstrap", "lter_gentoo", "palmer_lter"]  # external: the source registry
 
 
 def materialized(result) -> list[str]:
@@ -33,11 +34,12 @@ def latest_version(settings):
 def test_definitions_load_with_the_public_asset_graph(data_dir, instance):
     definitions = defs()
     graph = definitions.resolve_asset_graph()
-    assert sorted(k.to_user_string() for k in graph.get_all_asset_keys()) == sorted(ASSETS)
+    assert sorted(k.to_user_string() for k in graph.materializable_asset_keys) == sorted(ASSETS)
+    assert sorted(k.to_user_string() for k in graph.external_asset_keys) == SOURCES
     parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
-               for k in graph.get_all_asset_keys()}
+               for k in graph.materializable_asset_keys}
     assert parents == {
-        "raw_penguins": [], "penguins": ["raw_penguins"], "penguin_summary": ["penguins"],
+        "raw_penguins": SOURCES, "penguins": ["raw_penguins"], "penguin_summary": ["penguins"],
         "penguin_model": ["penguins"], "penguin_report": ["penguin_model", "penguin_summary"],
     }
     assert definitions.resolve_job_def("penguin_job")

@@ -1,14 +1,16 @@
-"""When work runs: derived from the source registry (schedules, freshness) and from new data (sensor).
+"""When work runs: a factory that turns each entry of the source registry into Dagster definitions.
 
-A new or changed landing file gets exactly one run of penguin_job for its raw_penguins partition;
-the same run rebuilds penguins, penguin_summary, penguin_model and penguin_report, so new data
-reaches the report and the API without anyone clicking, in one run, with no automation daemon
-tick in between. penguin_model pins a new version only when its training data changed.
+For every source (`penguin_pipeline/sources.py`): its own external asset in the lineage graph, with
+a cron FreshnessPolicy from its cadence; a sensor that gives each new or changed file of its
+landing prefix one run of penguin_job (that file's raw_penguins partition, and in the same run
+everything downstream, so new data reaches the report and the API without a second tick); and a
+schedule at its cadence that sweeps the landing zone for anything the sensor missed.
 """
 
 import json
 
 import dagster as dg
+from dagster._utils.schedules import get_smallest_cron_interval
 
 from .. import sources
 from ..sources import Source
@@ -18,26 +20,34 @@ from .resources import LandingZone
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+SOURCE_TAG = "penguin/source"
 
 
 def freshness_policy(source: Source) -> dg.FreshnessPolicy:
-    """Warn when an asset missed one expected update; fail when it is older than a period plus the grace."""
-    period = source.period()
-    return dg.FreshnessPolicy.time_window(fail_window=period + source.grace, warn_window=period)
+    """Fresh when refreshed within one cadence period before each expected update."""
+    return dg.FreshnessPolicy.cron(deadline_cron=source.cadence_cron,
+                                   lower_bound_delta=get_smallest_cron_interval(source.cadence_cron),
+                                   timezone="UTC")
 
 
-def with_freshness(assets: list) -> list:
-    """Give each source's asset, and everything downstream of it, the source's freshness policy."""
+def source_asset(source: Source) -> dg.AssetSpec:
+    """The source itself in the lineage graph; its sensor records each file that lands."""
+    return dg.AssetSpec(
+        source.name, group_name="sources", description=source.description, owners=[source.owner],
+        kinds=set(source.formats), freshness_policy=freshness_policy(source),
+        metadata={"landing_prefix": source.prefix or "(landing root)", "cadence_cron": source.cadence_cron},
+    )
+
+
+def fed_by_sources(assets: list) -> list:
+    """raw_penguins reads every source; each derived asset is as fresh as the most frequent source."""
     registry = sources.SOURCES  # read at call time, so the registry stays the one place to change
-    keys_by_source = {
-        source.name: dg.AssetSelection.assets(source.feeds).downstream().resolve(assets) for source in registry
-    }
+    most_frequent = min(registry, key=lambda s: get_smallest_cron_interval(s.cadence_cron))
 
     def apply(spec: dg.AssetSpec) -> dg.AssetSpec:
-        for source in registry:
-            if spec.key in keys_by_source[source.name]:
-                return spec.replace_attributes(freshness_policy=freshness_policy(source))
-        return spec
+        if spec.key == dg.AssetKey("raw_penguins"):
+            spec = spec.merge_attributes(deps=[s.name for s in registry])
+        return spec.replace_attributes(freshness_policy=freshness_policy(most_frequent))
 
     return dg.map_asset_specs(apply, assets)
 
@@ -61,21 +71,22 @@ def whole_landing_tags(instance: dg.DagsterInstance) -> dict[str, str]:
     return {RANGE_START: keys[0], RANGE_END: keys[-1]} if keys else {}
 
 
-def build_source_schedule(source: Source) -> dg.ScheduleDefinition:
+def source_schedule(source: Source) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{source.name}_schedule",
         cron_schedule=source.cadence_cron,
         execution_timezone="UTC",
         job=penguin_job,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Sweep {source.name}'s landing zone at its expected update time ({source.cadence_cron} UTC).",
+        description=f"At {source.name}'s expected update time, one run over the whole landing zone "
+        "(unchanged files are skipped by content hash, so it only catches what a sensor missed).",
     )
     def _schedule(context: dg.ScheduleEvaluationContext, landing: LandingZone):
         register_new_partitions(context.instance, [f.name for f in landing.landing().files()])
         tags = whole_landing_tags(context.instance)
         if not tags:
             return dg.SkipReason(f"{source.name}: the landing zone is empty")
-        return dg.RunRequest(run_key=None, tags=tags)
+        return dg.RunRequest(run_key=None, tags={**tags, SOURCE_TAG: source.name})
 
     return _schedule
 
@@ -85,32 +96,42 @@ def changed_files(files, cursor: dict) -> list:
     return [f for f in files if cursor.get(f.name, {}).get("hash") != f.content_hash]
 
 
-def build_landing_sensor(interval_seconds: int) -> dg.SensorDefinition:
+def source_sensor(source: Source, interval_seconds: int) -> dg.SensorDefinition:
     @dg.sensor(
-        name="landing_sensor",
+        name=f"{source.name}_sensor",
         job=penguin_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="One run per new or changed landing file (run key: name, content hash, generation).",
+        description=f"One run per new or changed file under {source.name}'s landing prefix "
+        "(run key: name, content hash, generation).",
     )
     def _sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
         cursor = json.loads(context.cursor) if context.cursor else {}
-        changed = changed_files(landing.landing().files(), cursor)
+        changed = changed_files([f for f in landing.landing().files() if source.owns(f.name)], cursor)
         if not changed:
-            return dg.SkipReason("no new or changed landing files")
-        requests = []
+            return dg.SkipReason(f"no new or changed {source.name} files")
+        requests, landed = [], []
         for f in changed:
             # The generation lets a file that returns to earlier content run again; the run key
             # still stops duplicate runs if the same tick is evaluated twice.
             generation = cursor.get(f.name, {}).get("generation", 0) + 1
             cursor[f.name] = {"hash": f.content_hash, "generation": generation}
             requests.append(dg.RunRequest(run_key=f"{f.name}:{f.content_hash}:{generation}", partition_key=f.name,
-                                          tags={"penguin/landing_file": f.name}))
+                                          tags={"penguin/landing_file": f.name, SOURCE_TAG: source.name}))
+            landed.append(dg.AssetMaterialization(source.name, description=f"{f.name} landed",
+                                                  metadata={"file": f.name, "bytes": f.size}))
         new = new_partitions(context.instance, [f.name for f in changed])
         return dg.SensorResult(
             run_requests=requests,
+            asset_events=landed,
             dynamic_partitions_requests=[landing_files.build_add_request(new)] if new else [],
             cursor=json.dumps(cursor, sort_keys=True),
         )
 
     return _sensor
+
+
+def source_definitions(source: Source, sensor_interval_seconds: int) -> dg.Definitions:
+    """Everything one registry entry brings: its asset, its sensor, its schedule."""
+    return dg.Definitions(assets=[source_asset(source)], schedules=[source_schedule(source)],
+                          sensors=[source_sensor(source, sensor_interval_seconds)])

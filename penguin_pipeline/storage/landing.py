@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from ..sources import PALMER_LTER
+from ..sources import SUPPORTED_FORMATS, source_of
 from . import s3
 
-SUPPORTED_SUFFIXES = tuple(f".{fmt}" for fmt in PALMER_LTER.formats)
+SUPPORTED_SUFFIXES = tuple(f".{fmt}" for fmt in SUPPORTED_FORMATS)
 SEED_FILE_NAME = "penguins-raw.csv"
 
 
@@ -43,9 +43,11 @@ class Landing(Protocol):
 
 
 def is_landing_file(name: str) -> bool:
-    """Supported suffix, and no hidden or partial part (editors and uploaders write those first)."""
+    """A registered source's file (sources.py: its prefix), a supported suffix, and no hidden or
+    partial part (editors and uploaders write those first)."""
     parts = name.split("/")
-    return name.lower().endswith(SUPPORTED_SUFFIXES) and not any(p.startswith(".") for p in parts)
+    return (name.lower().endswith(SUPPORTED_SUFFIXES) and not any(p.startswith(".") for p in parts)
+            and source_of(name) is not None)
 
 
 def quarantine_name(name: str) -> str:

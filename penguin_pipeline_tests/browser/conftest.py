@@ -12,6 +12,7 @@ stopped. A failing test leaves a screenshot, the page's console log and the serv
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -65,9 +66,23 @@ def artifact_dir(request) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_artifacts(request):
-    """Artifacts of an earlier failure of this test would mislead: remove them first."""
+def _server_logs_on_failure(request):
+    """Remove an earlier failure's artifacts first (they would mislead); after a failure, keep the
+    logs of the servers the test used (the browser fixture adds the screenshot and console)."""
     shutil.rmtree(artifact_dir(request), ignore_errors=True)
+    # looked up now: at teardown these fixtures may be gone already
+    tmp = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if not failed(request):
+        return
+    logs = list(tmp.glob("*.log")) if tmp else []
+    if "dagster_ui" in request.fixturenames:
+        logs.append(request.getfixturevalue("dagster_ui").log)  # session-scoped: still there
+    folder = artifact_dir(request)
+    for log in logs:
+        if log.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log, folder / log.name)
 
 
 # --- the browser ----------------------------------------------------------------------------------
@@ -227,6 +242,38 @@ def dagster_ui(tmp_path_factory):
         yield ui
     finally:
         stop_group(process)
+
+
+DEFINITIONS_QUERY = """
+{ repositoriesOrError { ... on RepositoryConnection { nodes {
+    sensors { name } schedules { name }
+    assetNodes { assetKey { path } groupName isMaterializable } } } } }
+"""
+
+
+@dataclass
+class Definitions:
+    """What the running webserver serves, as its GraphQL API tells any client."""
+
+    groups: dict[str, str]  # asset -> group
+    materializable: set[str]
+    sensors: list[str]
+    schedules: list[str]
+
+
+@pytest.fixture(scope="session")
+def served(dagster_ui) -> Definitions:
+    with urllib.request.urlopen(urllib.request.Request(
+            f"{dagster_ui.url}/graphql", data=json.dumps({"query": DEFINITIONS_QUERY}).encode(),
+            headers={"Content-Type": "application/json"}), timeout=30) as response:
+        repositories = json.load(response)["data"]["repositoriesOrError"]["nodes"]
+    nodes = [node for repository in repositories for node in repository["assetNodes"]]
+    return Definitions(
+        groups={"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes},
+        materializable={"/".join(n["assetKey"]["path"]) for n in nodes if n["isMaterializable"]},
+        sensors=sorted(s["name"] for r in repositories for s in r["sensors"]),
+        schedules=sorted(s["name"] for r in repositories for s in r["schedules"]),
+    )
 
 
 @dataclass

@@ -16,6 +16,8 @@ from . import dagster_pages as ui
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
+# The pipeline's assets and checks as README describes them; the tests also follow whatever else the
+# running definitions hold (sources, sensors, schedules), as the webserver's GraphQL API lists them.
 GROUPS = {"raw_penguins": "raw", "penguins": "clean", "penguin_summary": "clean",
           "penguin_model": "model", "penguin_report": "report"}
 CHECKS = {"rows_accounted": "raw_penguins", "penguins_values_allowed": "penguins",
@@ -30,18 +32,19 @@ def page(browsing, dagster_ui):
     return browsing.page
 
 
-def test_lineage_shows_every_asset_in_its_group_and_materialize_all_succeeds_with_checks_passed(page):
+def test_lineage_shows_every_asset_in_its_group_and_materialize_all_succeeds_with_checks_passed(page, served):
+    assert served.groups.items() >= GROUPS.items(), served.groups
     ui.go_to(page, "Lineage")
     graph = ui.expand_all_groups(page)
-    groups = sorted(set(GROUPS.values()))
-    drawn = {asset: ui.group_of(graph, asset, groups) for asset in GROUPS}
-    assert drawn == GROUPS
+    groups = sorted(set(served.groups.values()))
+    drawn = {asset: ui.group_of(graph, asset, groups) for asset in served.groups}
+    assert drawn == served.groups
 
     run_id = ui.materialize_all(page)
     ui.open_run(page, run_id)
     ui.wait_for_run_success(page)
     expect(page.get_by_text("partition: penguins-raw.csv").first).to_be_visible()
-    expect(page.get_by_text(f"{len(GROUPS)} assets", exact=True).first).to_be_visible()
+    expect(page.get_by_text(f"{len(served.materializable)} assets", exact=True).first).to_be_visible()
 
     count, lines = ui.run_check_results(page)
     assert count == len(lines) >= len(CHECKS)
@@ -50,17 +53,17 @@ def test_lineage_shows_every_asset_in_its_group_and_materialize_all_succeeds_wit
         assert f"Check {check} succeeded for materialization of {asset}." in lines, (check, lines)
 
 
-def test_automation_page_shows_the_sensor_and_the_schedule_running(page):
+def test_automation_page_shows_every_sensor_and_schedule_running(page, served):
+    assert served.sensors and "palmer_lter_schedule" in served.schedules, served
     ui.go_to(page, "Automation")
-    for name in ("landing_sensor", "palmer_lter_schedule"):
+    for name in served.sensors + served.schedules:
         row = ui.automation_row(page, name)
         expect(row).to_be_visible()
         expect(row.get_by_role("checkbox", checked=True)).to_have_count(1)  # its switch is on
-    expect(ui.automation_row(page, "landing_sensor")).to_contain_text("Standard sensor")
-    expect(ui.automation_row(page, "palmer_lter_schedule")).to_contain_text("06:00 AM UTC")
+        expect(row).to_contain_text("sensor" if name in served.sensors else "Scheduled")
 
 
-def test_a_new_landing_file_runs_by_sensor_and_shows_on_the_assets_page(page, dagster_ui):
+def test_a_new_landing_file_runs_by_sensor_and_shows_on_the_assets_page(page, dagster_ui, served):
     settings = load_settings(dagster_ui.env)
     landed = subprocess.run([str(BIN / "penguin-pipeline"), "new-data", "--rows", "120", "--seed", "7"],
                             env=dagster_ui.env, cwd=ROOT, check=True, capture_output=True, text=True).stdout
@@ -69,7 +72,8 @@ def test_a_new_landing_file_runs_by_sensor_and_shows_on_the_assets_page(page, da
     ui.go_to(page, "Runs")
     row = ui.run_row(page, f"partition: {name}")
     expect(row).to_be_visible(timeout=ui.RUN_TIMEOUT_MS)  # the list polls; the sensor ticks every 2 s
-    expect(row.get_by_role("link", name="landing_sensor")).to_be_visible()
+    launched_by = row.get_by_role("link", name=re.compile("^(" + "|".join(map(re.escape, served.sensors)) + ")$"))
+    expect(launched_by).to_be_visible()
     expect(row).to_contain_text("Success", timeout=ui.RUN_TIMEOUT_MS)
     run_id = row.get_by_role("link", name=re.compile(r"^run [0-9a-f]{8}$")).inner_text().strip()
 

@@ -75,8 +75,8 @@ def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_
         wait_for(lambda: make.poll() is not None or answers(f"{url}/server_info"), timeout=180,
                  what=f"make dev's UI at {url}")
         assert make.poll() is None, log.read_text(errors="replace")
-        # the daemon is up too: the landing sensor ticked
-        wait_for(lambda: "landing_sensor" in log.read_text(errors="replace"), timeout=60, what="the daemon")
+        # the daemon is up too: it evaluated the sensors
+        wait_for(lambda: "SensorDaemon" in log.read_text(errors="replace"), timeout=60, what="the daemon")
         tree = descendants(make.pid) | {make.pid}
         assert len(tree) >= 5, command_lines(tree)  # make, uv, dg, webserver, daemon, code servers
 

@@ -123,28 +123,29 @@ def test_files_reports_new_and_changed_files_the_same_way(backend):
     zone = landing_of(backend)
     assert zone.files() == []
     backend.put_raw(backend.landing_url, "a.csv", b"one\n")
-    backend.put_raw(backend.landing_url, "2010/b.csv", b"two\n")
+    backend.put_raw(backend.landing_url, "gentoo/b.csv", b"two\n")
     backend.put_raw(backend.landing_url, "notes.txt", b"not a landing file")
+    backend.put_raw(backend.landing_url, "unregistered/e.csv", b"no source owns this folder")
     backend.put_raw(backend.landing_url, ".c.csv.partial", b"being uploaded")
     first = {f.name: f for f in zone.files()}
-    assert sorted(first) == ["2010/b.csv", "a.csv"]
+    assert sorted(first) == ["a.csv", "gentoo/b.csv"]
     assert first["a.csv"].size == 4 and first["a.csv"].modified > 0
-    assert first["a.csv"].content_hash != first["2010/b.csv"].content_hash
+    assert first["a.csv"].content_hash != first["gentoo/b.csv"].content_hash
 
     backend.put_raw(backend.landing_url, "a.csv", b"one, changed\n")
     backend.put_raw(backend.landing_url, "d.csv", b"four\n")
     second = {f.name: f for f in zone.files()}
-    assert sorted(second) == ["2010/b.csv", "a.csv", "d.csv"]
+    assert sorted(second) == ["a.csv", "d.csv", "gentoo/b.csv"]
     assert second["a.csv"].content_hash != first["a.csv"].content_hash
     assert second["a.csv"].size == len(b"one, changed\n")
-    assert second["2010/b.csv"] == first["2010/b.csv"]  # untouched: same hash, size and time
+    assert second["gentoo/b.csv"] == first["gentoo/b.csv"]  # untouched: same hash, size and time
 
 
 def test_local_copy_gives_the_landed_bytes(backend):
     zone = landing_of(backend)
-    zone.land("season/penguins-raw.csv", LTER_FILE.read_bytes())
+    zone.land("adelie/penguins-raw.csv", LTER_FILE.read_bytes())
     [landed] = zone.files()
-    assert landed.name == "season/penguins-raw.csv"
+    assert landed.name == "adelie/penguins-raw.csv"
     with zone.local_copy(landed.name) as path:
         assert path.read_bytes() == LTER_FILE.read_bytes()
         assert path.suffix == ".csv"
