@@ -17,15 +17,17 @@ SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 .PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api
 
 $(UV):
-	$(PY_BOOTSTRAP) -m venv $(CURDIR)/.venv-uv
-	$(CURDIR)/.venv-uv/bin/pip install --quiet --disable-pip-version-check uv
+	@echo "setup: no uv found, installing it with pip into .venv-uv"
+	@$(PY_BOOTSTRAP) -m venv $(CURDIR)/.venv-uv
+	@$(CURDIR)/.venv-uv/bin/pip install -qq --disable-pip-version-check uv
 
-# Installs exactly what uv.lock says (dev tools included); uv's output goes to $(SYNC_LOG).
+# Installs exactly what uv.lock says (dev tools included); uv's output goes to $(SYNC_LOG) (kept in
+# a temp file until uv has made the environment: uv refuses a .venv folder that is not one yet).
 $(SYNCED): pyproject.toml uv.lock | $(UV)
 	@echo "setup: installing uv.lock into .venv (log: $(SYNC_LOG))"
-	@mkdir -p $(UV_PROJECT_ENVIRONMENT)
-	@$(UV) sync --locked >$(SYNC_LOG) 2>&1 || { tail -n 20 $(SYNC_LOG) >&2; \
-		echo "setup: uv sync failed (whole log: $(SYNC_LOG))" >&2; exit 1; }
+	@log=$$(mktemp); $(UV) sync --locked >$$log 2>&1; status=$$?; \
+	if [ -d $(UV_PROJECT_ENVIRONMENT) ]; then mv -f $$log $(SYNC_LOG); log=$(SYNC_LOG); fi; \
+	if [ $$status != 0 ]; then tail -n 20 $$log >&2; echo "setup: uv sync failed (whole log: $$log)" >&2; exit 1; fi
 	@touch $@
 
 $(DAGSTER_HOME)/dagster.yaml:
