@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.data_version import extract_data_version_from_entry
 
 from penguin_pipeline import cli
 from penguin_pipeline.definitions import defs
@@ -79,6 +80,9 @@ def test_second_run_adds_no_rows_and_no_model_version(settings, instance):
     assert second["version"] == first["version"], (first, second)
     versions = boards.board_from_url(settings.board_url).pin_versions("penguin_model")
     assert len(versions) == 1, versions
+    # Dagster's data versions say the same: the model's is its training data snapshot, unchanged.
+    record = instance.get_latest_data_version_record(dg.AssetKey("penguin_model"))
+    assert extract_data_version_from_entry(record.event_log_entry).value == first["data_snapshot"]
 
 
 def test_new_file_adds_rows_and_a_model_version(settings, seeded_landing, instance):

@@ -12,12 +12,16 @@ import dagster as dg
 from ..processing import cleaning, modeling, summary, tables
 from ..processing.db import row_count
 from ..processing.ingest import FileLoadFailed, LandingInput, UnbalancedAccount, ingest_files
-from ..report.render import load_report_inputs, render_if_changed
+from ..report.render import load_report_inputs, render_if_changed, rendered_fingerprint
 from ..storage import boards
 from .resources import LandingZone, PinsBoard, ReportFolder, TrainingSample, Warehouse
 
 WAREHOUSE_POOL = "duckdb"
 ROW_DROP_TAG = "penguin/row_drop_reason"
+# Dagster's code version of every asset: bump it when a change to processing/ changes what an asset
+# writes, and the UI marks everything downstream stale. The model and report also report data
+# versions (training data snapshot, report fingerprint), so the UI's lineage shows when they changed.
+CODE_VERSION = "2026.11"
 QUARANTINED = "quarantined_files"  # metadata: the run's unreadable landing files, their problem and new place
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
@@ -39,6 +43,7 @@ class ModelConfig(dg.Config):
 
 @dg.asset(
     group_name="raw",
+    code_version=CODE_VERSION,
     kinds={"duckdb", "csv"},
     metadata={"stored_in": "DuckDB table raw_penguins (+ rejected_penguins, landed_files)"},
     partitions_def=landing_files,
@@ -93,6 +98,7 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
 @dg.asset(
     deps=[raw_penguins],
     group_name="clean",
+    code_version=CODE_VERSION,
     kinds={"duckdb"},
     metadata={"stored_in": "DuckDB table penguins"},
     pool=WAREHOUSE_POOL,
@@ -112,7 +118,7 @@ def penguins(context: dg.AssetExecutionContext, warehouse: Warehouse):
     )
 
 
-@dg.asset(deps=[penguins], group_name="clean", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+@dg.asset(deps=[penguins], group_name="clean", kinds={"duckdb"}, pool=WAREHOUSE_POOL, code_version=CODE_VERSION,
           metadata={"stored_in": "DuckDB table penguin_summary"})
 def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
     """Pre-calculated lookup: species x island x sex x year with counts and means of each measure."""
@@ -124,6 +130,7 @@ def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
 @dg.asset(
     deps=[penguins],
     group_name="model",
+    code_version=CODE_VERSION,
     kinds={"scikitlearn", "pins"},
     metadata={"stored_in": "pins board, pin penguin_model (vetiver)"},
     pool=WAREHOUSE_POOL,
@@ -146,7 +153,8 @@ def penguin_model(context: dg.AssetExecutionContext, config: ModelConfig, wareho
                                       passed=not modeling.r2_below_floor(latest["r2"], config.r2_floor),
                                       metadata={"r2": latest["r2"]})
             yield _sample_check(latest.get("sample_vs_all_rows", {}))
-            yield dg.MaterializeResult(metadata=_model_metadata(latest, pinned=False))
+            yield dg.MaterializeResult(metadata=_model_metadata(latest, pinned=False),
+                                       data_version=dg.DataVersion(latest["data_snapshot"]))
             return
         fitted = modeling.fit_model(frame)
         fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(con, tables.CLEAN, sample, fitted)
@@ -158,7 +166,8 @@ def penguin_model(context: dg.AssetExecutionContext, config: ModelConfig, wareho
         raise dg.Failure(description=f"penguin_model not pinned ({failures[0]}); latest version stays {kept}")
     version = boards.write_vetiver_pin(pins_board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     context.log.info(f"pinned {boards.MODEL_PIN} version {version}")
-    yield dg.MaterializeResult(metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True))
+    yield dg.MaterializeResult(metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),
+                               data_version=dg.DataVersion(fitted.data_snapshot))
 
 
 def _sample_check(comparison: dict) -> dg.AssetCheckResult:
@@ -181,7 +190,7 @@ def _model_metadata(facts: dict, pinned: bool) -> dict:
 
 
 @dg.asset(deps=[penguin_summary, penguin_model], group_name="report", kinds={"html"}, pool=WAREHOUSE_POOL,
-          metadata={"stored_in": "reports/penguin_report.html"})
+          code_version=CODE_VERSION, metadata={"stored_in": "reports/penguin_report.html"})
 def penguin_report(warehouse: Warehouse, board: PinsBoard, reports: ReportFolder) -> dg.MaterializeResult:
     """A self-contained HTML report: EDA from the lookup table, the model's metrics, and data freshness."""
     pins_board = board.board()
@@ -195,7 +204,8 @@ def penguin_report(warehouse: Warehouse, board: PinsBoard, reports: ReportFolder
     return dg.MaterializeResult(
         metadata={"path": dg.MetadataValue.path(str(path)), "model_version": inputs.model["version"],
                   "rerendered": rerendered, "size_bytes": path.stat().st_size,
-                  "board_pin": boards.REPORT_PIN}
+                  "board_pin": boards.REPORT_PIN},
+        data_version=dg.DataVersion(rendered_fingerprint(path)),
     )
 
 
