@@ -14,7 +14,11 @@ from __future__ import annotations
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -24,15 +28,21 @@ STATIC_DIR = files("fastapi_offline") / "static"
 SWAGGER_PARAMETERS = {"validatorUrl": None}
 
 
-def add_offline_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/redoc",
-                     also_swagger_at: tuple[str, ...] = ("/__docs__",)) -> None:
+def add_offline_docs(
+    app: FastAPI,
+    docs_url: str = "/docs",
+    redoc_url: str = "/redoc",
+    also_swagger_at: tuple[str, ...] = ("/__docs__",),
+) -> None:
     """Serve Swagger UI at `docs_url` (and at each of `also_swagger_at`, vetiver's root page) and
     ReDoc at `redoc_url`, all from local static files."""
     openapi_url = app.openapi_url or "/openapi.json"
     oauth2_url = app.swagger_ui_oauth2_redirect_url or f"{docs_url}/oauth2-redirect"
     swagger_paths = (docs_url, *also_swagger_at)
     replaced = {*swagger_paths, oauth2_url, redoc_url}
-    app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in replaced]
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) not in replaced
+    ]
     app.mount(STATIC_URL, StaticFiles(directory=str(STATIC_DIR)), name="docs-static")
 
     async def swagger_ui(request: Request) -> HTMLResponse:
@@ -61,7 +71,16 @@ def add_offline_docs(app: FastAPI, docs_url: str = "/docs", redoc_url: str = "/r
         )
 
     for path in swagger_paths:
-        app.add_api_route(path, swagger_ui, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
-    app.add_api_route(oauth2_url, oauth2_redirect, methods=["GET"], include_in_schema=False,
-                      response_class=HTMLResponse)
-    app.add_api_route(redoc_url, redoc, methods=["GET"], include_in_schema=False, response_class=HTMLResponse)
+        app.add_api_route(
+            path, swagger_ui, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
+        )
+    app.add_api_route(
+        oauth2_url,
+        oauth2_redirect,
+        methods=["GET"],
+        include_in_schema=False,
+        response_class=HTMLResponse,
+    )
+    app.add_api_route(
+        redoc_url, redoc, methods=["GET"], include_in_schema=False, response_class=HTMLResponse
+    )

@@ -31,8 +31,14 @@ ARTIFACTS = ROOT / ".test-artifacts"
 OPTIONAL_ENV = "PENGUIN_BROWSER_TESTS_OPTIONAL"
 CHROMIUM_ENV = "PENGUIN_CHROMIUM"
 # Debian's /usr/bin/chromium is a shell wrapper around /usr/lib/chromium/chromium.
-CHROMIUM_CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome",
-                       "google-chrome-stable", "/snap/bin/chromium")
+CHROMIUM_CANDIDATES = (
+    "/usr/lib/chromium/chromium",
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "/snap/bin/chromium",
+)
 LOCAL_PREFIXES = ("http://127.0.0.1:", "file://", "data:", "blob:", "about:")
 
 
@@ -49,6 +55,7 @@ def find_chromium() -> str | None:
 
 # --- results on the item, so fixtures can tell a failed test at teardown --------------------------
 
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -57,11 +64,16 @@ def pytest_runtest_makereport(item, call):
 
 
 def failed(request) -> bool:
-    return any(getattr(getattr(request.node, f"rep_{when}", None), "failed", False) for when in ("setup", "call"))
+    return any(
+        getattr(getattr(request.node, f"rep_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
 
 
 def artifact_dir(request) -> Path:
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("penguin_pipeline_tests/")[-1])
+    name = re.sub(
+        r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("penguin_pipeline_tests/")[-1]
+    )
     return ARTIFACTS / name
 
 
@@ -87,13 +99,17 @@ def _server_logs_on_failure(request):
 
 # --- the browser ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     path = find_chromium()
     if path is None:
-        reason = (f"no Chromium on this machine (looked for {CHROMIUM_ENV}, {', '.join(CHROMIUM_CANDIDATES)}): "
-                  "run `make browser` as root (apt-get install chromium) or set "
-                  f"{CHROMIUM_ENV}=/path/to/chrome")
+        reason = (
+            f"no Chromium on this machine (looked for {CHROMIUM_ENV}, "
+            f"{', '.join(CHROMIUM_CANDIDATES)}): "
+            "run `make browser` as root (apt-get install chromium) or set "
+            f"{CHROMIUM_ENV}=/path/to/chrome"
+        )
         if os.environ.get(OPTIONAL_ENV) == "1":
             pytest.skip(f"BROWSER TESTS NOT RUN: {reason}")
         pytest.fail(f"{reason}; or set {OPTIONAL_ENV}=1 to skip the browser tests", pytrace=False)
@@ -157,7 +173,9 @@ def save_artifacts(request, browsing: Browsing) -> None:
     folder = artifact_dir(request)
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        browsing.page.screenshot(path=str(folder / "screenshot.png"), full_page=True, timeout=10_000)
+        browsing.page.screenshot(
+            path=str(folder / "screenshot.png"), full_page=True, timeout=10_000
+        )
     except Exception as exc:  # a crashed page still leaves its logs
         (folder / "screenshot-failed.txt").write_text(repr(exc))
     (folder / "url.txt").write_text(browsing.page.url + "\n")
@@ -172,6 +190,7 @@ def save_artifacts(request, browsing: Browsing) -> None:
 
 # --- the servers ----------------------------------------------------------------------------------
 
+
 def stop_group(process: subprocess.Popen, first=signal.SIGINT, grace: float = 20) -> None:
     """Stop a server started in its own session as Ctrl-C would, then kill what is left."""
     if process.poll() is None:
@@ -183,7 +202,9 @@ def stop_group(process: subprocess.Popen, first=signal.SIGINT, grace: float = 20
         except ProcessLookupError:
             return
     try:
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers in the group (code servers, run workers)
+        os.killpg(
+            process.pid, signal.SIGKILL
+        )  # stragglers in the group (code servers, run workers)
     except ProcessLookupError:
         pass
     process.wait(timeout=10)
@@ -223,22 +244,37 @@ def dagster_ui(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("dagster_ui")
     home = instance_home(tmp)
     data = tmp / "data"
-    env = project_env(home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="2", VIRTUAL_ENV=str(Path(sys.prefix)))
-    subprocess.run([str(BIN / "penguin-pipeline"), "seed"], env=env, cwd=ROOT, check=True, capture_output=True)
+    env = project_env(
+        home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="2", VIRTUAL_ENV=str(Path(sys.prefix))
+    )
+    subprocess.run(
+        [str(BIN / "penguin-pipeline"), "seed"], env=env, cwd=ROOT, check=True, capture_output=True
+    )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         register_new_partitions(instance, sorted(p.name for p in (data / "raw").iterdir()))
 
     port = free_port()
     log = tmp / "dagster-dev.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(BIN / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)], env=env, cwd=ROOT,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(BIN / "dg"), "dev", "-h", "127.0.0.1", "-p", str(port)],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     ui = DagsterUI(f"http://127.0.0.1:{port}", port, home, data, env, log)
     try:
-        wait_for(lambda: process.poll() is not None or answers(f"{ui.url}/server_info"), timeout=120,
-                 what=f"the Dagster UI on port {port} (log: {log})")
+        wait_for(
+            lambda: process.poll() is not None or answers(f"{ui.url}/server_info"),
+            timeout=120,
+            what=f"the Dagster UI on port {port} (log: {log})",
+        )
         if process.poll() is not None:
-            raise RuntimeError(f"dg dev exited {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            raise RuntimeError(
+                f"dg dev exited {process.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+            )
         yield ui
     finally:
         stop_group(process)
@@ -263,9 +299,14 @@ class Definitions:
 
 @pytest.fixture(scope="session")
 def served(dagster_ui) -> Definitions:
-    with urllib.request.urlopen(urllib.request.Request(
-            f"{dagster_ui.url}/graphql", data=json.dumps({"query": DEFINITIONS_QUERY}).encode(),
-            headers={"Content-Type": "application/json"}), timeout=30) as response:
+    with urllib.request.urlopen(
+        urllib.request.Request(
+            f"{dagster_ui.url}/graphql",
+            data=json.dumps({"query": DEFINITIONS_QUERY}).encode(),
+            headers={"Content-Type": "application/json"},
+        ),
+        timeout=30,
+    ) as response:
         repositories = json.load(response)["data"]["repositoriesOrError"]["nodes"]
     nodes = [node for repository in repositories for node in repository["assetNodes"]]
     return Definitions(
@@ -285,14 +326,21 @@ class PipelineOutputs:
 
 @pytest.fixture(scope="session")
 def pipeline_outputs(tmp_path_factory) -> PipelineOutputs:
-    """`penguin-pipeline run` (what `make run` runs) once on the shipped file: warehouse, model pin, report."""
+    """`penguin-pipeline run` (what `make run` runs) once on the shipped file: warehouse, model
+    pin, report."""
     from penguin_pipeline.settings import load_settings
 
     tmp = tmp_path_factory.mktemp("pipeline_run")
     home = instance_home(tmp)
     data = tmp / "data"
     env = project_env(home, data)
-    done = subprocess.run([str(BIN / "penguin-pipeline"), "run"], env=env, cwd=ROOT, capture_output=True, text=True,
-                          timeout=240)
+    done = subprocess.run(
+        [str(BIN / "penguin-pipeline"), "run"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return PipelineOutputs(data, env, load_settings(env))

@@ -30,7 +30,7 @@ def open_ui(page: Page, url: str) -> None:
 
 
 def go_to(page: Page, section: str) -> None:
-    """Follow a link of the left navigation: Overview, Runs, Catalog, Jobs, Automation, Lineage..."""
+    """Follow a link of the left navigation: Overview, Runs, Catalog, Automation, Lineage..."""
     page.get_by_role("navigation").get_by_role("link", name=re.compile(rf"{section}$")).click()
 
 
@@ -39,7 +39,9 @@ def expand_all_groups(page: Page) -> Locator:
     graph = page.locator("svg").filter(has=page.get_by_text("raw", exact=True))  # the drawn groups
     expect(graph).to_be_visible()
     if not graph.get_by_text("raw_penguins", exact=True).count():  # collapsed: group names only
-        page.get_by_role("button", name="settings", exact=True).click()  # the graph's gear, not the nav's
+        page.get_by_role(
+            "button", name="settings", exact=True
+        ).click()  # the graph's gear, not the nav's
         page.get_by_role("menuitem", name=re.compile("Expand all groups")).click()
     expect(graph.get_by_text("raw_penguins", exact=True)).to_be_visible()
     return graph
@@ -49,9 +51,21 @@ def group_of(graph: Locator, asset: str, groups: list[str]) -> str | None:
     """The group whose box, as drawn, holds the asset's node."""
     node = graph.get_by_text(asset, exact=True).bounding_box()
     for group in groups:
-        box = graph.locator("foreignObject").filter(has=graph.page.get_by_text(group, exact=True)).first.bounding_box()
-        if box and node and (box["x"] <= node["x"] and node["x"] + node["width"] <= box["x"] + box["width"]
-                             and box["y"] <= node["y"] and node["y"] + node["height"] <= box["y"] + box["height"]):
+        box = (
+            graph.locator("foreignObject")
+            .filter(has=graph.page.get_by_text(group, exact=True))
+            .first.bounding_box()
+        )
+        if (
+            box
+            and node
+            and (
+                box["x"] <= node["x"]
+                and node["x"] + node["width"] <= box["x"] + box["width"]
+                and box["y"] <= node["y"]
+                and node["y"] + node["height"] <= box["y"] + box["height"]
+            )
+        ):
             return group
     return None
 
@@ -94,7 +108,9 @@ def run_check_results(page: Page) -> tuple[int, list[str]]:
     """On a run's page: the number of checks in the header, and every check evaluation's line."""
     selected = int(page.get_by_text(re.compile(r"^\d+ checks?$")).first.inner_text().split()[0])
     page.get_by_placeholder("Filter…").fill("type:ASSET_CHECK_EVALUATION")
-    lines = page.get_by_text(re.compile(r"^Check \S+ (succeeded|failed) for materialization of \S+$"))
+    lines = page.get_by_text(
+        re.compile(r"^Check \S+ (succeeded|failed) for materialization of \S+$")
+    )
     expect(lines).to_have_count(selected)
     return selected, lines.all_inner_texts()
 

@@ -1,4 +1,4 @@
-"""The prediction API's docs in a browser with no way out of this machine: they render, and they work."""
+"""The prediction API's docs in a browser that cannot leave this machine: they render and work."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 def api(pipeline_outputs, tmp_path_factory):
     """The API (`make serve`'s command) on a free port, serving the pipeline's model pin."""
     board = pipeline_outputs.data / "board"
-    server = Server(board, tmp_path_factory.mktemp("api") / "api.log", PENGUIN_MODEL_POLL_SECONDS="0")
+    server = Server(
+        board, tmp_path_factory.mktemp("api") / "api.log", PENGUIN_MODEL_POLL_SECONDS="0"
+    )
     server.facts = boards.latest_model_facts(boards.board_from_url(str(board)))
     yield server
     server.stop()
@@ -32,15 +34,21 @@ def test_docs_render_offline_and_try_it_out_predicts(browsing, api, path):
     browsing.server_logs.append(api.log_path)
     page.goto(api.url + path)
 
-    expect(page.get_by_role("heading", name=re.compile(r"^penguin_model model API"))).to_be_visible()
+    expect(
+        page.get_by_role("heading", name=re.compile(r"^penguin_model model API"))
+    ).to_be_visible()
     operation = page.get_by_role("button", name=re.compile(r"^POST \/predict\b"))
     expect(operation).to_be_visible()
     operation.click()
     page.get_by_role("button", name="Try it out").click()
-    example = json.loads(page.get_by_role("tabpanel", name="Edit Value").get_by_role("textbox").input_value())
+    example = json.loads(
+        page.get_by_role("tabpanel", name="Edit Value").get_by_role("textbox").input_value()
+    )
     assert set(example) == {"species", "sex", "bill_length_mm"}, example
 
-    with page.expect_response(lambda r: r.url == f"{api.url}/predict" and r.request.method == "POST") as sent:
+    with page.expect_response(
+        lambda r: r.url == f"{api.url}/predict" and r.request.method == "POST"
+    ) as sent:
         page.get_by_role("button", name="Execute").click()
     assert sent.value.status == 200
 
@@ -52,5 +60,7 @@ def test_docs_render_offline_and_try_it_out_predicts(browsing, api, path):
     assert len(shown["predict"]) == 1 and 2000 < shown["predict"][0] < 7000
     assert shown["model_version"] == api.facts["version"]
 
-    assert any("/docs-static/swagger-ui-bundle.js" in r for r in browsing.requests), browsing.requests
+    assert any("/docs-static/swagger-ui-bundle.js" in r for r in browsing.requests), (
+        browsing.requests
+    )
     assert browsing.blocked == [], f"the page tried to leave the machine: {browsing.blocked}"

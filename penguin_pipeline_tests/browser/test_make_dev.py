@@ -1,4 +1,4 @@
-"""`make dev` as a user runs it in a terminal: the URL it prints, no start-up warning, and Ctrl-C."""
+"""`make dev` as a user runs it in a terminal: the URL it prints, no start-up warning, Ctrl-C."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def descendants(pid: int) -> set[int]:
 
 
 def alive(pids: set[int]) -> set[int]:
-    """Those still running (a zombie has exited: it only waits for its parent to read its status)."""
+    """Those still running (a zombie has exited: it only waits for its parent to reap it)."""
     running = set()
     for pid in pids:
         try:
@@ -54,7 +54,9 @@ def command_lines(pids: set[int]) -> list[str]:
     lines = []
     for pid in pids:
         try:
-            lines.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:150])
+            lines.append(
+                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:150]
+            )
         except OSError:
             pass
     return lines
@@ -67,22 +69,37 @@ def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_
     log = tmp_path / "make-dev.log"
     env = project_env(home, tmp_path / "data")
     with open(log, "wb") as out:
-        # A new session, as a terminal gives its foreground job; Ctrl-C is SIGINT to that whole group.
-        make = subprocess.Popen(["make", "dev", f"DAGSTER_HOME={home}", f"DAGSTER_PORT={port}"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # A new session, as a terminal gives its foreground job; Ctrl-C is SIGINT to the group.
+        make = subprocess.Popen(
+            ["make", "dev", f"DAGSTER_HOME={home}", f"DAGSTER_PORT={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     tree: set[int] = set()
     try:
-        wait_for(lambda: make.poll() is not None or answers(f"{url}/server_info"), timeout=180,
-                 what=f"make dev's UI at {url}")
+        wait_for(
+            lambda: make.poll() is not None or answers(f"{url}/server_info"),
+            timeout=180,
+            what=f"make dev's UI at {url}",
+        )
         assert make.poll() is None, log.read_text(errors="replace")
         # the daemon is up too: it evaluated the sensors
-        wait_for(lambda: "SensorDaemon" in log.read_text(errors="replace"), timeout=60, what="the daemon")
+        wait_for(
+            lambda: "SensorDaemon" in log.read_text(errors="replace"), timeout=60, what="the daemon"
+        )
         tree = descendants(make.pid) | {make.pid}
         assert len(tree) >= 5, command_lines(tree)  # make, uv, dg, webserver, daemon, code servers
 
         os.killpg(make.pid, signal.SIGINT)
-        wait_for(lambda: not alive(tree), timeout=10, interval=0.2,
-                 what="every process of make dev to exit after Ctrl-C")
+        wait_for(
+            lambda: not alive(tree),
+            timeout=10,
+            interval=0.2,
+            what="every process of make dev to exit after Ctrl-C",
+        )
     finally:
         stop_group(make, first=signal.SIGKILL, grace=5)
         for pid in alive(tree):  # whatever left the group: this test's own processes only
