@@ -1,5 +1,5 @@
 """The big-data patterns at small N: stratified sample, counts from all rows, a backfill over several
-partitions in one run, lazy slices, and DuckDB's memory limit with spilling."""
+partitions in one run, and DuckDB's memory limit with spilling."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from penguin_pipeline import cli
-from penguin_pipeline.processing import cleaning, modeling, slices, summary, synth, tables
+from penguin_pipeline.processing import cleaning, modeling, summary, synth, tables
 from penguin_pipeline.processing.db import transaction
 from penguin_pipeline.processing.ingest import ingest_file
 from penguin_pipeline.storage import boards
@@ -77,18 +77,6 @@ def test_counts_come_from_all_rows_not_the_sample(warehouse):
     clean_rows = warehouse.execute("SELECT count(*) FROM penguins").fetchall()[0][0]
     ledger = warehouse.execute(f"SELECT sum(rows_loaded) FROM {tables.LEDGER}").fetchall()[0][0]
     assert clean_rows == ledger == 20_000  # generated faults are missing values, which are kept
-    assert slices.slice_count(warehouse) == clean_rows
-    gentoo = warehouse.execute("SELECT count(*) FROM penguins WHERE species = 'Gentoo'").fetchall()[0][0]
-    assert slices.slice_count(warehouse, species="Gentoo") == gentoo
-
-
-def test_slices_bring_back_only_the_slice(warehouse):
-    part = slices.penguins_slice(warehouse, ["island", "body_mass_g"], species="Chinstrap", limit=50)
-    assert list(part.columns) == ["island", "body_mass_g"] and len(part) == 50
-    assert set(part["island"]) == {"Dream"}
-    assert set(slices.summary_slice(warehouse, island="Torgersen")["species"]) == {"Adelie"}
-    with pytest.raises(ValueError, match="cannot slice by colour"):
-        slices.summary_slice(warehouse, colour="blue")
 
 
 def test_parquet_rows_are_numbered_from_one(warehouse):
