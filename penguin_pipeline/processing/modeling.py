@@ -16,7 +16,7 @@ import pandas as pd
 from .db import first_row
 
 # scikit-learn is imported inside the functions that fit: a run whose training data did not
-# change (the snapshot id matches the latest pin) never pays its ~1-4 s import.
+# change (the snapshot id matches the latest pin) never pays its import.
 
 CATEGORICAL = ["species", "sex"]
 NUMERIC = ["bill_length_mm"]

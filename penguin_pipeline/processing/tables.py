@@ -12,9 +12,9 @@ SUMMARY = "penguin_summary"
 REJECTS = "rejected_penguins"
 LEDGER = "landed_files"
 
-# Near-unique text (one value per penguin): DuckDB's dictionary+FSST compression of these four costs
-# ~0.7 us per row at load (a quarter of writing raw_penguins) and saves little; stored plain they take
-# ~40 bytes per row more on disk (10^8 rows: ~4 GB) and scan faster. The others compress well and cheaply.
+# Near-unique text (one value per penguin): DuckDB's dictionary+FSST compression of these four is a
+# large part of writing raw_penguins and saves little; stored plain they take more disk but load and
+# scan faster (README, Big data). The others compress well and cheaply.
 UNCOMPRESSED_RAW_COLUMNS = ("Sample Number", "Individual ID", "Delta 15 N (o/oo)", "Delta 13 C (o/oo)")
 
 

@@ -17,7 +17,7 @@ SPECIES_COLOURS = {"Adelie": "#ff7f0e", "Chinstrap": "#9467bd", "Gentoo": "#17be
 
 
 def _axes(height: float):
-    # Fixed margins: matplotlib's constrained layout costs ~0.1 s per figure, twice the drawing.
+    # Fixed margins: matplotlib's constrained layout costs more than the drawing itself.
     fig, ax = plt.subplots(figsize=(6, height))
     fig.subplots_adjust(left=0.13, right=0.97, top=0.9, bottom=0.16)
     return fig, ax
