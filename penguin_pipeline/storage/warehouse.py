@@ -13,13 +13,15 @@ import duckdb
 
 from ..processing.db import out_of_resources
 
-# DuckDB 2.0 accepts max_temp_directory_size in connect(config=...) and reports it back, but does not
-# enforce it (measured: a 1 MB cap, 190 MB spilled); SET on the open connection, it is enforced.
+# DuckDB 2.0 accepts max_temp_directory_size in connect(config=...) and reports it back, but
+# does not enforce it (measured: a 1 MB cap, 190 MB spilled); SET on the open connection, it is.
 SET_AFTER_CONNECT = ("max_temp_directory_size",)
 
 
-def connection_config(memory_limit: str, threads: int, temp_dir: Path, max_temp_size: str | None = None) -> dict:
-    """Settings for every pipeline connection: bounded memory, spilling to temp_dir beyond it (capped)."""
+def connection_config(
+    memory_limit: str, threads: int, temp_dir: Path, max_temp_size: str | None = None
+) -> dict:
+    """Settings for every pipeline connection: bounded memory, spilling to temp_dir (capped)."""
     config = {"memory_limit": memory_limit, "threads": threads, "temp_directory": str(temp_dir)}
     if max_temp_size:
         config["max_temp_directory_size"] = max_temp_size
@@ -29,14 +31,17 @@ def connection_config(memory_limit: str, threads: int, temp_dir: Path, max_temp_
 def apply_limits(con: duckdb.DuckDBPyConnection, config: dict) -> None:
     for name in SET_AFTER_CONNECT:
         if config.get(name):
-            value = str(config[name]).replace("'", "''")  # SET takes no parameters: a quoted literal
+            value = str(config[name]).replace(
+                "'", "''"
+            )  # SET takes no parameters: a quoted literal
             con.execute(f"SET {name} = '{value}'")
 
 
 def resource_problem(exc: BaseException, config: dict) -> str | None:
-    """What a failure says when DuckDB hit a limit, and which settings to raise; None for other failures.
+    """What to say when DuckDB hit a limit, and which settings to raise; None for other failures.
 
-    Looks through the exception's causes: a step may wrap DuckDB's error in its own (FileLoadFailed).
+    Looks through the exception's causes: a step may wrap DuckDB's error in its own
+    (FileLoadFailed).
     """
     for error in _causes(exc):
         if out_of_resources(error):
@@ -48,17 +53,25 @@ def _advice(error: duckdb.Error, config: dict) -> str:
     text = str(error)
     temp_dir = config.get("temp_directory") or "none"
     memory = config.get("memory_limit")
+    cap = config.get("max_temp_directory_size", "90% of the free disk")
     if "max_temp_directory_size" in text or "failed to offload" in text:
-        return (f"The warehouse's temporary space is full: DuckDB's spill folder {temp_dir} reached its limit "
-                f"PENGUIN_DUCKDB_MAX_TEMP_SIZE={config.get('max_temp_directory_size', '90% of the free disk')}. "
-                f"Raise PENGUIN_DUCKDB_MAX_TEMP_SIZE, point PENGUIN_DUCKDB_TEMP_DIR at a disk with more room, "
-                f"or raise PENGUIN_DUCKDB_MEMORY_LIMIT (now {memory}) so that less spills.")
+        return (
+            "The warehouse's temporary space is full: DuckDB's spill folder "
+            f"{temp_dir} reached its limit PENGUIN_DUCKDB_MAX_TEMP_SIZE={cap}. "
+            "Raise PENGUIN_DUCKDB_MAX_TEMP_SIZE, point PENGUIN_DUCKDB_TEMP_DIR at a disk "
+            f"with more room, or raise PENGUIN_DUCKDB_MEMORY_LIMIT (now {memory}) so that "
+            "less spills."
+        )
     if "No space left" in text or "quota" in text:
-        return (f"The disk under the warehouse is full. Free space there, or move PENGUIN_DUCKDB_TEMP_DIR "
-                f"(now {temp_dir}) or PENGUIN_DUCKDB to a disk with more room.")
-    return (f"The warehouse ran out of memory: PENGUIN_DUCKDB_MEMORY_LIMIT={memory}, spill folder "
-            f"PENGUIN_DUCKDB_TEMP_DIR={temp_dir}. Raise PENGUIN_DUCKDB_MEMORY_LIMIT, or give DuckDB a spill "
-            f"folder with room (PENGUIN_DUCKDB_TEMP_DIR, PENGUIN_DUCKDB_MAX_TEMP_SIZE).")
+        return (
+            "The disk under the warehouse is full. Free space there, or move "
+            f"PENGUIN_DUCKDB_TEMP_DIR (now {temp_dir}) or PENGUIN_DUCKDB to a disk with more room."
+        )
+    return (
+        f"The warehouse ran out of memory: PENGUIN_DUCKDB_MEMORY_LIMIT={memory}, spill folder "
+        f"PENGUIN_DUCKDB_TEMP_DIR={temp_dir}. Raise PENGUIN_DUCKDB_MEMORY_LIMIT, or give DuckDB "
+        "a spill folder with room (PENGUIN_DUCKDB_TEMP_DIR, PENGUIN_DUCKDB_MAX_TEMP_SIZE)."
+    )
 
 
 def _causes(exc: BaseException):
@@ -69,8 +82,11 @@ def _causes(exc: BaseException):
             continue
         seen.add(id(error))
         yield error
-        todo += [c for c in (error.__cause__, error.__context__, getattr(error, "cause", None))
-                 if isinstance(c, BaseException)]
+        todo += [
+            c
+            for c in (error.__cause__, error.__context__, getattr(error, "cause", None))
+            if isinstance(c, BaseException)
+        ]
 
 
 def _first_line(exc: BaseException) -> str:

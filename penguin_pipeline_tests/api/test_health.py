@@ -1,4 +1,4 @@
-"""A damaged newest version on the board: the API keeps serving what it has and says so on /health."""
+"""A damaged newest version on the board: the API keeps serving what it has, says so on /health."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ ROW = {"species": "Gentoo", "sex": "male", "bill_length_mm": 45.1}
 def damage(board_path, version: str, how: str) -> None:
     [model_file] = (board_path / boards.MODEL_PIN / version).glob("*.joblib")
     content = model_file.read_bytes()
-    model_file.write_bytes(content[: len(content) // 3] if how == "truncated" else bytes(len(content)))
+    model_file.write_bytes(
+        content[: len(content) // 3] if how == "truncated" else bytes(len(content))
+    )
 
 
 @pytest.fixture
@@ -39,7 +41,10 @@ def test_the_holder_keeps_serving_and_reports_a_damaged_newer_version(board, fit
         holder.refresh()
         health = holder.health()
         assert holder.current.version == good and health["status"] == "degraded"
-        assert f"version {bad} on the board is damaged" in health["problem"] and f"serving version {good}" in health["problem"]
+        assert (
+            f"version {bad} on the board is damaged" in health["problem"]
+            and f"serving version {good}" in health["problem"]
+        )
         assert str(path) not in health["problem"]  # a public route names versions, not storage
 
     fixed = write_version(pins_board, fitted, delta=7, tag="fixed")
@@ -47,7 +52,9 @@ def test_the_holder_keeps_serving_and_reports_a_damaged_newer_version(board, fit
     assert holder.health() == {"status": "ok", "model_version": fixed, "problem": None}
 
 
-def test_a_board_that_cannot_be_listed_is_reported_until_it_answers_again(board, fitted, monkeypatch):
+def test_a_board_that_cannot_be_listed_is_reported_until_it_answers_again(
+    board, fitted, monkeypatch
+):
     path, pins_board = board
     good = write_version(pins_board, fitted)
     holder = ModelHolder(pins_board, max_batch=10)
@@ -58,7 +65,10 @@ def test_a_board_that_cannot_be_listed_is_reported_until_it_answers_again(board,
 
     monkeypatch.setattr(pins_board, "scan_versions", unreachable)
     holder.refresh()
-    assert holder.health()["status"] == "degraded" and "could not be listed" in holder.health()["problem"]
+    assert (
+        holder.health()["status"] == "degraded"
+        and "could not be listed" in holder.health()["problem"]
+    )
     monkeypatch.undo()
     holder.refresh()
     assert holder.health() == {"status": "ok", "model_version": good, "problem": None}
@@ -71,8 +81,13 @@ def test_health_route_on_a_real_server(board_factory, fitted, tmp_path):
     try:
         good = requests.post(server.url + "/predict", json=ROW, timeout=5).json()["model_version"]
         assert requests.get(server.url + "/health", timeout=5).json() == {
-            "status": "ok", "model_version": good, "problem": None}
-        assert requests.get(server.url + "/ping", timeout=5).json() == {"ping": "pong"}  # vetiver's, unchanged
+            "status": "ok",
+            "model_version": good,
+            "problem": None,
+        }
+        assert requests.get(server.url + "/ping", timeout=5).json() == {
+            "ping": "pong"
+        }  # vetiver's, unchanged
 
         bad = write_version(pins_board, fitted, delta=100, tag="bad")
         damage(path, bad, "garbage")

@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "upgrade", "expect"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "expect",
+}
 FORWARDED = "forwarded"
 
 
@@ -33,9 +41,11 @@ class Rule:
     seconds: float = 0.0
 
     def matches(self, method: str, path: str) -> bool:
-        return ((self.times is None or self.times > 0)
-                and (self.method is None or self.method == method)
-                and (self.path_contains is None or self.path_contains in path))
+        return (
+            (self.times is None or self.times > 0)
+            and (self.method is None or self.method == method)
+            and (self.path_contains is None or self.path_contains in path)
+        )
 
 
 @dataclass
@@ -64,15 +74,27 @@ class FaultProxy:
 
     # -- the script ---------------------------------------------------------------------------
 
-    def fail(self, times: int | None, status: int = 503, method: str | None = None,
-             path_contains: str | None = None) -> Rule:
+    def fail(
+        self,
+        times: int | None,
+        status: int = 503,
+        method: str | None = None,
+        path_contains: str | None = None,
+    ) -> Rule:
         return self._add(Rule("status", times, method, path_contains, status=status))
 
-    def drop(self, times: int | None, method: str | None = None, path_contains: str | None = None) -> Rule:
+    def drop(
+        self, times: int | None, method: str | None = None, path_contains: str | None = None
+    ) -> Rule:
         return self._add(Rule("drop", times, method, path_contains))
 
-    def slow(self, times: int | None, seconds: float, method: str | None = None,
-             path_contains: str | None = None) -> Rule:
+    def slow(
+        self,
+        times: int | None,
+        seconds: float,
+        method: str | None = None,
+        path_contains: str | None = None,
+    ) -> Rule:
         return self._add(Rule("slow", times, method, path_contains, seconds=seconds))
 
     def clear(self) -> None:
@@ -105,8 +127,13 @@ class FaultProxy:
 
     def retried_after_fault(self, fault: Seen) -> bool:
         """The same request went through to the upstream after the fault."""
-        return any(s.outcome == FORWARDED and s.method == fault.method and s.path == fault.path and s.at >= fault.at
-                   for s in self.seen)
+        return any(
+            s.outcome == FORWARDED
+            and s.method == fault.method
+            and s.path == fault.path
+            and s.at >= fault.at
+            for s in self.seen
+        )
 
     def close(self) -> None:
         self._server.shutdown()
@@ -116,7 +143,9 @@ class FaultProxy:
 
 def _handler_for(proxy: FaultProxy):
     class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # so the server answers "Expect: 100-continue" for large uploads
+        protocol_version = (
+            "HTTP/1.1"  # so the server answers "Expect: 100-continue" for large uploads
+        )
 
         def _serve(self):
             body = self._read_body()
@@ -127,7 +156,9 @@ def _handler_for(proxy: FaultProxy):
                 return  # the handler returns without a word; the socket closes
             if rule is not None and rule.kind == "status":
                 proxy.record(self.command, self.path, f"status {rule.status}")
-                self._answer(rule.status, {"Content-Type": "application/xml"}, _error_xml(rule.status))
+                self._answer(
+                    rule.status, {"Content-Type": "application/xml"}, _error_xml(rule.status)
+                )
                 return
             if rule is not None:
                 proxy.record(self.command, self.path, f"slow {rule.seconds:g} s")
@@ -177,4 +208,6 @@ def _handler_for(proxy: FaultProxy):
 
 def _error_xml(status: int) -> bytes:
     code = {500: "InternalError", 503: "ServiceUnavailable"}.get(status, "InternalError")
-    return f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>".encode()
+    return (
+        f"<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>".encode()
+    )

@@ -1,4 +1,4 @@
-"""A model version whose file was cut short or overwritten after it was written (its data.txt intact).
+"""A model version whose file was cut short or overwritten after writing (its data.txt intact).
 
 Every reader that decides something from the board (the pipeline's "trained on the same data?", the
 report, the API) must pass over it: the listing catches a wrong size, a content-hash check (pins'
@@ -35,7 +35,9 @@ def damaged(content: bytes, how: str) -> bytes:
 
 def damage(backend, version: str, how: str) -> None:
     name = f"{PIN}/{version}/{PIN}.joblib"
-    backend.put_raw(backend.board_url, name, damaged(backend.list_raw(backend.board_url)[name], how))
+    backend.put_raw(
+        backend.board_url, name, damaged(backend.list_raw(backend.board_url)[name], how)
+    )
 
 
 @pytest.fixture
@@ -67,13 +69,17 @@ def test_an_intact_version_verifies(backend, fitted):
     version = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, PIN))
     assert board.verify_version(PIN, version) is None
     assert boards.latest_model_facts(board)["damaged_versions"] == []
-    assert boards.read_model(board, version=version).model.predict(ROW)[0] == fitted.pipeline.predict(ROW)[0]
+    assert (
+        boards.read_model(board, version=version).model.predict(ROW)[0]
+        == fitted.pipeline.predict(ROW)[0]
+    )
 
 
 @pytest.mark.parametrize("how", ["truncated", "garbage"])
 def test_the_next_run_pins_a_sound_version_over_a_damaged_one_trained_on_the_same_data(
-        seeded_landing, instance, how):
-    """Same data as the damaged version: without the check the run would call it "already trained"."""
+    seeded_landing, instance, how
+):
+    """Same data as the damaged version: without the check, the run would call it "trained"."""
     settings = load_settings()
     assert cli.run_pipeline(instance).success
     board = boards.board_from_url(settings.board_url)
@@ -86,5 +92,7 @@ def test_the_next_run_pins_a_sound_version_over_a_damaged_one_trained_on_the_sam
     facts = boards.latest_model_facts(board)
     assert facts["version"] > first and board.verify_version(PIN, facts["version"]) is None
     assert facts["version"] in settings.report_path.read_text(encoding="utf-8")
-    pinned = result.asset_materializations_for_node("penguin_model")[0].metadata["newly_pinned"].value
+    pinned = (
+        result.asset_materializations_for_node("penguin_model")[0].metadata["newly_pinned"].value
+    )
     assert pinned is True

@@ -22,11 +22,16 @@ pytestmark = pytest.mark.integration
 
 WRONG_SECRET = "wrong-secret-Zq8v1Jm3Xx0pLk5Tn7Rb2Yw4"
 UNKNOWN_KEY_ID = "AKIAPENGUINUNKNOWN01"
-S3_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+S3_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+}
 
 
 def set_auth(endpoint: str, free_requests: str) -> str:
-    answer = requests.post(f"{endpoint}/moto-api/reset-auth", data=free_requests.encode(), timeout=10)
+    answer = requests.post(
+        f"{endpoint}/moto-api/reset-auth", data=free_requests.encode(), timeout=10
+    )
     answer.raise_for_status()
     return answer.json()["PREVIOUS_INITIAL_NO_AUTH_ACTION_COUNT"]
 
@@ -39,7 +44,9 @@ def enforcing_moto(own_moto_server, aws_env, monkeypatch):
     endpoint = own_moto_server.endpoint_url
     iam = boto3.client("iam", endpoint_url=endpoint)
     iam.create_user(UserName="penguin-pipeline")
-    iam.put_user_policy(UserName="penguin-pipeline", PolicyName="s3", PolicyDocument=json.dumps(S3_ONLY))
+    iam.put_user_policy(
+        UserName="penguin-pipeline", PolicyName="s3", PolicyDocument=json.dumps(S3_ONLY)
+    )
     key = iam.create_access_key(UserName="penguin-pipeline")["AccessKey"]
     bucket = make_bucket(endpoint)
     previous = set_auth(endpoint, "0")
@@ -58,17 +65,26 @@ def use_keys(monkeypatch, key_id: str, secret: str) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
 
 
-@pytest.mark.parametrize("which, cause", [
-    ("wrong secret", "the secret key does not match the access key id"),
-    ("unknown key id", "the endpoint does not know this access key id"),
-])
-def test_wrong_credentials_fail_the_start_up_check_by_name_without_the_secret(enforcing_moto, monkeypatch,
-                                                                                which, cause):
+@pytest.mark.parametrize(
+    "which, cause",
+    [
+        ("wrong secret", "the secret key does not match the access key id"),
+        ("unknown key id", "the endpoint does not know this access key id"),
+    ],
+)
+def test_wrong_credentials_fail_the_start_up_check_by_name_without_the_secret(
+    enforcing_moto, monkeypatch, which, cause
+):
     endpoint, bucket, key_id, secret = enforcing_moto
     use_keys(monkeypatch, key_id, secret)
-    s3.check_storage(f"s3://{bucket}/board", f"s3://{bucket}/raw", endpoint_url=endpoint)  # the real pair passes
+    s3.check_storage(
+        f"s3://{bucket}/board", f"s3://{bucket}/raw", endpoint_url=endpoint
+    )  # the real pair passes
 
-    use_keys(monkeypatch, *((key_id, WRONG_SECRET) if which == "wrong secret" else (UNKNOWN_KEY_ID, secret)))
+    use_keys(
+        monkeypatch,
+        *((key_id, WRONG_SECRET) if which == "wrong secret" else (UNKNOWN_KEY_ID, secret)),
+    )
     with pytest.raises(s3.S3StorageError) as failure:
         s3.check_storage(f"s3://{bucket}/board", endpoint_url=endpoint)
     message = str(failure.value)
@@ -76,8 +92,9 @@ def test_wrong_credentials_fail_the_start_up_check_by_name_without_the_secret(en
     assert WRONG_SECRET not in message and secret not in message
 
 
-def test_a_run_with_a_wrong_secret_stops_with_one_line_and_no_secret(enforcing_moto, data_dir, monkeypatch,
-                                                                     tmp_path, capsys, caplog):
+def test_a_run_with_a_wrong_secret_stops_with_one_line_and_no_secret(
+    enforcing_moto, data_dir, monkeypatch, tmp_path, capsys, caplog
+):
     endpoint, bucket, key_id, _ = enforcing_moto
     use_keys(monkeypatch, key_id, WRONG_SECRET)
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
@@ -94,8 +111,9 @@ def test_a_run_with_a_wrong_secret_stops_with_one_line_and_no_secret(enforcing_m
     assert WRONG_SECRET not in out + err + caplog.text
 
 
-def test_a_run_started_without_the_start_up_check_fails_its_first_step_clearly(enforcing_moto, data_dir,
-                                                                               monkeypatch, instance, caplog):
+def test_a_run_started_without_the_start_up_check_fails_its_first_step_clearly(
+    enforcing_moto, data_dir, monkeypatch, instance, caplog
+):
     """What the sensor or the UI launches: the job itself, no cli check before it."""
     endpoint, bucket, key_id, _ = enforcing_moto
     use_keys(monkeypatch, key_id, WRONG_SECRET)
@@ -105,10 +123,16 @@ def test_a_run_started_without_the_start_up_check_fails_its_first_step_clearly(e
     instance.add_dynamic_partitions("landing_files", ["penguins-raw.csv"])
     job = cli.defs().resolve_job_def("penguin_job")
     with caplog.at_level(logging.DEBUG):
-        result = job.execute_in_process(instance=instance, partition_key="penguins-raw.csv", raise_on_error=False)
+        result = job.execute_in_process(
+            instance=instance, partition_key="penguins-raw.csv", raise_on_error=False
+        )
     assert not result.success
     [failure] = cli.failure_messages(result)
-    assert failure.startswith("raw_penguins") and f"bucket '{bucket}'" in failure and endpoint in failure
+    assert (
+        failure.startswith("raw_penguins")
+        and f"bucket '{bucket}'" in failure
+        and endpoint in failure
+    )
     assert "secret key does not match" in failure
     logged = " ".join(str(event.message) for event in instance.all_logs(result.run_id))
     assert WRONG_SECRET not in logged + caplog.text + failure

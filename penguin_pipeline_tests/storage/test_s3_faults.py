@@ -41,7 +41,7 @@ def fitted(clean):  # noqa: F811
 
 @pytest.fixture
 def on_s3_through_proxy(data_dir, s3_bucket, proxy, monkeypatch):
-    """Board and landing on S3, every request through the proxy; a short read timeout for late answers."""
+    """Board and landing on S3, all requests through the proxy; a short read timeout."""
     monkeypatch.setenv("PENGUIN_BOARD", f"s3://{s3_bucket}/board")
     monkeypatch.setenv("PENGUIN_LANDING", f"s3://{s3_bucket}/raw")
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
@@ -54,16 +54,21 @@ def direct_board(settings, moto_server):
     return boards.board_from_url(settings.board_url, moto_server.endpoint_url)
 
 
-# -- one write against each persistent fault --------------------------------------------------------
+# -- one write against each persistent fault -------------------------------------------------------
 
-@pytest.mark.parametrize("fault, cause", [
-    ("503", "the server answered HTTP 503"),
-    ("500", "the server answered HTTP 500"),
-    ("drop", "the endpoint closed the connection before answering"),
-    ("slow", "the endpoint stopped answering (read timeout"),
-])
+
+@pytest.mark.parametrize(
+    "fault, cause",
+    [
+        ("503", "the server answered HTTP 503"),
+        ("500", "the server answered HTTP 500"),
+        ("drop", "the endpoint closed the connection before answering"),
+        ("slow", "the endpoint stopped answering (read timeout"),
+    ],
+)
 def test_a_model_write_meeting_a_persistent_fault_fails_once_and_keeps_the_last_version(
-        proxy, s3_bucket, fitted, monkeypatch, fault, cause):
+    proxy, s3_bucket, fitted, monkeypatch, fault, cause
+):
     monkeypatch.setenv("PENGUIN_S3_READ_TIMEOUT_SECONDS", "0.5")
     board = boards.board_from_url(f"s3://{s3_bucket}/board", proxy.endpoint_url)
     good = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
@@ -82,21 +87,28 @@ def test_a_model_write_meeting_a_persistent_fault_fails_once_and_keeps_the_last_
     # bounded: botocore's attempts; s3fs and aiohttp repeat them only for connection-level errors
     assert s3.MAX_ATTEMPTS <= len(proxy.faults()) <= s3.MAX_REQUESTS_PER_S3FS_CALL
     assert fault in ("drop", "slow") or len(proxy.faults()) == s3.MAX_ATTEMPTS
-    assert {f.path.rsplit("/", 1)[-1] for f in proxy.faults()} == {f"{boards.MODEL_PIN}.joblib"}  # data.txt never sent
+    assert {f.path.rsplit("/", 1)[-1] for f in proxy.faults()} == {
+        f"{boards.MODEL_PIN}.joblib"
+    }  # data.txt never sent
 
     proxy.clear()
     assert boards.latest_model_facts(board)["version"] == good
     assert boards.read_model(board).metadata.version == good
 
 
-# -- the whole pipeline -------------------------------------------------------------------------------
+# -- the whole pipeline ----------------------------------------------------------------------------
 
-def test_transient_faults_are_retried_and_the_run_succeeds(on_s3_through_proxy, moto_server, proxy, instance):
+
+def test_transient_faults_are_retried_and_the_run_succeeds(
+    on_s3_through_proxy, moto_server, proxy, instance
+):
     settings = on_s3_through_proxy
     script = [
         proxy.fail(2, 503, method="PUT", path_contains=MODEL_FILES),  # the model's upload
         proxy.fail(1, 500, method="GET", path_contains="list-type=2"),  # a listing
-        proxy.drop(1, method="GET", path_contains="/raw/penguins-raw.csv"),  # the landing file's download
+        proxy.drop(
+            1, method="GET", path_contains="/raw/penguins-raw.csv"
+        ),  # the landing file's download
         proxy.slow(1, 3.0, method="GET", path_contains="/data.txt"),  # a model metadata read
     ]
     result = cli.run_pipeline(instance)
@@ -104,21 +116,31 @@ def test_transient_faults_are_retried_and_the_run_succeeds(on_s3_through_proxy, 
 
     assert [rule.times for rule in script] == [0, 0, 0, 0]  # every scripted fault was met...
     faults = proxy.faults()
-    assert len(faults) == 5 and all(proxy.retried_after_fault(f) for f in faults)  # ...and its request retried
+    assert len(faults) == 5 and all(
+        proxy.retried_after_fault(f) for f in faults
+    )  # ...and its request retried
     assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
     assert boards.latest_model_facts(direct_board(settings, moto_server))["rows_used"] == 333
 
 
-def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(on_s3_through_proxy, moto_server, proxy,
-                                                                          instance, tmp_path):
+def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(
+    on_s3_through_proxy, moto_server, proxy, instance, tmp_path
+):
     settings = on_s3_through_proxy
     assert cli.run_pipeline(instance).success
     good = boards.latest_model_facts(direct_board(settings, moto_server))["version"]
-    api = Server(tmp_path / "api", tmp_path / "api.log", PENGUIN_BOARD=settings.board_url,
-                 AWS_ENDPOINT_URL=proxy.endpoint_url, PENGUIN_MODEL_POLL_SECONDS="0.3")
+    api = Server(
+        tmp_path / "api",
+        tmp_path / "api.log",
+        PENGUIN_BOARD=settings.board_url,
+        AWS_ENDPOINT_URL=proxy.endpoint_url,
+        PENGUIN_MODEL_POLL_SECONDS="0.3",
+    )
     try:
         assert served(api) == good
-        cli.new_season(rows=150, seed=7, settings=settings)  # new data: the next run fits a new model
+        cli.new_season(
+            rows=150, seed=7, settings=settings
+        )  # new data: the next run fits a new model
 
         proxy.fail(None, 503, method="PUT", path_contains=MODEL_FILES)
         result = cli.run_pipeline(instance)
@@ -128,20 +150,29 @@ def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(on_s3_
         assert f"bucket '{s3_bucket_of(settings)}'" in failure and proxy.endpoint_url in failure
         assert "HTTP 503" in failure
         assert query(settings, "SELECT count(*) FROM penguins") > [(344,)]  # the new rows did load
-        assert boards.newest_version(direct_board(settings, moto_server), boards.MODEL_PIN).version == good
+        assert (
+            boards.newest_version(direct_board(settings, moto_server), boards.MODEL_PIN).version
+            == good
+        )
         assert served(api) == good and health(api)["status"] == "ok"
 
         proxy.fail(None, 503)  # the board is unreachable for the API too
-        assert wait_for(lambda: health(api)["status"] == "degraded", what="the API reporting the board")
+        assert wait_for(
+            lambda: health(api)["status"] == "degraded", what="the API reporting the board"
+        )
         assert "could not be listed" in health(api)["problem"] and served(api) == good
 
         proxy.clear()
         assert cli.run_pipeline(instance).success
         newer = boards.latest_model_facts(direct_board(settings, moto_server))["version"]
         assert newer > good
-        assert wait_for(lambda: served(api) == newer and health(api)["status"] == "ok", what="the new version")
+        assert wait_for(
+            lambda: served(api) == newer and health(api)["status"] == "ok", what="the new version"
+        )
     finally:
-        print(api.log(), *[(f.method, f.path, f.outcome) for f in proxy.faults()], sep="\n")  # shown on failure
+        print(
+            api.log(), *[(f.method, f.path, f.outcome) for f in proxy.faults()], sep="\n"
+        )  # shown on failure
         api.stop()
 
 

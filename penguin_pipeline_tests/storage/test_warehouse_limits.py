@@ -14,7 +14,11 @@ from penguin_pipeline.storage import warehouse
 
 from ..conftest import query
 
-SETTINGS_TO_RAISE = ("PENGUIN_DUCKDB_MAX_TEMP_SIZE", "PENGUIN_DUCKDB_TEMP_DIR", "PENGUIN_DUCKDB_MEMORY_LIMIT")
+SETTINGS_TO_RAISE = (
+    "PENGUIN_DUCKDB_MAX_TEMP_SIZE",
+    "PENGUIN_DUCKDB_TEMP_DIR",
+    "PENGUIN_DUCKDB_MEMORY_LIMIT",
+)
 TABLES = ("raw_penguins", "rejected_penguins", "landed_files", "penguins", "penguin_summary")
 SPILLING = "SELECT count(*) FROM (SELECT DISTINCT 'penguin-' || range::VARCHAR FROM range(3000000))"
 
@@ -46,12 +50,16 @@ def snapshot(settings) -> dict:
 
 
 def test_a_load_that_fills_the_temp_space_fails_clearly_and_keeps_the_last_good_tables(
-        settings, seeded_landing, instance, monkeypatch):
+    settings, seeded_landing, instance, monkeypatch
+):
     assert cli.run_pipeline(instance).success
     before = snapshot(settings)
-    files = synth.write_landing_files(synth.shipped_profile(), 200_000, seeded_landing, fmt="csv", seasons=1,
-                                      first_year=2010)
-    monkeypatch.setenv("PENGUIN_DUCKDB_MEMORY_LIMIT", "64MB")  # small enough that a 100k-row file spills
+    files = synth.write_landing_files(
+        synth.shipped_profile(), 200_000, seeded_landing, fmt="csv", seasons=1, first_year=2010
+    )
+    monkeypatch.setenv(
+        "PENGUIN_DUCKDB_MEMORY_LIMIT", "64MB"
+    )  # small enough that a 100k-row file spills
     monkeypatch.setenv("PENGUIN_DUCKDB_THREADS", "1")
     monkeypatch.setenv("PENGUIN_DUCKDB_MAX_TEMP_SIZE", "1MB")
 
