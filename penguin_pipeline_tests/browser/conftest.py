@@ -247,11 +247,15 @@ def dagster_ui(tmp_path_factory):
     env = project_env(
         home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="2", VIRTUAL_ENV=str(Path(sys.prefix))
     )
-    subprocess.run(
-        [str(BIN / "penguin-pipeline"), "seed"], env=env, cwd=ROOT, check=True, capture_output=True
+    seeded = subprocess.run(
+        [str(BIN / "penguin-pipeline"), "seed"], env=env, cwd=ROOT, capture_output=True, text=True
     )
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        register_new_partitions(instance, sorted(p.name for p in (data / "raw").iterdir()))
+        landed = sorted(
+            str(p.relative_to(data / "raw")) for p in (data / "raw").rglob("*") if p.is_file()
+        )
+        register_new_partitions(instance, landed)
 
     port = free_port()
     log = tmp / "dagster-dev.log"
