@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ..processes import ROOT, free_port, instance_home, project_env, wait_for
+from ..processes import BIN, ROOT, free_port, instance_home, project_env, wait_for
 from .conftest import answers, stop_group
 
 pytestmark = pytest.mark.integration
@@ -110,3 +110,14 @@ def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_
     assert "will not be used" not in printed  # "found a dagster.yaml in the current folder ..."
     assert "superseded" not in printed.lower() and "Use 'dg dev' instead" not in printed
     assert "Warning" not in printed, [line for line in printed.splitlines() if "Warning" in line]
+
+
+def test_dg_check_defs_loads_the_project_without_a_warning(tmp_path):
+    env = project_env(instance_home(tmp_path), tmp_path / "data", VIRTUAL_ENV=str(BIN.parent))
+    checked = subprocess.run(
+        [str(BIN / "dg"), "check", "defs"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    printed = checked.stdout + checked.stderr
+    assert checked.returncode == 0, printed
+    assert "All definitions loaded successfully" in printed
+    assert "warning" not in printed.lower(), printed
