@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api wrk
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -69,8 +69,22 @@ bench: setup  ## wall time of `make run`'s job beside the book's plain lab scrip
 serve: setup  ## prediction API at http://127.0.0.1:$(PORT) (docs at /docs), newest penguin_model on the board
 	$(RUN) python -m penguin_pipeline.api --port $(PORT)
 
-bench-api: setup  ## our prediction API beside stock vetiver.VetiverAPI under wrk (or a Python fallback), ratios
+bench-api: setup wrk  ## our prediction API beside stock vetiver.VetiverAPI under wrk (or a Python fallback), ratios
 	$(RUN) python bench/bench_api.py
+
+# wrk, the load generator of bench-api: Debian's package, installed when this runs as root and it is
+# absent; otherwise it says so and bench-api falls back to bench/api_loadgen.py (slower, pure Python).
+wrk:  ## wrk for bench-api (apt-get install wrk, as root, when absent)
+	@if command -v wrk >/dev/null 2>&1; then \
+		echo "wrk: $$(command -v wrk)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "wrk: installing Debian's wrk"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null \
+			&& echo "wrk: $$(command -v wrk)"; } \
+			|| echo "wrk: installing wrk failed; bench-api uses bench/api_loadgen.py instead" >&2; \
+	else \
+		echo "wrk: not found and cannot install it (not root, or no apt-get); bench-api uses bench/api_loadgen.py" >&2; \
+	fi
 
 bench-freshness: setup  ## median time from a landed file to its model version pinned, real daemon
 	$(RUN) python bench/bench_freshness.py
