@@ -126,5 +126,5 @@ browser:  ## Chromium for the browser tests (apt-get install chromium, as root, 
 lock: $(UV)
 	$(UV) lock
 
-clean-data:  ## forget all runtime data (warehouse, board, reports, Dagster history); keeps landing files
-	rm -rf data/penguins.duckdb* data/board data/reports data/duckdb_tmp data/quarantine $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/logs
+clean-data:  ## forget all runtime data (warehouse, board, reports, run logs, Dagster history); keeps landing files
+	rm -rf data/penguins.duckdb* data/board data/reports data/duckdb_tmp data/quarantine data/logs $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/logs

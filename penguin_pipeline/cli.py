@@ -7,6 +7,11 @@ import gc
 import logging
 import os
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
 
@@ -28,8 +33,47 @@ def check_storage(settings) -> None:
                      endpoint_url=settings.aws_endpoint_url)
 
 
-def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None) -> dg.ExecuteInProcessResult:
-    """Seed landing if empty, then one run of penguin_job over every landing file."""
+RUN_LOGS_KEPT = 20  # the newest run logs kept in Settings.logs_dir; older ones are deleted
+
+
+@contextmanager
+def run_log(settings) -> Iterator[logging.FileHandler]:
+    """A new log file for one run: while open, it receives Python warnings and library logging."""
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    for old in sorted(settings.logs_dir.glob("run-*.log"))[: -(RUN_LOGS_KEPT - 1) or None]:
+        old.unlink(missing_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    handler = logging.FileHandler(settings.logs_dir / f"run-{stamp}-{uuid.uuid4().hex[:6]}.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        yield handler
+    finally:
+        logging.captureWarnings(False)
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _event_log_to(handler: logging.Handler) -> dg.LoggerDefinition:
+    """Dagster's event log of a run (DEBUG and up) to `handler`, in place of its console logger."""
+
+    @dg.logger(description="the run's event log, written to the run's log file")
+    def run_log_file(_init_context) -> logging.Logger:
+        log = logging.Logger("dagster", logging.DEBUG)  # not registered: writes to this handler only
+        log.addHandler(handler)
+        return log
+
+    return run_log_file
+
+
+def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None,
+                 log: logging.Handler | None = None) -> dg.ExecuteInProcessResult:
+    """Seed landing if empty, then one run of penguin_job over every landing file.
+
+    Dagster's event log goes to `log` when given, else to the console as Dagster does by default.
+    """
     settings = load_settings()
     check_storage(settings)
     zone = landing_zone(settings)
@@ -41,7 +85,12 @@ def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None) -> dg.E
     # No daemon retries a run the command line executed: its failure is reported right here.
     run_tags = {**whole_landing_tags(instance), **this_process_tags(), "dagster/max_retries": "0", **(tags or {})}
     job = defs().resolve_job_def("penguin_job")
-    return job.execute_in_process(instance=instance, tags=run_tags, raise_on_error=False)
+    run_config = None
+    if log is not None:
+        # Dagster uses only the loggers the run config names; its console logger is then not used.
+        job = job.with_logger_defs({"run_log_file": _event_log_to(log)})
+        run_config = {"loggers": {"run_log_file": {}}}
+    return job.execute_in_process(run_config=run_config, instance=instance, tags=run_tags, raise_on_error=False)
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -80,20 +129,25 @@ def describe_quarantined(quarantined: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def describe_outputs() -> str:
+def describe_outputs(log_path: Path | None = None) -> str:
     settings = load_settings()
     facts = boards.latest_model_facts(boards.board_from_url(settings.board_url, settings.aws_endpoint_url)) or {}
-    return "\n".join(
-        [
-            "penguin_pipeline: done.",
-            f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
-            f"  model pin   penguin_model version {facts.get('version')} on board {settings.board_url}",
-            f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, rows used {facts.get('rows_used')}, "
-            f"data snapshot {facts.get('data_snapshot')}",
-            f"  report      {settings.report_path}",
-            f"  landing     {settings.landing_url}  (drop new LTER files here)",
-        ]
-    )
+    lines = [
+        "penguin_pipeline: done.",
+        f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
+        f"  model pin   penguin_model version {facts.get('version')} on board {settings.board_url}",
+        f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, rows used {facts.get('rows_used')}, "
+        f"data snapshot {facts.get('data_snapshot')}",
+        f"  report      {settings.report_path}",
+        f"  landing     {settings.landing_url}  (drop new LTER files here)",
+    ]
+    if log_path is not None:
+        lines.append(f"  run log     {log_path}  (Dagster's event log of this run)")
+    lines += [
+        "  UI          make dev, then http://127.0.0.1:3000  (assets, runs, the landing sensor)",
+        "  API         make serve, then http://127.0.0.1:8080/docs  (predictions from the newest model)",
+    ]
+    return "\n".join(lines)
 
 
 def new_season(rows: int, seed: int | None, settings=None) -> str:
@@ -170,12 +224,17 @@ def _command(argv: list[str] | None) -> int:
         seeded = landing.seed_if_empty(landing_zone(settings))
         print(f"landing {settings.landing_url}: " + ("seeded with the packaged LTER file" if seeded else "not empty"))
     if args.command == "run":
-        with dg.DagsterInstance.get() as instance:
-            result = run_pipeline(instance)
+        settings = load_settings()
+        with run_log(settings) as log:
+            log_path = Path(log.baseFilename)
+            print(f"penguin_pipeline: running penguin_job (log: {log_path})", flush=True)
+            with dg.DagsterInstance.get() as instance:
+                result = run_pipeline(instance, log=log)
         if not result.success:
-            print("penguin_pipeline: the run failed:\n  " + "\n  ".join(failure_messages(result)), file=sys.stderr)
+            print("penguin_pipeline: the run failed:\n  " + "\n  ".join(failure_messages(result))
+                  + f"\n  whole log: {log_path}", file=sys.stderr)
             return 1
-        print(describe_outputs())
+        print(describe_outputs(log_path))
         quarantined = quarantined_files(result)
         if quarantined:
             # The good files loaded and everything downstream refreshed; a script still has to notice.

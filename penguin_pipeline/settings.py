@@ -50,6 +50,11 @@ class Settings:
     def report_path(self) -> Path:
         return self.reports_dir / REPORT_FILE_NAME
 
+    @property
+    def logs_dir(self) -> Path:
+        """`penguin-pipeline run` writes each run's log here (Dagster's event log, warnings)."""
+        return self.data_dir / "logs"
+
 
 def load_settings(env=None) -> Settings:
     env = os.environ if env is None else env
