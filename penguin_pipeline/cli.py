@@ -154,7 +154,7 @@ def new_season(rows: int, seed: int | None, settings=None) -> str:
     """Land the next field season (the year after the newest season-YYYY file; 2010 after the shipped data)."""
     import re
 
-    from .processing import synth
+    from . import synth
 
     settings = settings or load_settings()
     zone = landing_zone(settings)
@@ -170,7 +170,7 @@ def synth_landing(rows: int, fmt: str, seasons: int | None, seed: int, directory
     """Write `rows` synthetic birds as season x island landing files into a landing folder."""
     from pathlib import Path
 
-    from .processing import synth
+    from . import synth
 
     settings = settings or load_settings()
     target = Path(directory or settings.landing_url)

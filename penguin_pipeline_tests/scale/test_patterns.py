@@ -6,8 +6,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from penguin_pipeline import cli
-from penguin_pipeline.processing import cleaning, modeling, summary, synth, tables
+from penguin_pipeline import cli, synth
+from penguin_pipeline.processing import cleaning, modeling, summary, tables
 from penguin_pipeline.processing.db import transaction
 from penguin_pipeline.processing.ingest import ingest_file
 from penguin_pipeline.storage import boards

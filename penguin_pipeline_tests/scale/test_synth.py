@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from penguin_pipeline.processing import synth
+from penguin_pipeline import synth
 
 N = 40_000
 

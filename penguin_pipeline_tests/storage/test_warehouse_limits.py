@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from penguin_pipeline import cli
-from penguin_pipeline.processing import synth
+from penguin_pipeline import synth
 from penguin_pipeline.storage import warehouse
 
 from ..conftest import query

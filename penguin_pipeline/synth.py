@@ -1,23 +1,32 @@
-"""Penguin-shaped field data in the raw LTER layout, fitted from the real penguins.
+"""Synthetic penguin-shaped landing files for benchmarks, tests and demos (`penguin-pipeline synth`,
+`penguin-pipeline new-data`). A tool beside the pipeline, not part of its processing.
 
-Per species and sex: the means, spreads and correlations of the four measurements (a multivariate
-normal fitted on the complete rows); the real islands and species mix per island; the real sex
-ratio; and a small share of the faults real files have (missing measurements, "." or NA for sex).
-Rows are generated in numpy chunks, so any number of rows fits in bounded memory.
+The profile is fitted from the real penguins palmerpenguins ships: per species and sex the means,
+spreads and correlations of the four measurements (a multivariate normal fitted on the complete
+rows); the islands and species mix per island; the sex ratio; clutch completion and the blood
+isotopes; and the share of faults real files have (missing measurements, "." or NA for sex).
+
+Rows are generated inside DuckDB and streamed by COPY to Parquet or CSV: numpy + pandas would hold
+whole files of Python strings, COPY writes row groups straight to disk, so 10^8 rows cost the same
+memory as 10^4. Randomness is a hash of (seed, season, island, row, draw): every row is
+reproducible on its own, whatever the thread count or chunking.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
+from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from .lter import LTER_COLUMNS, MEASUREMENTS
+from .processing.lter import MEASUREMENTS
 
 MEASURES = [name for name, _, _ in MEASUREMENTS.values()]
 RAW_MEASURES = list(MEASUREMENTS)
+ISOTOPES = ["Delta 15 N (o/oo)", "Delta 13 C (o/oo)"]
 FULL_SPECIES = {
     "Adelie": "Adelie Penguin (Pygoscelis adeliae)",
     "Chinstrap": "Chinstrap penguin (Pygoscelis antarctica)",
@@ -29,22 +38,24 @@ MISSING_SEX_SHARE = 0.03  # real files: 11 of 344 rows have no sex ("NA" or ".")
 
 @dataclass
 class Profile:
-    """What the generator reproduces, fitted from a clean penguins frame."""
+    """What the generator reproduces, fitted from palmerpenguins' clean and raw files."""
 
     species_by_island: dict[str, dict[str, float]]  # island -> species -> share
     island_share: dict[str, float]
     male_share: dict[str, float]  # species -> share of males among sexed birds
     means: dict[tuple[str, str], np.ndarray]  # (species, sex) -> 4 means
     covariances: dict[tuple[str, str], np.ndarray]  # (species, sex) -> 4x4
+    isotopes: dict[str, tuple[float, float]]  # raw isotope column -> (mean, standard deviation)
+    clutch_complete_share: float
 
 
-def fit_profile(clean: pd.DataFrame) -> Profile:
+def fit_profile(clean: pd.DataFrame, raw: pd.DataFrame) -> Profile:
     complete = clean.dropna(subset=MEASURES + ["sex"])
     counts = clean.groupby(["island", "species"]).size()
     species_by_island = {
-        island: (rows / rows.sum()).to_dict() for island, rows in counts.groupby(level=0)
+        island: {species: share for (_, species), share in (rows / rows.sum()).items()}
+        for island, rows in counts.groupby(level=0)
     }
-    species_by_island = {i: {s: share for (_, s), share in v.items()} for i, v in species_by_island.items()}
     island_share = (clean["island"].value_counts(normalize=True)).to_dict()
     male_share = complete.groupby("species")["sex"].apply(lambda s: float((s == "male").mean())).to_dict()
     means, covariances = {}, {}
@@ -52,71 +63,23 @@ def fit_profile(clean: pd.DataFrame) -> Profile:
         values = rows[MEASURES].to_numpy(dtype=float)
         means[key] = values.mean(axis=0)
         covariances[key] = np.cov(values, rowvar=False)
-    return Profile(species_by_island, island_share, male_share, means, covariances)
+    isotopes = {name: (float(raw[name].mean()), float(raw[name].std())) for name in ISOTOPES}
+    clutch = float((raw["Clutch Completion"] == "Yes").mean())
+    return Profile(species_by_island, island_share, male_share, means, covariances, isotopes, clutch)
+
+
+def shipped_profile() -> Profile:
+    """The profile fitted from the penguins.csv and penguins_raw.csv the palmerpenguins package ships."""
+    from .storage.landing import packaged_lter_file
+
+    raw_file = packaged_lter_file()
+    return fit_profile(pd.read_csv(raw_file.with_name("penguins.csv")), pd.read_csv(raw_file))
 
 
 def study_name(year: int) -> str:
     """LTER studies span a season: the 2007 season is PAL0708."""
     return f"PAL{year % 100:02d}{(year + 1) % 100:02d}"
 
-
-def generate_rows(profile: Profile, n: int, year: int, island: str, rng: np.random.Generator,
-                  first_nest: int = 1) -> pd.DataFrame:
-    """n birds of one season on one island, in the raw LTER layout (all text, as landed)."""
-    mix = profile.species_by_island[island]
-    species = rng.choice(list(mix), size=n, p=np.array(list(mix.values())) / sum(mix.values()))
-    male = rng.random(n) < np.vectorize(profile.male_share.get)(species)
-    sex = np.where(male, "male", "female")
-    measures = np.empty((n, len(MEASURES)))
-    for key in profile.means:
-        mask = (species == key[0]) & (sex == key[1])
-        if mask.any():
-            measures[mask] = rng.multivariate_normal(profile.means[key], profile.covariances[key], size=mask.sum())
-    nests = first_nest + np.arange(n) // 2
-    frame = pd.DataFrame({
-        "studyName": study_name(year),
-        "Sample Number": (np.arange(n) + first_nest).astype(str),
-        "Species": pd.Series(species).map(FULL_SPECIES),
-        "Region": "Anvers",
-        "Island": island,
-        "Stage": "Adult, 1 Egg Stage",
-        "Individual ID": [f"N{nest}A{1 + i % 2}" for i, nest in enumerate(nests)],
-        "Clutch Completion": np.where(rng.random(n) < 0.9, "Yes", "No"),
-        "Date Egg": [str(date(year, 11, 5) + timedelta(days=int(d))) for d in rng.integers(0, 30, n)],
-        "Culmen Length (mm)": np.round(measures[:, 0], 1).astype(str),
-        "Culmen Depth (mm)": np.round(measures[:, 1], 1).astype(str),
-        "Flipper Length (mm)": np.round(measures[:, 2]).astype(int).astype(str),
-        "Body Mass (g)": (np.round(measures[:, 3] / 25) * 25).astype(int).astype(str),
-        "Sex": np.char.upper(sex.astype(str)),
-        "Delta 15 N (o/oo)": np.round(rng.normal(8.73, 0.55, n), 5).astype(str),
-        "Delta 13 C (o/oo)": np.round(rng.normal(-25.69, 0.79, n), 5).astype(str),
-        "Comments": "NA",
-    })
-    no_measures = rng.random(n) < MISSING_MEASURE_SHARE
-    frame.loc[no_measures, RAW_MEASURES + ["Sex"]] = "NA"
-    no_sex = rng.random(n) < MISSING_SEX_SHARE
-    frame.loc[no_sex, "Sex"] = np.where(rng.random(no_sex.sum()) < 0.1, ".", "NA")
-    return frame[list(LTER_COLUMNS)]
-
-
-def season_csv(profile: Profile, rows: int, year: int, seed: int) -> bytes:
-    """One field season across the islands (island shares as observed), as LTER CSV bytes."""
-    rng = np.random.default_rng(seed)
-    islands = list(profile.island_share)
-    per_island = rng.multinomial(rows, [profile.island_share[i] for i in islands])
-    parts, nest = [], 1
-    for island, n in zip(islands, per_island):
-        if n:
-            parts.append(generate_rows(profile, int(n), year, island, rng, first_nest=nest))
-            nest += int(n)
-    return pd.concat(parts).to_csv(index=False).encode("utf-8")
-
-
-# --- data at any size: the same profile, generated inside DuckDB and streamed to landing files ------
-#
-# numpy + pandas would hold whole files of Python strings; DuckDB's COPY streams row groups straight
-# to disk, so 10^8 rows cost the same memory as 10^4. Randomness is a hash of (seed, season, island,
-# row, draw): every row is reproducible on its own, whatever the thread count or chunking.
 
 LANDING_FORMATS = ("parquet", "csv")
 ROWS_PER_SEASON = 3_000_000  # default season size: at 10^8 rows, 34 seasons x 3 islands = 102 files
@@ -175,6 +138,7 @@ def landing_file_sql(profile: Profile, rows: int, year: int, island: str, first_
     full = " ".join(f"WHEN '{s}' THEN '{name}'" for s, name in FULL_SPECIES.items())
     no_measures = f"{_uniform(5)} < {MISSING_MEASURE_SHARE}"
     no_sex = f"{_uniform(6)} < {MISSING_SEX_SHARE}"
+    (n15_mean, n15_sd), (c13_mean, c13_sd) = (profile.isotopes[name] for name in ISOTOPES)
     return f"""
     WITH drawn AS (
         SELECT i, {_pick(_uniform(1), profile.species_by_island[island])} AS species,
@@ -196,7 +160,7 @@ def landing_file_sql(profile: Profile, rows: int, year: int, island: str, first_
            '{island}' AS "Island",
            'Adult, 1 Egg Stage' AS "Stage",
            'N' || CAST(i // 2 + 1 AS VARCHAR) || 'A' || CAST(i % 2 + 1 AS VARCHAR) AS "Individual ID",
-           CASE WHEN u_clutch < 0.9 THEN 'Yes' ELSE 'No' END AS "Clutch Completion",
+           CASE WHEN u_clutch < {profile.clutch_complete_share!r} THEN 'Yes' ELSE 'No' END AS "Clutch Completion",
            CAST(DATE '{year}-11-05' + CAST(floor(u_date * 30) AS INTEGER) AS VARCHAR) AS "Date Egg",
            CASE WHEN no_measures THEN 'NA' ELSE CAST(round(x0, 1) AS VARCHAR) END AS "Culmen Length (mm)",
            CASE WHEN no_measures THEN 'NA' ELSE CAST(round(x1, 1) AS VARCHAR) END AS "Culmen Depth (mm)",
@@ -204,8 +168,8 @@ def landing_file_sql(profile: Profile, rows: int, year: int, island: str, first_
            CASE WHEN no_measures THEN 'NA' ELSE CAST(CAST(round(x3 / 25) * 25 AS INTEGER) AS VARCHAR) END AS "Body Mass (g)",
            CASE WHEN no_measures THEN 'NA' WHEN no_sex AND dot_sex THEN '.' WHEN no_sex THEN 'NA'
                 ELSE upper(sex) END AS "Sex",
-           CAST(round(8.73 + 0.55 * z_n15, 5) AS VARCHAR) AS "Delta 15 N (o/oo)",
-           CAST(round(-25.69 + 0.79 * z_c13, 5) AS VARCHAR) AS "Delta 13 C (o/oo)",
+           CAST(round({n15_mean!r} + {n15_sd!r} * z_n15, 5) AS VARCHAR) AS "Delta 15 N (o/oo)",
+           CAST(round({c13_mean!r} + {c13_sd!r} * z_c13, 5) AS VARCHAR) AS "Delta 13 C (o/oo)",
            'NA' AS "Comments"
     FROM measured
     """
@@ -235,7 +199,7 @@ def plan_files(profile: Profile, rows: int, seasons: int | None = None, first_ye
     plan = []
     for season, season_rows in enumerate(split_rows(rows, [1.0] * seasons)):
         year = first_year + season
-        for island, n in zip(islands, split_rows(season_rows, [profile.island_share[i] for i in islands])):
+        for island, n in zip(islands, split_rows(season_rows, [profile.island_share[i] for i in islands]), strict=True):
             if n:
                 plan.append(SynthFile(f"season-{year}-{island}", n, year, island))
     return plan
@@ -249,9 +213,6 @@ def write_landing_files(profile: Profile, rows: int, directory, fmt: str = "parq
     Files are written under a hidden name and renamed when complete, so a watching sensor never
     picks up half a file.
     """
-    import duckdb
-    from pathlib import Path
-
     if fmt not in LANDING_FORMATS:
         raise ValueError(f"format must be one of {', '.join(LANDING_FORMATS)}, not {fmt!r}")
     directory = Path(directory)
@@ -274,8 +235,19 @@ def write_landing_files(profile: Profile, rows: int, directory, fmt: str = "parq
     return written
 
 
-def shipped_profile() -> Profile:
-    """The profile fitted from palmerpenguins' own clean penguins.csv (shipped with the package)."""
-    from ..storage.landing import packaged_lter_file
+def season_csv(profile: Profile, rows: int, year: int, seed: int) -> bytes:
+    """One field season across the islands (island shares as observed) as one LTER CSV file's bytes.
 
-    return fit_profile(pd.read_csv(packaged_lter_file().with_name("penguins.csv")))
+    The same rows as `write_landing_files` would write for that season, in one file ordered by
+    sample number (`penguin-pipeline new-data`).
+    """
+    parts, first = [], 0
+    for planned in plan_files(profile, rows, seasons=1, first_year=year):
+        parts.append(f"({landing_file_sql(profile, planned.rows, year, planned.island, first, seed)})")
+        first += planned.rows
+    season = " UNION ALL ".join(parts)
+    with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:
+        path = Path(tmp) / "season.csv"
+        con.execute(f"""COPY (SELECT * FROM ({season}) ORDER BY CAST("Sample Number" AS INTEGER))
+                        TO '{path}' (FORMAT csv, HEADER true)""")
+        return path.read_bytes()
