@@ -71,7 +71,7 @@ def load_settings(env=None) -> Settings:
         duckdb_threads=int(_env(env, "PENGUIN_DUCKDB_THREADS", "2")),
         duckdb_temp_dir=Path(_env(env, "PENGUIN_DUCKDB_TEMP_DIR", str(data_dir / "duckdb_tmp"))),
         aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
-        sensor_interval_seconds=int(_env(env, "PENGUIN_SENSOR_INTERVAL_SECONDS", "30")),
+        sensor_interval_seconds=int(_env(env, "PENGUIN_SENSOR_INTERVAL_SECONDS", "5")),
         # --- prediction API ---
         api_keys=_env(env, "PENGUIN_API_KEYS", "") or None,
         api_keys_file=Path(_env(env, "PENGUIN_API_KEYS_FILE", "")) if _env(env, "PENGUIN_API_KEYS_FILE", "") else None,
