@@ -184,18 +184,11 @@ def synth_landing(rows: int, fmt: str, seasons: int | None, seed: int, directory
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Importing Dagster and its dependencies leaves several hundred thousand long-lived objects that
-    # Python's cycle collector would re-scan on every full collection during the run. Frozen, they
-    # are skipped (~0.4 s of a 5.5 s first `make run` here). Unfrozen before returning, so that a
-    # normal interpreter shutdown frees them (left frozen, DuckDB's bindings report them as leaked).
-    gc.freeze()
     try:
         return _command(argv)
     except s3.S3StorageError as exc:  # wrong bucket, endpoint or credentials: one line that names them
         print(f"penguin_pipeline: {exc}", file=sys.stderr)
         return 2
-    finally:
-        gc.unfreeze()
 
 
 def _command(argv: list[str] | None) -> int:
@@ -244,13 +237,14 @@ def _command(argv: list[str] | None) -> int:
 
 
 def console() -> None:
-    """The `penguin-pipeline` command: main(), then leave without the interpreter's teardown.
+    """The `penguin-pipeline` command: main() in a process tuned for one short run.
 
-    Tearing down what Dagster, pandas, scikit-learn and matplotlib built costs ~1 s of garbage
-    collection (a fifth of a first `make run`) and saves nothing: every file, DuckDB connection
-    and Dagster instance the command used is closed by then, and the exit handlers registered by
-    then are logging's and filelock's. So flush logging and the streams, and exit.
+    The objects the imports built (Dagster, pandas, ...) are frozen, so the cycle collector stops
+    re-scanning them during the run, and the process ends without the interpreter's teardown, which
+    would only collect them once more: every file, connection and instance is closed by then.
+    Measured in README ("Where a first run's time goes").
     """
+    gc.freeze()
     code = main()
     logging.shutdown()
     sys.stdout.flush()
