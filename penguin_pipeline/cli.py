@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -42,7 +42,7 @@ def run_log(settings) -> Iterator[logging.FileHandler]:
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
     for old in sorted(settings.logs_dir.glob("run-*.log"))[: -(RUN_LOGS_KEPT - 1) or None]:
         old.unlink(missing_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     handler = logging.FileHandler(settings.logs_dir / f"run-{stamp}-{uuid.uuid4().hex[:6]}.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
     root = logging.getLogger()

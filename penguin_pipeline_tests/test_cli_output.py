@@ -20,8 +20,14 @@ MAX_LINES = 30
 
 def run_command(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
     home = instance_home(tmp_path)
-    return subprocess.run([str(BIN / "penguin-pipeline"), "run"], env=project_env(home, tmp_path / "data", **env),
-                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [str(BIN / "penguin-pipeline"), "run"],
+        env=project_env(home, tmp_path / "data", **env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def named_log(text: str) -> Path:
@@ -35,12 +41,25 @@ def test_first_run_prints_a_short_summary_and_logs_the_events_to_a_named_file(tm
     shown = (done.stdout + done.stderr).splitlines()
     assert len(shown) <= MAX_LINES, shown
     assert not [line for line in shown if " - DEBUG - " in line or "STEP_" in line]
-    for where in ("warehouse", "model pin", "report", "run log", "make dev", "http://127.0.0.1:3000"):
+    for where in (
+        "warehouse",
+        "model pin",
+        "report",
+        "run log",
+        "make dev",
+        "http://127.0.0.1:3000",
+    ):
         assert where in done.stdout
     log = named_log(done.stdout)
     assert log.parent == tmp_path / "data" / "logs" and log.is_file()
     events = log.read_text()
-    for event in ("RUN_START", "STEP_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "RUN_SUCCESS"):
+    for event in (
+        "RUN_START",
+        "STEP_START",
+        "STEP_SUCCESS",
+        "ASSET_MATERIALIZATION",
+        "RUN_SUCCESS",
+    ):
         assert event in events
     assert " - DEBUG - " in events
 
@@ -62,5 +81,8 @@ def test_quarantined_files_are_listed_on_the_terminal_with_exit_2(tmp_path):
     (raw / "scan.csv").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 4)
     done = run_command(tmp_path)
     assert done.returncode == 2
-    assert "could not be read and were moved to quarantine" in done.stderr and "scan.csv" in done.stderr
+    assert (
+        "could not be read and were moved to quarantine" in done.stderr
+        and "scan.csv" in done.stderr
+    )
     assert "penguin_pipeline: done." in done.stdout
