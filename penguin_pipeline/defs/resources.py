@@ -13,8 +13,9 @@ from ..storage import boards, landing, warehouse
 
 
 class Warehouse(DuckDBResource):
-    """DuckDBResource that always closes its connection, enforces every limit, and says which
-    setting to raise when DuckDB runs out of memory, spill space or disk (one place for every asset).
+    """DuckDBResource used through storage/warehouse.session: every limit enforced, the connection
+    always closed, and a limit reached turned into one Failure naming the setting to raise (one
+    place for every asset).
 
     dagster-duckdb's get_connection() closes only when the body succeeds; after a failing step the
     connection (and DuckDB's file lock) stayed open until garbage collection.
@@ -22,21 +23,20 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def get_connection(self):
-        with super().get_connection() as con:
-            try:
-                warehouse.apply_limits(con, self.connection_config)
+        try:
+            with super().get_connection() as con, warehouse.session(con, self.connection_config):
                 yield con
-            except Exception as exc:
-                problem = warehouse.resource_problem(exc, self.connection_config)
-                if problem is None:
-                    raise
-                raise dg.Failure(description=f"{problem}\n{_what_failed(exc)}") from exc
-            finally:
-                con.close()
+        except warehouse.LimitReached as exc:
+            cause = exc.__cause__
+            raise dg.Failure(description=f"{exc}\n{_what_failed(cause)}") from cause
 
 
 def _what_failed(exc: Exception) -> str:
-    return exc.description if isinstance(exc, dg.Failure) and exc.description else f"{type(exc).__name__}: {exc}"
+    return (
+        exc.description
+        if isinstance(exc, dg.Failure) and exc.description
+        else f"{type(exc).__name__}: {exc}"
+    )
 
 
 class PinsBoard(dg.ConfigurableResource):
@@ -50,7 +50,7 @@ class PinsBoard(dg.ConfigurableResource):
 
 
 class LandingZone(dg.ConfigurableResource):
-    """Where raw field files arrive (folder or s3://bucket/prefix), and where whole-file failures go."""
+    """Where raw field files arrive (folder or s3://bucket/prefix), and where unreadable ones go."""
 
     url: str
     quarantine_url: str
@@ -82,13 +82,18 @@ def build_resources(settings: Settings) -> dict:
         "warehouse": Warehouse(
             database=str(settings.duckdb_path),
             connection_config=warehouse.connection_config(
-                settings.duckdb_memory_limit, settings.duckdb_threads, settings.duckdb_temp_dir,
+                settings.duckdb_memory_limit,
+                settings.duckdb_threads,
+                settings.duckdb_temp_dir,
                 settings.duckdb_max_temp_size,
             ),
         ),
         "board": PinsBoard(url=settings.board_url, endpoint_url=settings.aws_endpoint_url),
-        "landing": LandingZone(url=settings.landing_url, quarantine_url=settings.quarantine_url,
-                               endpoint_url=settings.aws_endpoint_url),
+        "landing": LandingZone(
+            url=settings.landing_url,
+            quarantine_url=settings.quarantine_url,
+            endpoint_url=settings.aws_endpoint_url,
+        ),
         "reports": ReportFolder(directory=str(settings.reports_dir)),
         "training_sample": TrainingSample(rows=settings.sample_rows, seed=settings.sample_seed),
     }

@@ -1,4 +1,8 @@
-"""The warehouse's tables: names and layout. Readers and writers take the names from here."""
+"""The warehouse's tables: names and layout. Readers and writers take the names from here.
+
+The schema is the processing layer's data model, created over a connection the caller gives
+(`ensure_schema(con)`), so it lives beside the functions that fill the tables; reaching the
+warehouse file (settings, limits, closing) is storage/warehouse.py."""
 
 from __future__ import annotations
 
@@ -15,7 +19,12 @@ LEDGER = "landed_files"
 # Near-unique text (one value per penguin): DuckDB's dictionary+FSST compression of these four is a
 # large part of writing raw_penguins and saves little; stored plain they take more disk but load and
 # scan faster (README, Big data). The others compress well and cheaply.
-UNCOMPRESSED_RAW_COLUMNS = ("Sample Number", "Individual ID", "Delta 15 N (o/oo)", "Delta 13 C (o/oo)")
+UNCOMPRESSED_RAW_COLUMNS = (
+    "Sample Number",
+    "Individual ID",
+    "Delta 15 N (o/oo)",
+    "Delta 13 C (o/oo)",
+)
 
 
 def _raw_column(column: str) -> str:

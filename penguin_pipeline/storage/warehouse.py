@@ -1,5 +1,12 @@
-"""How the pipeline reaches the DuckDB warehouse: the settings of every writing connection, and what
-to tell the user when one of its limits (memory, spill space, disk) is reached.
+"""How the pipeline reaches the DuckDB warehouse: the settings of every writing connection, the
+limits DuckDB only enforces once set on an open connection, closing it whatever happens, and what to
+tell the user when one of those limits (memory, spill space, disk) is reached.
+
+This is the one module that knows how a connection is made and what its limits are. The processing
+layer only ever receives an open connection: `processing/tables.py` (table names and schema) and
+`processing/db.py` (small SQL helpers, and which DuckDB errors mean "a machine limit, not bad
+data") are plain SQL over that connection, so they stay beside the processing functions that use
+them and are tested with an in-memory DuckDB.
 
 DuckDB allows one writing process per file; Dagster serialises the pipeline's DuckDB steps with the
 `duckdb` pool (dagster.yaml). Readers outside the pipeline open read-only connections.
@@ -7,6 +14,8 @@ DuckDB allows one writing process per file; Dagster serialises the pipeline's Du
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -16,6 +25,10 @@ from ..processing.db import out_of_resources
 # DuckDB 2.0 accepts max_temp_directory_size in connect(config=...) and reports it back, but
 # does not enforce it (measured: a 1 MB cap, 190 MB spilled); SET on the open connection, it is.
 SET_AFTER_CONNECT = ("max_temp_directory_size",)
+
+
+class LimitReached(RuntimeError):
+    """DuckDB ran out of memory, spill space or disk; the message names the settings to raise."""
 
 
 def connection_config(
@@ -35,6 +48,24 @@ def apply_limits(con: duckdb.DuckDBPyConnection, config: dict) -> None:
                 "'", "''"
             )  # SET takes no parameters: a quoted literal
             con.execute(f"SET {name} = '{value}'")
+
+
+@contextmanager
+def session(con: duckdb.DuckDBPyConnection, config: dict) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Use an open connection with every limit enforced; closed at the end whatever happens.
+
+    A limit reached inside the block becomes LimitReached (its cause: the block's own error).
+    """
+    try:
+        apply_limits(con, config)
+        yield con
+    except Exception as exc:
+        problem = resource_problem(exc, config)
+        if problem is None:
+            raise
+        raise LimitReached(problem) from exc
+    finally:
+        con.close()
 
 
 def resource_problem(exc: BaseException, config: dict) -> str | None:

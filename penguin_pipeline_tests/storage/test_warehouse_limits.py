@@ -40,6 +40,25 @@ def test_the_temp_size_cap_is_enforced_and_explained(tmp_path):
     assert warehouse.resource_problem(duckdb.CatalogException("no such table"), config) is None
 
 
+def test_a_session_enforces_the_cap_names_the_settings_and_always_closes(tmp_path):
+    config = warehouse.connection_config("40MB", 1, tmp_path / "spill", "1MB")
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), config=config)  # the cap is not enforced yet
+    with pytest.raises(warehouse.LimitReached) as failure:
+        with warehouse.session(con, config):
+            con.execute(SPILLING).fetchall()
+    assert all(name in str(failure.value) for name in SETTINGS_TO_RAISE)
+    assert isinstance(failure.value.__cause__, duckdb.Error)
+    with pytest.raises(duckdb.ConnectionException):
+        con.execute("SELECT 1")
+
+    other = duckdb.connect(str(tmp_path / "w.duckdb"), config=config)
+    with pytest.raises(duckdb.CatalogException):  # any other failure passes through unchanged
+        with warehouse.session(other, config):
+            other.execute("SELECT * FROM no_such_table")
+    with pytest.raises(duckdb.ConnectionException):
+        other.execute("SELECT 1")
+
+
 def test_without_a_cap_the_same_query_spills_and_succeeds(tmp_path):
     con, _ = connect(tmp_path, None)
     assert con.execute(SPILLING).fetchall() == [(3_000_000,)]
