@@ -22,12 +22,27 @@ import types
 POINTS = {
     "schema": ("penguin_pipeline.processing.tables", "ensure_schema", 1, "before"),
     "staging-file-1": ("penguin_pipeline.processing.ingest", "stage_file", 1, "before"),
-    "inserted-file-1-uncommitted": ("penguin_pipeline.processing.ingest", "publish_file", 1, "after"),
+    "inserted-file-1-uncommitted": (
+        "penguin_pipeline.processing.ingest",
+        "publish_file",
+        1,
+        "after",
+    ),
     "staging-file-2": ("penguin_pipeline.processing.ingest", "stage_file", 2, "before"),
-    "inserted-file-3-uncommitted": ("penguin_pipeline.processing.ingest", "publish_file", 3, "after"),
+    "inserted-file-3-uncommitted": (
+        "penguin_pipeline.processing.ingest",
+        "publish_file",
+        3,
+        "after",
+    ),
     "clean-candidate-built": ("penguin_pipeline.processing.cleaning", "swap_in", 1, "before"),
     "summary-written": ("penguin_pipeline.processing.summary", "build_summary_table", 1, "after"),
-    "model-file-without-data-txt": ("penguin_pipeline.storage.boards", "PenguinBoard._put_whole", 2, "before"),
+    "model-file-without-data-txt": (
+        "penguin_pipeline.storage.boards",
+        "PenguinBoard._put_whole",
+        2,
+        "before",
+    ),
     "model-pinned": ("penguin_pipeline.storage.boards", "PenguinBoard._put_whole", 2, "after"),
     "report-half-written": ("penguin_pipeline.report.render", "os.replace", 1, "before"),
     "report-written-not-pinned": ("penguin_pipeline.storage.boards", "pin_report", 1, "before"),
@@ -69,7 +84,7 @@ def _start_timer_with_run(seconds: float) -> None:
 
 def install(point: str) -> None:
     if point.startswith("run+"):
-        _start_timer_with_run(float(point[len("run+"):]))
+        _start_timer_with_run(float(point[len("run+") :]))
         return
     module_name, attribute, call, when = POINTS[point]
     owner = importlib.import_module(module_name)

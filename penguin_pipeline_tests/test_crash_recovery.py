@@ -20,7 +20,13 @@ import duckdb
 import pytest
 
 from penguin_pipeline import cli
-from penguin_pipeline.defs.runs import HOST_TAG, PID_TAG, LocalRunLauncher, release_dead_runs, run_worker
+from penguin_pipeline.defs.runs import (
+    HOST_TAG,
+    PID_TAG,
+    LocalRunLauncher,
+    release_dead_runs,
+    run_worker,
+)
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 
@@ -32,8 +38,13 @@ pytestmark = pytest.mark.integration
 
 # Timer kills land wherever the run is then (Dagster's own event writes included).
 TIMED = ["run+0.3", "run+1.0", "run+1.8"]
-TABLES = {"raw_penguins": "loaded_at", "rejected_penguins": "rejected_at", "landed_files": "loaded_at",
-          "penguins": None, "penguin_summary": None}
+TABLES = {
+    "raw_penguins": "loaded_at",
+    "rejected_penguins": "rejected_at",
+    "landed_files": "loaded_at",
+    "penguins": None,
+    "penguin_summary": None,
+}
 
 
 def land_three_files(landing) -> None:
@@ -62,13 +73,18 @@ def warehouse_state(data) -> dict:
         state = {}
         for table, stamp in TABLES.items():
             rows = f"SELECT * EXCLUDE ({stamp}) FROM {table}" if stamp else f"SELECT * FROM {table}"
-            state[table] = con.execute(f"SELECT count(*), sum(hash(t)) FROM ({rows}) t").fetchall()[0]
+            state[table] = con.execute(f"SELECT count(*), sum(hash(t)) FROM ({rows}) t").fetchall()[
+                0
+            ]
         state["duplicate raw rows"] = con.execute(
-            "SELECT count(*) - count(DISTINCT (source_file, source_line)) FROM raw_penguins").fetchall()[0][0]
+            "SELECT count(*) - count(DISTINCT (source_file, source_line)) FROM raw_penguins"
+        ).fetchall()[0][0]
         state["files whose ledger disagrees with raw_penguins"] = con.execute(
             """SELECT count(*) FROM landed_files l
-               LEFT JOIN (SELECT source_file, count(*) AS n FROM raw_penguins GROUP BY 1) r USING (source_file)
-               WHERE l.rows_loaded != coalesce(r.n, 0)""").fetchall()[0][0]
+               LEFT JOIN (SELECT source_file, count(*) AS n FROM raw_penguins GROUP BY 1) r
+               USING (source_file)
+               WHERE l.rows_loaded != coalesce(r.n, 0)"""
+        ).fetchall()[0][0]
     return state
 
 
@@ -76,14 +92,20 @@ def board_state(data) -> dict:
     board = boards.board_from_url(str(data / "board"))
     facts = boards.latest_model_facts(board)
     boards.read_model(board)  # the newest version loads: not a half-written one
-    snapshots = [board.pin_meta(boards.MODEL_PIN, v.version).user["user"]["data_snapshot"]
-                 for v in board.pin_versions(boards.MODEL_PIN, as_df=False)]
-    return {"data_snapshot": facts["data_snapshot"], "r2": facts["r2"],
-            "coefficients": facts["coefficients"], "versions per snapshot": len(snapshots) - len(set(snapshots))}
+    snapshots = [
+        board.pin_meta(boards.MODEL_PIN, v.version).user["user"]["data_snapshot"]
+        for v in board.pin_versions(boards.MODEL_PIN, as_df=False)
+    ]
+    return {
+        "data_snapshot": facts["data_snapshot"],
+        "r2": facts["r2"],
+        "coefficients": facts["coefficients"],
+        "versions per snapshot": len(snapshots) - len(set(snapshots)),
+    }
 
 
 def report_text(data) -> str:
-    """The report with what differs between two identical runs masked: times, versions, its fingerprint."""
+    """The report, with what differs between two identical runs masked (times, versions)."""
     text = load_settings({"PENGUIN_DATA_DIR": str(data)}).report_path.read_text(encoding="utf-8")
     text = re.sub(r"\d{8}T\d{6}Z(-[0-9a-f]{5})?", "<version or time>", text)
     text = re.sub(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", "<time>", text)
@@ -91,7 +113,11 @@ def report_text(data) -> str:
 
 
 def outcome(data) -> dict:
-    return {"warehouse": warehouse_state(data), "board": board_state(data), "report": report_text(data)}
+    return {
+        "warehouse": warehouse_state(data),
+        "board": board_state(data),
+        "report": report_text(data),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -103,38 +129,67 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("point", list(POINTS) + TIMED)
-def test_a_killed_run_loses_nothing_and_blocks_nothing(point, uninterrupted, tmp_path, monkeypatch, capsys):
+def test_a_killed_run_loses_nothing_and_blocks_nothing(
+    point, uninterrupted, tmp_path, monkeypatch, capsys
+):
     home, data, env = project(tmp_path, monkeypatch)
-    killed = subprocess.run([sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point], env=env,
-                            cwd=ROOT, capture_output=True, timeout=180)
+    killed = subprocess.run(
+        [sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+    )
     assert killed.returncode == -9, killed.stderr.decode()[-3000:]
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        [dead] = instance.get_runs()
-        assert not dead.is_finished
+        dead = instance.get_runs()
+    # A timed kill may land before the run is created: then there is nothing to release.
+    assert len(dead) == 1 or (point in TIMED and not dead)
+    assert not any(run.is_finished for run in dead)
 
-    assert cli.main(["run"]) == 0  # `make run` again: before the fix this waited forever on the pool
+    assert (
+        cli.main(["run"]) == 0
+    )  # `make run` again: before the fix this waited forever on the pool
 
-    assert "had died without finishing: marked it failed" in capsys.readouterr().err
+    assert ("had died without finishing: marked it failed" in capsys.readouterr().err) == bool(dead)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert all(
+            instance.get_run_by_id(r.run_id).status == dg.DagsterRunStatus.FAILURE for r in dead
+        )
         assert not instance.event_log_storage.get_concurrency_run_ids()
     assert outcome(data) == uninterrupted
 
 
 def test_the_daemon_fails_a_run_whose_worker_was_killed_and_retries_it(tmp_path):
-    """The code server reports its dead run worker; run retries finish the job; the slot is freed."""
+    """The code server reports its dead worker; run retries finish the job; its slot is freed."""
     home, data, env = project(tmp_path)
     env["PENGUIN_SENSOR_INTERVAL_SECONDS"] = "1"
-    with dg.DagsterInstance.from_config(str(home)) as instance, running_daemon(home, env, tmp_path / "daemon.log"):
-        worker = wait_for(lambda: started_worker(instance), timeout=120, what="a run worker executing steps")
+    with (
+        dg.DagsterInstance.from_config(str(home)) as instance,
+        running_daemon(home, env, tmp_path / "daemon.log"),
+    ):
+        worker = wait_for(
+            lambda: started_worker(instance), timeout=120, what="a run worker executing steps"
+        )
         os.kill(worker.pid, signal.SIGKILL)
         dead = wait_for(lambda: failed_run(instance), timeout=90, what="the dead run marked failed")
         assert "terminated by signal 9" in crash_explanation(instance, dead)
-        wait_for(lambda: all(r.is_finished for r in instance.get_runs())
-                 and any(r.tags.get("dagster/parent_run_id") == dead.run_id and r.is_success
-                         for r in instance.get_runs()), timeout=180, what="the retry of the dead run succeeded")
-        wait_for(lambda: not instance.event_log_storage.get_concurrency_run_ids(), timeout=30,
-                 what="the dead run's pool slot freed")
+        wait_for(
+            lambda: (
+                all(r.is_finished for r in instance.get_runs())
+                and any(
+                    r.tags.get("dagster/parent_run_id") == dead.run_id and r.is_success
+                    for r in instance.get_runs()
+                )
+            ),
+            timeout=180,
+            what="the retry of the dead run succeeded",
+        )
+        wait_for(
+            lambda: not instance.event_log_storage.get_concurrency_run_ids(),
+            timeout=30,
+            what="the dead run's pool slot freed",
+        )
     state = warehouse_state(data)
     assert state["raw_penguins"][0] == 344 and state["duplicate raw rows"] == 0
     assert state["files whose ledger disagrees with raw_penguins"] == 0
@@ -154,7 +209,9 @@ def failed_run(instance):
 
 
 def crash_explanation(instance, run) -> str:
-    return "\n".join(e.message for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT))
+    return "\n".join(
+        e.message for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    )
 
 
 def dead_pid() -> int:
@@ -169,16 +226,28 @@ def test_only_runs_whose_process_is_gone_are_released(instance):
     from dagster._core.launcher.base import WorkerStatus
 
     def cli_run(pid: int, host: str = socket.gethostname()) -> dg.DagsterRun:
-        run = dg.DagsterRun(job_name="penguin_job", status=dg.DagsterRunStatus.STARTED,
-                            tags={HOST_TAG: host, PID_TAG: str(pid)})
+        run = dg.DagsterRun(
+            job_name="penguin_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={HOST_TAG: host, PID_TAG: str(pid)},
+        )
         return instance.run_storage.add_run(run)
 
-    alive, dead, elsewhere = cli_run(os.getpid()), cli_run(dead_pid()), cli_run(dead_pid(), "another-host")
+    alive, dead, elsewhere = (
+        cli_run(os.getpid()),
+        cli_run(dead_pid()),
+        cli_run(dead_pid(), "another-host"),
+    )
     instance.event_log_storage.set_concurrency_slots("duckdb", 1)
-    assert instance.event_log_storage.claim_concurrency_slot("duckdb", dead.run_id, "raw_penguins").is_claimed
+    assert instance.event_log_storage.claim_concurrency_slot(
+        "duckdb", dead.run_id, "raw_penguins"
+    ).is_claimed
     launcher = LocalRunLauncher()
     launcher.register_instance(instance)
-    assert launcher.check_run_worker_health(instance.get_run_by_id(dead.run_id)).status == WorkerStatus.FAILED
+    assert (
+        launcher.check_run_worker_health(instance.get_run_by_id(dead.run_id)).status
+        == WorkerStatus.FAILED
+    )
     assert launcher.check_run_worker_health(alive).status == WorkerStatus.RUNNING
 
     [line] = release_dead_runs(instance)

@@ -32,8 +32,12 @@ HOST_TAG = "penguin/host"
 PID_TAG = "penguin/pid"
 # NOT_STARTED: the command line creates its run before reporting it started (a queued run has no
 # process yet, so it is never judged).
-UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
-              dg.DagsterRunStatus.CANCELING]
+UNFINISHED = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 # A process that started after the run was created cannot be its worker (the pid was reused).
 _CLOCK_SLACK_SECONDS = 1.0
 
@@ -52,8 +56,10 @@ class Worker:
     def is_alive(self) -> bool:
         try:
             process = psutil.Process(self.pid)
-            return (process.status() != psutil.STATUS_ZOMBIE
-                    and process.create_time() <= self.since + _CLOCK_SLACK_SECONDS)
+            return (
+                process.status() != psutil.STATUS_ZOMBIE
+                and process.create_time() <= self.since + _CLOCK_SLACK_SECONDS
+            )
         except psutil.NoSuchProcess:
             return False
 
@@ -87,10 +93,15 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         worker = run_worker(instance, run)
         if worker is None or not worker.is_local() or worker.is_alive():
             continue
-        instance.report_run_failed(run, f"The process running this run (pid {worker.pid} on {worker.host}) "
-                                        "ended without reporting; marked failed by penguin_pipeline.")
-        released.append(f"run {run.run_id[:8]} ({run.job_name}, pid {worker.pid}) had died without finishing: "
-                        f"marked it failed{_free_slots(instance, run.run_id)}")
+        instance.report_run_failed(
+            run,
+            f"The process running this run (pid {worker.pid} on {worker.host}) "
+            "ended without reporting; marked failed by penguin_pipeline.",
+        )
+        released.append(
+            f"run {run.run_id[:8]} ({run.job_name}, pid {worker.pid}) had died without finishing: "
+            f"marked it failed{_free_slots(instance, run.run_id)}"
+        )
     for run_id in instance.event_log_storage.get_concurrency_run_ids():
         run = instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
@@ -100,8 +111,11 @@ def release_dead_runs(instance: dg.DagsterInstance) -> list[str]:
 
 def _free_slots(instance: dg.DagsterInstance, run_id: str) -> str:
     storage = instance.event_log_storage
-    held = sorted(pool for pool in storage.get_concurrency_keys()
-                  if any(slot.run_id == run_id for slot in storage.get_concurrency_info(pool).claimed_slots))
+    held = sorted(
+        pool
+        for pool in storage.get_concurrency_keys()
+        if any(slot.run_id == run_id for slot in storage.get_concurrency_info(pool).claimed_slots)
+    )
     storage.free_concurrency_slots_for_run(run_id)
     return f" and freed its slot in pool {', '.join(held)}" if held else ""
 
@@ -120,7 +134,9 @@ class LocalRunLauncher(DefaultRunLauncher):
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         worker = run_worker(self._instance, run)
         if worker is None or not worker.is_local():
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "no local worker process recorded yet")
+            return CheckRunHealthResult(
+                WorkerStatus.UNKNOWN, "no local worker process recorded yet"
+            )
         if worker.is_alive():
             return CheckRunHealthResult(WorkerStatus.RUNNING)
         return CheckRunHealthResult(WorkerStatus.FAILED, f"run worker process {worker.pid} is gone")
