@@ -63,7 +63,7 @@ lint: $(SYNCED)  ## ruff check, ruff format --check, deptry (imports vs declared
 	$(RUN) deptry . || status=1; \
 	exit $$status
 
-bench: setup  ## wall time of `make run`'s job beside the book's plain lab script
+bench: setup  ## `make run` as a user runs it (fresh data, through make) beside the book's plain lab script
 	$(RUN) python bench/bench_pipeline.py
 
 serve: setup  ## prediction API at http://127.0.0.1:$(PORT) (docs at /docs), newest penguin_model on the board
