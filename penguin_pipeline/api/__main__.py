@@ -14,9 +14,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m penguin_pipeline.api", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
-    parser.add_argument("--no-access-log", action="store_true", help="do not log each request (benchmarks)")
+    parser.add_argument("--no-access-log", action="store_true", help="for benchmarks")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     from .app import create_app
 
     try:
@@ -24,7 +26,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # a clear line, not a traceback, for the common "no model yet"
         logging.getLogger("penguin_pipeline.api").error("cannot start: %s", exc)
         return 1
-    uvicorn.run(app, host=args.host, port=args.port, access_log=not args.no_access_log, log_level="info")
+    access_log = not args.no_access_log
+    uvicorn.run(app, host=args.host, port=args.port, access_log=access_log, log_level="info")
     return 0
 
 

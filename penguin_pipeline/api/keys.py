@@ -1,31 +1,29 @@
-"""API keys with scopes, as plain functions. Keys are kept only as SHA-256 digests and never logged.
+"""API keys with scopes, as a FastAPI security scheme. Kept as SHA-256 digests, never logged.
 
-An entry is `scope[,scope]:key`, e.g. `predict:abc123` or `predict,admin:s3cret`. Entries come
-from PENGUIN_API_KEYS (separated by ";" or newlines) and/or the file PENGUIN_API_KEYS_FILE (one
-entry per line, "#" starts a comment). No entry at all means the API is open.
-Clients send the key as `Authorization: Bearer <key>` (or `Key <key>`, as vetiver's Connect
-examples do) or as `X-API-Key: <key>`.
+Entries `scope[,scope]:key` come from PENGUIN_API_KEYS (";"-separated) and/or the file
+PENGUIN_API_KEYS_FILE (one per line, "#" comments; re-read when it changes); with neither the API
+is open. A route declares what it needs with `Security(keys, scopes=["predict"])` (the OpenAPI
+document and Swagger's Authorize button then know the scheme), or that it needs nothing with
+`openapi_extra=PUBLIC`, OpenAPI's own "no security".
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 
+from fastapi import HTTPException, Request
+from fastapi.security import HTTPBearer, SecurityScopes
+
 SCOPES = ("predict", "admin")
+PUBLIC = {"security": []}
+log = logging.getLogger("penguin_pipeline.api")
 
 
 class KeyConfigError(ValueError):
     pass
-
-
-class AuthError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _digest(key: str) -> bytes:
@@ -46,35 +44,56 @@ def parse_entries(text: str, origin: str) -> list[tuple[bytes, frozenset[str]]]:
             raise KeyConfigError(f"{where}: expected 'scope[,scope]:key'")
         unknown = sorted(scopes - set(SCOPES))
         if unknown or not scopes:
-            raise KeyConfigError(f"{where}: scopes must be among {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}")
+            got = ", ".join(unknown) or "none"
+            raise KeyConfigError(f"{where}: scopes must be among {', '.join(SCOPES)}; got {got}")
         entries.append((_digest(key), scopes))
     return entries
 
 
-@dataclass(frozen=True)
-class KeyRing:
-    entries: tuple[tuple[bytes, frozenset[str]], ...]
+class KeyRing(HTTPBearer):
+    """The keys, checked for each request against the scopes its route declares.
 
-    @classmethod
-    def load(cls, keys: str | None, keys_file: Path | None) -> KeyRing:
-        entries = parse_entries(keys, "PENGUIN_API_KEYS") if keys else []
-        if keys_file is not None:
-            try:
-                text = Path(keys_file).read_text()
-            except OSError as exc:
-                raise KeyConfigError(f"cannot read PENGUIN_API_KEYS_FILE {keys_file}: {exc.strerror}") from exc
-            entries += parse_entries(text, str(keys_file))
-        return cls(tuple(entries))
+    The file is looked at (one stat) on each keyed request and re-read when it changed. A file
+    that cannot be read or has a bad entry is refused whole: its keys stop working (the error is
+    logged) until it is fixed; the environment's keys keep working. At start it stops the API.
+    """
 
-    @property
-    def open(self) -> bool:
-        return not self.entries
+    def __init__(self, keys: str | None, keys_file: Path | None):
+        description = "Authorization: Bearer <key> (or Key <key>), or X-API-Key: <key>"
+        super().__init__(scheme_name="api_key", description=description, auto_error=False)
+        self.from_env = parse_entries(keys, "PENGUIN_API_KEYS") if keys else []
+        self.file = Path(keys_file) if keys_file else None
+        self.open = not self.from_env and self.file is None
+        self.entries, self.problem, self._stamp = self.from_env, None, None
+        if self.file is not None and self._reread():
+            raise KeyConfigError(f"PENGUIN_API_KEYS_FILE: {self.problem}")
+
+    def _reread(self) -> str | None:
+        """Re-read the file if it changed since the last look; the problem if it cannot be used."""
+        try:
+            stat = self.file.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if stamp == self._stamp:
+                return self.problem
+            self._stamp = stamp
+            self.entries = self.from_env + parse_entries(self.file.read_text(), str(self.file))
+        except (OSError, ValueError) as exc:  # missing, unreadable, not text, or a bad entry
+            problem = str(exc) if isinstance(exc, KeyConfigError) else f"cannot read {self.file}"
+            if problem != self.problem:
+                log.error(
+                    "PENGUIN_API_KEYS_FILE: %s: its keys are refused until it is fixed", problem
+                )
+            self.entries, self.problem = self.from_env, problem
+            return problem
+        self.problem = None
+        log.info("read %s: %s", self.file, self.describe())
+        return None
 
     def describe(self) -> str:
         if self.open:
-            return "no API keys configured: the API is OPEN (anyone who can reach it may predict and reload)"
-        by_scope = {s: sum(s in scopes for _, scopes in self.entries) for s in SCOPES}
-        return f"{len(self.entries)} API key(s) configured ({', '.join(f'{n} with {s}' for s, n in by_scope.items())})"
+            return "no API keys configured: the API is OPEN (anyone may predict and reload)"
+        by_scope = ", ".join(f"{sum(s in sc for _, sc in self.entries)} with {s}" for s in SCOPES)
+        return f"{len(self.entries)} API key(s) configured ({by_scope})"
 
     def scopes_for(self, key: str) -> frozenset[str] | None:
         digest = _digest(key)
@@ -84,19 +103,25 @@ class KeyRing:
                 found = scopes
         return found
 
-    def check(self, authorization: str | None, x_api_key: str | None, scope: str) -> None:
-        """Raise AuthError (401 no/unknown key, 403 key without `scope`) unless allowed."""
+    async def __call__(self, request: Request, security_scopes: SecurityScopes) -> None:
+        """401 without or with an unknown key, 403 for a key without one of the route's scopes."""
         if self.open:
             return
-        key = (x_api_key or "").strip()
-        if not key and authorization:
-            scheme, _, value = authorization.strip().partition(" ")
-            if scheme.lower() in ("bearer", "key"):
-                key = value.strip()
+        if self.file is not None:
+            self._reread()
+        headers = request.headers
+        key = headers.get("x-api-key", "").strip()
         if not key:
-            raise AuthError(401, f"an API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>' (scope '{scope}')")
+            scheme, _, value = headers.get("authorization", "").strip().partition(" ")
+            key = value.strip() if scheme.lower() in ("bearer", "key") else ""
+        needed = security_scopes.scopes
+        if not key:
+            send = "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            detail = f"an API key is required: {send} (scope '{' '.join(needed)}')"
+            raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
         scopes = self.scopes_for(key)
         if scopes is None:
-            raise AuthError(401, "the API key is not valid")
-        if scope not in scopes:
-            raise AuthError(403, f"this API key does not have the '{scope}' scope")
+            raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
+        for scope in needed:
+            if scope not in scopes:
+                raise HTTPException(403, f"this API key does not have the '{scope}' scope")

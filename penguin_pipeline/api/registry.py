@@ -1,14 +1,10 @@
 """Which model version the API serves, and swapping it without downtime (no web framework here).
 
-A request reads `holder.current` once and uses that ServedModel for everything (validation
-rules, predictor, version, snapshot), so a swap can never mix two versions in one answer: the swap
-is one attribute assignment, and the old model stays alive until its last request finishes.
-Loading (unpickling, self-check) happens before the swap, off the event loop; a version that fails
-to load is logged with the reason, remembered, and the old one keeps serving.
-
-vetiver trap: `VetiverModel.from_pin(board, name)` without a version reads the pickle and then the
-metadata in two steps; a version written in between pairs one version's model with another's
-metadata. We always resolve the version first and load it by name.
+A request reads `holder.current` once and uses that ServedModel throughout, so a swap (one
+assignment) never mixes two versions in one answer. A version is read and checked before the
+swap, off the event loop; one that fails to load is logged, remembered, and the old one serves on.
+Versions are always resolved first and loaded by name: vetiver's `from_pin` without a version
+reads the pickle and the metadata in two steps, which a version written in between can mismatch.
 """
 
 from __future__ import annotations
@@ -16,22 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from penguin_pipeline.processing.features import LinearPredictor, pinned_predictor
 from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.s3 import S3StorageError
-
-from .inputs import InputRules
-from .predictor import build_predictor, grid_columns
 
 log = logging.getLogger("penguin_pipeline.api")
 
 
 class ModelLoadError(Exception):
-    """A version cannot be served. `transient`: the storage failed, not the version (retry it later).
-
-    `summary` is the problem without storage locations or exception text, for the public /health.
-    """
+    """A version cannot be served. `transient`: the storage failed, not the version (retry later);
+    `summary`: the problem without storage locations or exception text, for the public /health."""
 
     def __init__(self, message: str, transient: bool = False, summary: str | None = None):
         super().__init__(message)
@@ -41,95 +33,72 @@ class ModelLoadError(Exception):
 
 @dataclass(frozen=True)
 class ServedModel:
-    vetiver: object  # vetiver.VetiverModel
+    vetiver: object  # vetiver.VetiverModel: /metadata and /prototype show it
     version: str
     data_snapshot: str | None
-    rules: InputRules
-    predictor: object
-    features: list[str]
-    loaded_at: float = field(default_factory=time.time)
-
-    def facts(self) -> dict:
-        return {"model_version": self.version, "data_snapshot": self.data_snapshot}
+    predictor: LinearPredictor  # .spec: what /predict accepts
 
 
-def load_served(board, version: str, max_batch: int, name: str = boards.MODEL_PIN) -> ServedModel:
-    """Read, check and prepare one version; ModelLoadError says why it cannot serve."""
+def load_served(board, version: str, name: str = boards.MODEL_PIN) -> ServedModel:
+    """Read and check one version; ModelLoadError says why it cannot serve."""
+    where = f"cannot read {name} version {version}"
     try:
         model = boards.read_model(board, name=name, version=version)
     except S3StorageError as exc:  # S3 down or answering 5xx: says nothing about this version
-        raise ModelLoadError(f"cannot read {name} version {version}: {exc}", transient=True,
-                             summary=f"the board could not be read for version {version}") from exc
+        summary = f"the board could not be read for version {version}"
+        raise ModelLoadError(f"{where}: {exc}", transient=True, summary=summary) from exc
     except boards.DamagedVersion as exc:  # checked before unpickling: garbage is never loaded
-        raise ModelLoadError(f"cannot read {name} version {version}: {exc}",
-                             summary=f"version {version} on the board is damaged: {exc.problem}") from exc
-    except Exception as exc:  # corrupt pickle, missing package, missing files: all mean "cannot serve"
-        raise ModelLoadError(f"cannot read {name} version {version}: {type(exc).__name__}: {exc}",
-                             summary=f"version {version} cannot be loaded ({type(exc).__name__})") from exc
-    user = (model.metadata.user or {}) if model.metadata else {}
-    categories = user.get("categories")
-    features = user.get("features")
-    if not categories or not features:
-        raise ModelLoadError(f"{name} version {version} has no categories/features in its metadata")
-    numeric = [f for f in features if f not in categories]
-    categories = {f: categories[f] for f in features if f in categories}  # errors in field order
+        summary = f"version {version} on the board is damaged: {exc.problem}"
+        raise ModelLoadError(f"{where}: {exc}", summary=summary) from exc
+    except Exception as exc:  # corrupt pickle, missing package or files: all mean "cannot serve"
+        summary = f"version {version} cannot be loaded ({type(exc).__name__})"
+        raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}", summary=summary) from exc
     try:
-        rules = InputRules.for_model(categories, numeric, max_batch)
-        predictor = build_predictor(model.model, features, {k: list(v) for k, v in rules.categories.items()}, rules.bounds)
-        smoke = grid_columns({k: list(v) for k, v in rules.categories.items()},
-                             {f: [low, high] for f, (low, high) in rules.bounds.items()})
-        predictor.predict(smoke)  # every allowed category must be predictable
-    except Exception as exc:
-        raise ModelLoadError(f"{name} version {version} cannot predict: {type(exc).__name__}: {exc}",
-                             summary=f"version {version} cannot predict ({type(exc).__name__})") from exc
-    return ServedModel(vetiver=model, version=version, data_snapshot=user.get("data_snapshot"), rules=rules,
-                       predictor=predictor, features=list(features))
+        predictor = pinned_predictor(model)
+    except Exception as exc:  # no specification, or coefficients that disagree with the pipeline
+        summary = f"version {version} cannot predict ({type(exc).__name__})"
+        message = f"{name} version {version} cannot predict: {type(exc).__name__}: {exc}"
+        raise ModelLoadError(message, summary=summary) from exc
+    user = model.metadata.user or {}
+    return ServedModel(model, version, user.get("data_snapshot"), predictor)
 
 
 class ModelHolder:
     """The served version; follows the newest on the board unless an operator pins one."""
 
-    def __init__(self, board, max_batch: int, pinned: str | None = None, name: str = boards.MODEL_PIN,
-                 loader=load_served):
+    def __init__(self, board, pinned: str | None = None, name: str = boards.MODEL_PIN):
         self.board = board
         self.name = name
-        self.max_batch = max_batch
         self.pinned = pinned
         self.current: ServedModel | None = None
         self.last_error: dict | None = None
         self.failed: set[str] = set()
         self.swaps = 0
         self.last_check: float | None = None
-        self.damaged: list[tuple[str, str]] = []  # newer versions the last listing passed over, with why
-        self._loader = loader
+        self.damaged: list[tuple[str, str]] = []  # newer versions the listing passed over, and why
         self._lock = threading.Lock()  # one load at a time (poller, admin reload, pin)
-        self.listeners = []  # called with the new ServedModel after each swap
-
-    def newest_version(self) -> str | None:
-        newest, self.damaged = boards.newest_listed(self.board, self.name)  # ids only: no file read per poll
-        return newest.version if newest else None
-
-    def target_version(self) -> str | None:
-        return self.pinned or self.newest_version()
 
     def refresh(self, force: bool = False) -> dict:
-        """Serve the target version (pinned, else newest) if it is not served yet. Never raises for a bad pin."""
+        """Serve the target version (pinned, else newest) if not served yet. Never raises."""
         with self._lock:
             self.last_check = time.time()
             try:
-                target = self.target_version()
+                target = self.pinned
+                if target is None:  # ids only: no file read per poll
+                    newest, self.damaged = boards.newest_listed(self.board, self.name)
+                    target = newest.version if newest else None
             except Exception as exc:
-                return self._failed(None, f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}",
-                                    "the board could not be listed")
+                reason = f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}"
+                return self._failed(None, reason, "the board could not be listed")
             if target is None:
                 return self._failed(None, f"no {self.name} pin on the board yet")
             if self.current is not None and self.current.version == target:
-                self.last_error = None  # the board answered and serves nothing newer: an old failure is over
+                self.last_error = None  # the board answered and has nothing newer: failure over
                 return self.status("unchanged")
             if target in self.failed and not force:
                 return self.status("skipped: this version failed to load before")
             try:
-                self._swap(self._loader(self.board, target, self.max_batch, self.name))
+                self._swap(load_served(self.board, target, self.name))
             except ModelLoadError as exc:
                 if not exc.transient:
                     self.failed.add(target)
@@ -137,11 +106,11 @@ class ModelHolder:
             return self.status("swapped")
 
     def pin(self, version: str) -> dict:
-        """Serve exactly `version` from now on; the old one stays if it cannot load (ModelLoadError)."""
+        """Serve exactly `version` from now on; the old one stays if it cannot load."""
         with self._lock:
             if self.current is None or self.current.version != version:
                 try:
-                    served = self._loader(self.board, version, self.max_batch, self.name)
+                    served = load_served(self.board, version, self.name)
                 except ModelLoadError as exc:
                     self._failed(version, str(exc), exc.summary)
                     raise
@@ -162,29 +131,38 @@ class ModelHolder:
         self.swaps += 1
         self.failed.discard(served.version)
         self.last_error = None
-        log.info("serving %s version %s (data snapshot %s, %s predictor)%s", self.name, served.version,
-                 served.data_snapshot, served.predictor.kind, f", replacing {old.version}" if old else "")
-        for listener in self.listeners:
-            listener(served)
+        replacing = f", replacing {old.version}" if old else ""
+        log.info(f"serving {self.name} version {served.version}{replacing}")
 
     def _failed(self, version: str | None, reason: str, summary: str | None = None) -> dict:
-        self.last_error = {"version": version, "reason": reason, "summary": summary or reason, "at": time.time()}
+        at = time.time()
+        self.last_error = {
+            "version": version,
+            "reason": reason,
+            "summary": summary or reason,
+            "at": at,
+        }
         serving = self.current.version if self.current else None
         log.error("%s; still serving %s", reason, serving or "nothing")
         return self.status("failed")
 
     def health(self) -> dict:
-        """"ok", or "degraded" with the problem: the newest version cannot be served, or the board
-        cannot be read. Names versions, never storage locations or credentials (the route is public)."""
+        """ "ok", or "degraded" with the problem (the newest version cannot be served, the board
+        cannot be read). Names versions, never storage locations or credentials (a public route)."""
         current = self.current
         problems = [self.last_error["summary"]] if self.last_error else []
-        problems += [f"version {version} on the board is damaged: {problem}" for version, problem in self.damaged
-                     if not any(version in p for p in problems)]
+        problems += [
+            f"version {version} on the board is damaged: {problem}"
+            for version, problem in self.damaged
+            if not any(version in p for p in problems)
+        ]
         if problems and current is not None:
             problems.append(f"still serving version {current.version}")
-        return {"status": "degraded" if problems or current is None else "ok",
-                "model_version": current.version if current else None,
-                "problem": "; ".join(problems) or None}
+        return {
+            "status": "degraded" if problems or current is None else "ok",
+            "model_version": current.version if current else None,
+            "problem": "; ".join(problems) or None,
+        }
 
     def status(self, outcome: str | None = None) -> dict:
         current = self.current
@@ -192,7 +170,6 @@ class ModelHolder:
             "outcome": outcome,
             "model_version": current.version if current else None,
             "data_snapshot": current.data_snapshot if current else None,
-            "predictor": current.predictor.kind if current else None,
             "pinned_version": self.pinned,
             "swaps": self.swaps,
             "last_check": self.last_check,

@@ -1,7 +1,9 @@
 """The book's lab model: body_mass_g ~ bill_length_mm + species + sex, as a scikit-learn Pipeline.
 
 The Pipeline takes the natural fields (species "Gentoo", sex "male", bill_length_mm 45.1), so the
-API and any caller send what a field biologist would write, not dummy columns.
+API and any caller send what a field biologist would write, not dummy columns. The inputs and their
+encoding are declared once, in features.FeatureSpec; the pin carries that spec and the fitted
+coefficients (`inputs`, `predictor` in its metadata), from which the API predicts.
 """
 
 from __future__ import annotations
@@ -14,19 +16,17 @@ import numpy as np
 import pandas as pd
 
 from .db import first_row
+from .features import FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 
 # scikit-learn is imported inside the functions that fit: a run whose training data did not
 # change (the snapshot id matches the latest pin) never pays its import.
 
-CATEGORICAL = ["species", "sex"]
-NUMERIC = ["bill_length_mm"]
-FEATURES = CATEGORICAL + NUMERIC
-TARGET = "body_mass_g"
-
 
 @dataclass
 class FittedModel:
-    pipeline: "Pipeline"  # noqa: F821 (sklearn.pipeline.Pipeline)
+    pipeline: object  # sklearn.pipeline.Pipeline (imported only to fit)
+    spec: FeatureSpec
+    predictor: LinearPredictor
     r2: float
     rmse: float
     rows_used: int
@@ -35,7 +35,8 @@ class FittedModel:
     categories: dict[str, list[str]]
     numeric_ranges: dict[str, list[float]]
     prototype: pd.DataFrame = field(repr=False)
-    sample_vs_all_rows: dict = field(default_factory=dict)  # compare_sample_with_all_rows(), once known
+    # compare_sample_with_all_rows(), once known
+    sample_vs_all_rows: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Facts about the model that every consumer (pin, Dagster, report, API) shows."""
@@ -50,11 +51,13 @@ class FittedModel:
             "features": FEATURES,
             "target": TARGET,
             "sample_vs_all_rows": self.sample_vs_all_rows,
+            "inputs": self.spec.to_metadata(),  # what the API accepts and documents
+            "predictor": self.predictor.to_metadata(),  # unrounded: what the API predicts with
         }
 
 
 def load_training_frame(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
-    """Only the model's columns of complete rows, in a stable order (so the snapshot id is stable)."""
+    """The model's columns of complete rows, in a stable order (so the snapshot id is stable)."""
     columns = FEATURES + [TARGET]
     complete = " AND ".join(f"{c} IS NOT NULL" for c in columns)
     return con.execute(
@@ -68,14 +71,16 @@ def data_snapshot_id(frame: pd.DataFrame) -> str:
     return hashlib.sha256(row_hashes.tobytes()).hexdigest()[:16]
 
 
-def build_pipeline():
+def build_pipeline(spec: FeatureSpec):
+    """scikit-learn's pipeline, encoding as the spec does (its categories, first dropped)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LinearRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
+    onehot = OneHotEncoder(categories=[list(v) for v in spec.categories.values()], drop="first")
     encode = ColumnTransformer(
-        [("categories", OneHotEncoder(drop="first", handle_unknown="error"), CATEGORICAL)],
+        [("categories", onehot, list(spec.categories))],
         remainder="passthrough",
         verbose_feature_names_out=False,
     )
@@ -83,40 +88,50 @@ def build_pipeline():
 
 
 def representative_row(frame: pd.DataFrame) -> pd.DataFrame:
-    """One example input built from the whole frame (most common category, median measure)."""
-    row = {c: frame[c].mode().iloc[0] for c in CATEGORICAL}
-    row.update({c: float(frame[c].median()) for c in NUMERIC})
-    return pd.DataFrame([row], columns=FEATURES)
+    """One typical penguin of the whole frame (features.typical_record): vetiver's prototype."""
+    return pd.DataFrame([FeatureSpec.from_frame(frame).example], columns=FEATURES)
 
 
 def fit_model(frame: pd.DataFrame) -> FittedModel:
     if frame.empty:
-        raise ValueError("no complete rows to train on: penguins has no row with species, sex, bill length and mass")
+        raise ValueError(
+            "no complete rows to train on: "
+            "penguins has no row with species, sex, bill length and mass"
+        )
     from sklearn.metrics import mean_squared_error, r2_score
 
+    spec = FeatureSpec.from_frame(frame)
     X, y = frame[FEATURES], frame[TARGET].astype(float)
-    pipeline = build_pipeline().fit(X, y)
+    pipeline = build_pipeline(spec).fit(X, y)
     predicted = pipeline.predict(X)
-    names = pipeline.named_steps["encode"].get_feature_names_out()
-    regression = pipeline.named_steps["regress"]
-    coefficients = {"intercept": float(regression.intercept_)}
-    coefficients.update({str(n): float(c) for n, c in zip(names, regression.coef_)})
+    predictor = LinearPredictor.from_pipeline(pipeline, spec)
+    coefficients = {"intercept": predictor.intercept}
+    coefficients.update(zip(spec.encoded_names, predictor.coefficients.tolist(), strict=True))
     return FittedModel(
         pipeline=pipeline,
+        spec=spec,
+        predictor=predictor,
         r2=float(r2_score(y, predicted)),
         rmse=float(np.sqrt(mean_squared_error(y, predicted))),
         rows_used=len(frame),
         data_snapshot=data_snapshot_id(frame),
         coefficients=coefficients,
-        categories={c: sorted(frame[c].unique().tolist()) for c in CATEGORICAL},
+        categories={c: list(v) for c, v in spec.categories.items()},
         numeric_ranges={c: [float(frame[c].min()), float(frame[c].max())] for c in NUMERIC},
-        prototype=representative_row(frame),
+        prototype=pd.DataFrame([spec.example], columns=FEATURES),
     )
 
 
 def trained_on_same_data(latest: dict | None, frame: pd.DataFrame) -> bool:
-    """The latest pinned model (its facts, or None) was trained on exactly this frame: no refit needed."""
-    return bool(latest) and latest.get("data_snapshot") == data_snapshot_id(frame)
+    """The latest pinned model (its facts, or None) was trained on exactly this frame: no refit.
+
+    A model pinned before its parameters travelled in its metadata (no `predictor`) is fitted again.
+    """
+    return (
+        bool(latest)
+        and "predictor" in latest
+        and latest.get("data_snapshot") == data_snapshot_id(frame)
+    )
 
 
 def r2_below_floor(r2: float, floor: float) -> list[str]:
@@ -131,25 +146,19 @@ def to_vetiver(fitted: FittedModel, model_name: str):
         fitted.pipeline,
         model_name=model_name,
         prototype_data=fitted.prototype,
-        description="Penguin body mass (g) from species, sex and bill length (mm): linear regression",
+        description="Penguin body mass (g) from species, sex and bill length (mm): "
+        "linear regression",
         metadata=fitted.summary(),
     )
 
 
-# --- big data: train on a stratified sample drawn in DuckDB, compare with the all-rows fit ---------
+# --- big data: train on a stratified sample drawn in DuckDB, compare with the all-rows fit -------
 #
 # Only the sample (by default 100k rows) ever reaches pandas. The all-rows fit needs no rows in
 # Python either: ordinary least squares only needs X'X and X'y, which DuckDB sums in one scan.
 # Counts (the summary, the report) never come from the sample.
 
 STRATA = ("species", "sex", "island")
-_DESIGN = {  # the Pipeline's encoded columns (OneHotEncoder drop="first"; categories sorted)
-    "intercept": "1.0",
-    "species_Chinstrap": "(species = 'Chinstrap')::DOUBLE",
-    "species_Gentoo": "(species = 'Gentoo')::DOUBLE",
-    "sex_male": "(sex = 'male')::DOUBLE",
-    "bill_length_mm": "bill_length_mm::DOUBLE",
-}
 
 
 @dataclass
@@ -171,13 +180,22 @@ def _uniform_sql(seed: int) -> str:
 def _complete(table: str, seed: int) -> str:
     """The complete rows, each with its reproducible uniform u (u < holdout share: held out)."""
     columns = FEATURES + [TARGET, "island"]
-    return (f"(SELECT *, {_uniform_sql(seed)} AS u FROM {table} WHERE "
-            + " AND ".join(f"{c} IS NOT NULL" for c in columns) + ")")
+    return (
+        f"(SELECT *, {_uniform_sql(seed)} AS u FROM {table} WHERE "
+        + " AND ".join(f"{c} IS NOT NULL" for c in columns)
+        + ")"
+    )
 
 
-def draw_training_sample(con: duckdb.DuckDBPyConnection, table: str, rows: int, seed: int = 42,
-                         holdout_share: float = 0.05) -> TrainingSample:
-    """A reproducible stratified sample (species x sex x island, proportional quotas) of the complete rows.
+def draw_training_sample(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: int,
+    seed: int = 42,
+    holdout_share: float = 0.05,
+) -> TrainingSample:
+    """A reproducible stratified sample (species x sex x island, proportional quotas) of the
+    complete rows.
 
     When the table has no more complete rows than `rows`, the "sample" is all of them and nothing
     is held out (the small shipped data trains exactly as before). Otherwise a hash-chosen share
@@ -188,32 +206,44 @@ def draw_training_sample(con: duckdb.DuckDBPyConnection, table: str, rows: int, 
     if total <= rows:
         frame = load_training_frame(con, table)
         strata = con.execute(
-            f"SELECT concat_ws('/', {', '.join(STRATA)}), count(*) FROM {complete} GROUP BY ALL ORDER BY 1"
+            f"SELECT concat_ws('/', {', '.join(STRATA)}), count(*) FROM {complete} "
+            "GROUP BY ALL ORDER BY 1"
         ).fetchall()
         return TrainingSample(frame, total, False, dict(strata), seed, 0.0)
     pool = f"(SELECT * FROM {complete} WHERE u >= {holdout_share!r})"
-    counts = con.execute(f"SELECT {', '.join(STRATA)}, count(*) FROM {pool} GROUP BY ALL ORDER BY ALL").fetchall()
+    counts = con.execute(
+        f"SELECT {', '.join(STRATA)}, count(*) FROM {pool} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     quotas = _proportional([n for *_, n in counts], rows)
-    con.execute("CREATE OR REPLACE TEMP TABLE sample_quotas (species VARCHAR, sex VARCHAR, island VARCHAR, "
-                "n BIGINT, quota BIGINT)")
-    con.executemany("INSERT INTO sample_quotas VALUES (?, ?, ?, ?, ?)",
-                    [(*key, n, q) for (*key, n), q in zip(counts, quotas)])
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE sample_quotas (species VARCHAR, sex VARCHAR, island VARCHAR, "
+        "n BIGINT, quota BIGINT)"
+    )
+    con.executemany(
+        "INSERT INTO sample_quotas VALUES (?, ?, ?, ?, ?)",
+        [(*key, n, q) for (*key, n), q in zip(counts, quotas, strict=True)],
+    )
     # u is uniform on [holdout_share, 1) in every stratum: keep a little more than the quota by a
     # threshold (one streaming pass), then the exact quota by rank among those few.
     columns = ", ".join(FEATURES + [TARGET])
     frame = con.execute(
         f"""
         WITH candidates AS (
-            SELECT p.*, q.quota FROM {pool} p JOIN sample_quotas q USING ({', '.join(STRATA)})
-            WHERE p.u < {holdout_share!r} + (1 - {holdout_share!r}) * least(1.0, 1.1 * q.quota / q.n + 64.0 / q.n)
+            SELECT p.*, q.quota FROM {pool} p JOIN sample_quotas q USING ({", ".join(STRATA)})
+            WHERE p.u < {holdout_share!r}
+                + (1 - {holdout_share!r}) * least(1.0, 1.1 * q.quota / q.n + 64.0 / q.n)
         ), ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY {', '.join(STRATA)} ORDER BY u) AS pick FROM candidates
+            SELECT *, row_number() OVER (PARTITION BY {", ".join(STRATA)} ORDER BY u) AS pick
+            FROM candidates
         )
         SELECT {columns} FROM ranked WHERE pick <= quota ORDER BY {columns}
         """
     ).df()
-    drawn = dict(con.execute(
-        "SELECT concat_ws('/', species, sex, island), quota FROM sample_quotas ORDER BY 1").fetchall())
+    drawn = dict(
+        con.execute(
+            "SELECT concat_ws('/', species, sex, island), quota FROM sample_quotas ORDER BY 1"
+        ).fetchall()
+    )
     return TrainingSample(frame, total, True, drawn, seed, holdout_share)
 
 
@@ -221,7 +251,7 @@ def _proportional(sizes: list[int], total: int) -> list[int]:
     """Quotas in proportion to sizes adding up to total (largest remainder), never above a size."""
     whole = sum(sizes)
     exact = [total * n / whole for n in sizes]
-    quotas = [min(int(x), n) for x, n in zip(exact, sizes)]
+    quotas = [min(int(x), n) for x, n in zip(exact, sizes, strict=True)]
     order = sorted(range(len(sizes)), key=lambda k: exact[k] - quotas[k], reverse=True)
     for k in order[: max(0, total - sum(quotas))]:
         if quotas[k] < sizes[k]:
@@ -229,12 +259,19 @@ def _proportional(sizes: list[int], total: int) -> list[int]:
     return quotas
 
 
-def fit_all_rows_sql(con: duckdb.DuckDBPyConnection, table: str, seed: int, holdout_share: float) -> dict[str, float]:
-    """The same regression on every complete training-pool row, by normal equations summed in DuckDB."""
-    names = list(_DESIGN)
+def fit_all_rows_sql(
+    con: duckdb.DuckDBPyConnection, table: str, seed: int, holdout_share: float, spec: FeatureSpec
+) -> dict[str, float]:
+    """The same regression on every complete training-pool row, by normal equations summed in
+    DuckDB.
+
+    Same encoding as the pipeline (spec.sql_design), so the same coefficients, by name.
+    """
+    design = spec.sql_design()
+    names = list(design)
     pool = f"(SELECT * FROM {_complete(table, seed)} WHERE u >= {holdout_share!r})"
-    products = [f"sum({_DESIGN[a]} * {_DESIGN[b]})" for i, a in enumerate(names) for b in names[i:]]
-    targets = [f"sum({_DESIGN[a]} * {TARGET}::DOUBLE)" for a in names]
+    products = [f"sum({design[a]} * {design[b]})" for i, a in enumerate(names) for b in names[i:]]
+    targets = [f"sum({design[a]} * {TARGET}::DOUBLE)" for a in names]
     sums = con.execute(f"SELECT {', '.join(products + targets)} FROM {pool}").fetchall()[0]
     xtx, k = np.zeros((len(names), len(names))), 0
     for i in range(len(names)):
@@ -242,31 +279,50 @@ def fit_all_rows_sql(con: duckdb.DuckDBPyConnection, table: str, seed: int, hold
             xtx[i, j] = xtx[j, i] = sums[k]
             k += 1
     beta = np.linalg.solve(xtx, np.array(sums[k:], dtype=float))
-    return dict(zip(names, beta.tolist()))
+    return dict(zip(names, beta.tolist(), strict=True))
 
 
-def holdout_rmse(con: duckdb.DuckDBPyConnection, table: str, models: list[dict[str, float]], seed: int,
-                 holdout_share: float) -> tuple[list[float], int]:
-    """RMSE (g) of each coefficient set on the held-out rows, in one DuckDB scan; and how many rows."""
+def holdout_rmse(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    models: list[dict[str, float]],
+    seed: int,
+    holdout_share: float,
+    spec: FeatureSpec,
+) -> tuple[list[float], int]:
+    """RMSE (g) of each coefficient set on the held-out rows (one DuckDB scan); how many rows."""
+    design = spec.sql_design()
+
     def rmse_sql(coefficients: dict[str, float]) -> str:
-        prediction = " + ".join(f"{float(coefficients.get(n, 0.0))!r} * {expr}" for n, expr in _DESIGN.items())
+        prediction = " + ".join(
+            f"{float(coefficients.get(n, 0.0))!r} * {expr}" for n, expr in design.items()
+        )
         return f"sqrt(avg(({TARGET} - ({prediction})) ** 2))"
 
     holdout = f"(SELECT * FROM {_complete(table, seed)} WHERE u < {holdout_share!r})"
-    *rmses, n = first_row(con, f"SELECT {', '.join(rmse_sql(c) for c in models)}, count(*) FROM {holdout}")
+    *rmses, n = first_row(
+        con, f"SELECT {', '.join(rmse_sql(c) for c in models)}, count(*) FROM {holdout}"
+    )
     return [float(r or 0.0) for r in rmses], int(n)
 
 
-def compare_sample_with_all_rows(con: duckdb.DuckDBPyConnection, table: str, sample: TrainingSample,
-                                 fitted: FittedModel) -> dict:
+def compare_sample_with_all_rows(
+    con: duckdb.DuckDBPyConnection, table: str, sample: TrainingSample, fitted: FittedModel
+) -> dict:
     """How far the sample-trained model is from the all-rows one: coefficients and held-out RMSE."""
     if not sample.sampled:
-        return {"sampled": False, "rows_used": fitted.rows_used, "complete_rows": sample.complete_rows,
-                "max_abs_coefficient_diff": 0.0, "rmse_holdout_ratio": 1.0,
-                "note": "every complete row fits in the sample: the model is the all-rows model"}
-    full = fit_all_rows_sql(con, table, sample.seed, sample.holdout_share)
-    (rmse_sample, rmse_full), n_holdout = holdout_rmse(con, table, [fitted.coefficients, full], sample.seed,
-                                                       sample.holdout_share)
+        return {
+            "sampled": False,
+            "rows_used": fitted.rows_used,
+            "complete_rows": sample.complete_rows,
+            "max_abs_coefficient_diff": 0.0,
+            "rmse_holdout_ratio": 1.0,
+            "note": "every complete row fits in the sample: the model is the all-rows model",
+        }
+    full = fit_all_rows_sql(con, table, sample.seed, sample.holdout_share, fitted.spec)
+    (rmse_sample, rmse_full), n_holdout = holdout_rmse(
+        con, table, [fitted.coefficients, full], sample.seed, sample.holdout_share, fitted.spec
+    )
     diffs = {n: fitted.coefficients[n] - full[n] for n in full}
     return {
         "sampled": True,
@@ -287,4 +343,7 @@ def sample_worse_than_all_rows(comparison: dict, tolerance: float = 0.01) -> lis
     ratio = comparison.get("rmse_holdout_ratio", 1.0)
     if ratio <= 1 + tolerance:
         return []
-    return [f"sample model's held-out RMSE is {ratio:.4f}x the all-rows model's (allowed {1 + tolerance:.2f}x)"]
+    return [
+        f"sample model's held-out RMSE is {ratio:.4f}x the all-rows model's "
+        f"(allowed {1 + tolerance:.2f}x)"
+    ]

@@ -1,8 +1,9 @@
-"""A tiny real board (the shipped LTER file, cleaned and fitted) and a real uvicorn server on a free port."""
+"""A tiny real board (the shipped LTER file, cleaned, fitted); a real uvicorn server, free port."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from penguin_pipeline.processing import cleaning, modeling, tables
+from penguin_pipeline.processing.features import LinearPredictor
 from penguin_pipeline.storage import boards
 
 from ..processes import free_port, wait_for  # noqa: F401  (re-exported for the API tests)
@@ -36,20 +38,24 @@ def fitted():
 
 
 def shifted(fitted, delta: float, tag: str):
-    """The fitted model with its intercept moved by `delta`: versions we can tell apart by prediction."""
+    """The fitted model, intercept moved by `delta`: versions we can tell apart by prediction."""
     other = copy.deepcopy(fitted)
     other.pipeline.named_steps["regress"].intercept_ += delta
+    other.predictor = LinearPredictor.from_pipeline(other.pipeline, other.spec)  # what is pinned
     other.data_snapshot = tag
     return other
 
 
 def write_version(board, fitted, delta: float = 0.0, tag: str | None = None) -> str:
-    model = fitted if delta == 0 and tag is None else shifted(fitted, delta, tag or f"shift{delta:g}")
+    model = (
+        fitted if delta == 0 and tag is None else shifted(fitted, delta, tag or f"shift{delta:g}")
+    )
     return boards.write_vetiver_pin(board, modeling.to_vetiver(model, boards.MODEL_PIN))
 
 
 def corrupt(board_path: Path, version: str) -> None:
-    """Overwrite a version's pickle with garbage of the same size (bit rot, a bad copy): the board still lists it."""
+    """Overwrite a version's pickle with garbage of the same size (bit rot, a bad copy): the
+    board still lists it."""
     files = list((board_path / boards.MODEL_PIN / version).glob("*.joblib"))
     assert files
     for f in files:
@@ -63,9 +69,8 @@ def board_factory(fitted, tmp_path_factory):
         board = boards.board_from_url(str(path))
         write_version(board, fitted)
         return path, board
+
     return make
-
-
 
 
 class Server:
@@ -74,11 +79,24 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
-        full_env.update({"PENGUIN_BOARD": str(board_path), "PENGUIN_DATA_DIR": str(board_path.parent), **env})
+        full_env.update(
+            {"PENGUIN_BOARD": str(board_path), "PENGUIN_DATA_DIR": str(board_path.parent), **env}
+        )
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "penguin_pipeline.api", "--port", str(self.port), "--no-access-log"],
-            cwd=PROJECT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "penguin_pipeline.api",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            cwd=PROJECT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -111,12 +129,39 @@ class Server:
 def keyed_server(board_factory, tmp_path_factory):
     """A server with keys, polling every 0.3 s, on its own board."""
     path, board = board_factory("keyed")
-    server = Server(path, tmp_path_factory.mktemp("logs") / "server.log",
-                    PENGUIN_API_KEYS=KEYS_ENV, PENGUIN_MODEL_POLL_SECONDS="0.3", PENGUIN_API_MAX_BATCH="2000")
+    server = Server(
+        path,
+        tmp_path_factory.mktemp("logs") / "server.log",
+        PENGUIN_API_KEYS=KEYS_ENV,
+        PENGUIN_MODEL_POLL_SECONDS="0.3",
+        PENGUIN_API_MAX_BATCH="2000",
+    )
     server.board = board
     server.board_path = path
     yield server
     server.stop()
+
+
+class LogLines(logging.Handler):
+    """The API's log records as text (works without pytest's logging plugin, unlike caplog)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.text = ""
+
+    def emit(self, record):
+        self.text += record.getMessage() + "\n"
+
+
+@pytest.fixture
+def api_log():
+    lines, logger = LogLines(), logging.getLogger("penguin_pipeline.api")
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(lines)
+    yield lines
+    logger.removeHandler(lines)
+    logger.setLevel(old_level)
 
 
 def auth(which: str) -> dict:

@@ -31,7 +31,7 @@ def board(tmp_path):
 def test_the_holder_keeps_serving_and_reports_a_damaged_newer_version(board, fitted, how):
     path, pins_board = board
     good = write_version(pins_board, fitted)
-    holder = ModelHolder(pins_board, max_batch=10)
+    holder = ModelHolder(pins_board)
     holder.refresh()
     assert holder.health() == {"status": "ok", "model_version": good, "problem": None}
 
@@ -57,7 +57,7 @@ def test_a_board_that_cannot_be_listed_is_reported_until_it_answers_again(
 ):
     path, pins_board = board
     good = write_version(pins_board, fitted)
-    holder = ModelHolder(pins_board, max_batch=10)
+    holder = ModelHolder(pins_board)
     holder.refresh()
 
     def unreachable(name):

@@ -1,5 +1,5 @@
-"""The big-data patterns at small N: stratified sample, counts from all rows, a backfill over several
-partitions in one run, and DuckDB's memory limit with spilling."""
+"""The big-data patterns at small N: stratified sample, counts from all rows, a backfill over
+several partitions in one run, and DuckDB's memory limit with spilling."""
 
 from __future__ import annotations
 
@@ -37,9 +37,13 @@ def test_sample_is_stratified_proportional_and_reproducible(warehouse):
     sample = modeling.draw_training_sample(warehouse, tables.CLEAN, 2_000, seed=5)
     assert sample.sampled and len(sample.frame) == 2_000 == sum(sample.strata.values())
     assert len(sample.strata) == 10  # every species x sex x island that exists
-    pool = dict(warehouse.execute(
-        "SELECT concat_ws('/', species, sex, island), count(*) FROM penguins "
-        "WHERE sex IS NOT NULL AND bill_length_mm IS NOT NULL AND body_mass_g IS NOT NULL GROUP BY 1").fetchall())
+    pool = dict(
+        warehouse.execute(
+            "SELECT concat_ws('/', species, sex, island), count(*) FROM penguins "
+            "WHERE sex IS NOT NULL AND bill_length_mm IS NOT NULL AND body_mass_g IS NOT NULL "
+            "GROUP BY 1"
+        ).fetchall()
+    )
     for stratum, drawn in sample.strata.items():
         assert drawn == pytest.approx(2_000 * pool[stratum] / sample.complete_rows, abs=3)
     drawn_by_stratum = sample.frame.groupby(["species", "sex"]).size().to_dict()
@@ -66,8 +70,9 @@ def test_sample_model_is_compared_with_the_all_rows_fit(warehouse):
     assert comparison["sampled"] and comparison["holdout_rows"] > 500
     every = modeling.load_training_frame(warehouse, tables.CLEAN)
     # The SQL normal equations give sklearn's all-rows coefficients (on the same rows: no holdout).
-    sql = modeling.fit_all_rows_sql(warehouse, tables.CLEAN, seed=1, holdout_share=0.0)
-    assert sql == pytest.approx(modeling.fit_model(every).coefficients, rel=1e-6)
+    every_fitted = modeling.fit_model(every)
+    sql = modeling.fit_all_rows_sql(warehouse, tables.CLEAN, 1, 0.0, every_fitted.spec)
+    assert sql == pytest.approx(every_fitted.coefficients, rel=1e-6)
     assert 0.97 < comparison["rmse_holdout_ratio"] < 1.03
     assert modeling.sample_worse_than_all_rows(comparison) == []
     assert modeling.sample_worse_than_all_rows({"rmse_holdout_ratio": 1.2})
@@ -82,33 +87,49 @@ def test_counts_come_from_all_rows_not_the_sample(warehouse):
 def test_parquet_rows_are_numbered_from_one(warehouse):
     lines = warehouse.execute(
         f"SELECT min(source_line), max(source_line), count(*) FROM {tables.RAW} "
-        "WHERE source_file = 'season-2007-Torgersen.parquet'").fetchall()[0]
+        "WHERE source_file = 'season-2007-Torgersen.parquet'"
+    ).fetchall()[0]
     assert lines[0] == 1 and lines[1] == lines[2]
 
 
 def test_memory_limit_is_honoured_and_spills_to_the_temp_directory(tmp_path):
     big = "SELECT count(*) FROM (SELECT DISTINCT 'penguin-' || range::VARCHAR FROM range(3000000))"
     spilling = duckdb.connect(config=connection_config("40MB", 1, tmp_path / "spill"))
-    assert spilling.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in ("38.1 MiB", "40.0 MB")
+    assert spilling.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] in (
+        "38.1 MiB",
+        "40.0 MB",
+    )
     assert spilling.execute(big).fetchall() == [(3_000_000,)]
-    capped = duckdb.connect(config={**connection_config("40MB", 1, tmp_path / "none"), "temp_directory": ""})
+    capped = duckdb.connect(
+        config={**connection_config("40MB", 1, tmp_path / "none"), "temp_directory": ""}
+    )
     with pytest.raises(duckdb.OutOfMemoryException):
         capped.execute(big).fetchall()
 
 
-def test_backfill_over_several_landing_files_is_one_run(settings, landing_dir, instance, monkeypatch):
+def test_backfill_over_several_landing_files_is_one_run(
+    settings, landing_dir, instance, monkeypatch
+):
     monkeypatch.setenv("PENGUIN_SAMPLE_ROWS", "1500")
     synth.write_landing_files(synth.shipped_profile(), 6_000, landing_dir, seasons=2, seed=11)
     result = cli.run_pipeline(instance)
     assert result.success
     assert len(instance.get_runs()) == 1
-    partitions = {e.partition for e in result.get_asset_materialization_events()
-                  if e.asset_key.to_user_string() == "raw_penguins"}
+    partitions = {
+        e.partition
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "raw_penguins"
+    }
     assert len(partitions) == 6
-    assert query(settings, f"SELECT count(*), count(DISTINCT source_file) FROM {tables.RAW}") == [(6_000, 6)]
+    assert query(settings, f"SELECT count(*), count(DISTINCT source_file) FROM {tables.RAW}") == [
+        (6_000, 6)
+    ]
     assert query(settings, f"SELECT sum(n_penguins) FROM {tables.SUMMARY}") == [(6_000,)]
     facts = boards.latest_model_facts(boards.board_from_url(settings.board_url))
     assert facts["rows_used"] == 1_500 and facts["sample_vs_all_rows"]["sampled"]
-    checks = {e.event_specific_data.asset_check_key.name: e.event_specific_data.passed for e in result.all_events
-              if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    checks = {
+        e.event_specific_data.asset_check_key.name: e.event_specific_data.passed
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    }
     assert checks["sample_matches_all_rows"] and checks["rows_accounted"]
