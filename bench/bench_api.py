@@ -1,10 +1,12 @@
-"""`make bench-api`: our prediction API beside stock vetiver.VetiverAPI, same model, same load, one run.
+"""`make bench-api`: our prediction API beside stock vetiver.VetiverAPI: same model, load and run.
 
 Both servers: one uvicorn worker on 127.0.0.1, no access log, the same penguin_model version from
-the configured board. Load: wrk (Debian package `wrk`; `apt-get install -y wrk`) when present, else
-bench/api_loadgen.py (pure Python, bounded). Scenarios: single rows and 1000-row batches at 16
-concurrent connections. Prints requests/s, rows/s, p50/p99 and ratios ours/stock, plus what each
-server answers to an unknown species, an empty list and a negative bill length.
+the configured board, both running for the whole benchmark. Load: wrk (`make wrk` installs
+Debian's package) when present, else bench/api_loadgen.py (pure Python, bounded). Scenarios:
+single rows and 1000-row batches at 16 connections. Rounds alternate ours and stock scenario by
+scenario, so a busy moment of a shared machine hits both; the summary gives each figure's median
+over the rounds, the ratio of medians, and the slowest round's ratio. Also prints what each server
+answers to an unknown species, an empty list and a negative bill length.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +36,13 @@ from penguin_pipeline.storage import boards  # noqa: E402
 from penguin_pipeline_tests.processes import free_port  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
+SERVERS = ("ours", "stock VetiverAPI")
 
 
 def start(cmd: list[str], port: int, env: dict) -> subprocess.Popen:
-    process = subprocess.Popen(cmd, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        cmd, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -58,16 +64,19 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def wrk(url: str, body: bytes, connections: int, seconds: float) -> dict:
+def wrk(url: str, body: bytes, connections: int, threads: int, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
         script = Path(tmp) / "post.lua"
         script.write_text(
-            f'local f = io.open("{body_file}", "rb")\nwrk.method = "POST"\nwrk.body = f:read("*a")\nf:close()\n'
-            'wrk.headers["Content-Type"] = "application/json"\n')
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
-                             capture_output=True, text=True, timeout=seconds + 60).stdout
+            f'local f = io.open("{body_file}", "rb")\nwrk.method = "POST"\n'
+            'wrk.body = f:read("*a")\nf:close()\nwrk.headers["Content-Type"] = "application/json"\n'
+        )
+        command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(seconds)}s", "--latency"]
+        out = subprocess.run(
+            [*command, "-s", str(script), url], capture_output=True, text=True, timeout=seconds + 60
+        ).stdout
 
     def ms(label):
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -76,43 +85,64 @@ def wrk(url: str, body: bytes, connections: int, seconds: float) -> dict:
         return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": ms("50"), "p99_ms": ms("99"), "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "socket_errors": errors.group(1) if errors else "", "tool": "wrk"}
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+    }
 
 
-def load(url, body, connections, seconds, use_wrk):
+def load(url, body, args, use_wrk):
     if use_wrk:
-        return wrk(url, body, connections, seconds)
+        return wrk(url, body, args.connections, args.threads, args.seconds)
     import api_loadgen
 
-    return api_loadgen.run(url, body, connections, seconds)
+    return api_loadgen.run(url, body, args.connections, args.seconds)
 
 
 def answers(url: str) -> dict:
-    cases = {"unknown species": [{"species": "Emperor", "sex": "male", "bill_length_mm": 45.0}],
-             "empty list": [],
-             "negative bill length": [{"species": "Gentoo", "sex": "male", "bill_length_mm": -45.0}]}
-    return {name: requests.post(url, json=body, timeout=30).status_code for name, body in cases.items()}
+    cases = {
+        "unknown species": [{"species": "Emperor", "sex": "male", "bill_length_mm": 45.0}],
+        "empty list": [],
+        "negative bill length": [{"species": "Gentoo", "sex": "male", "bill_length_mm": -45.0}],
+    }
+    return {
+        name: requests.post(url, json=body, timeout=30).status_code for name, body in cases.items()
+    }
 
 
 def batch(n: int, seed: int = 0) -> list[dict]:
     rng = np.random.default_rng(seed)
-    return [{"species": str(rng.choice(["Adelie", "Chinstrap", "Gentoo"])), "sex": str(rng.choice(["female", "male"])),
-             "bill_length_mm": round(float(rng.uniform(32, 60)), 1)} for _ in range(n)]
+    species, sexes = ["Adelie", "Chinstrap", "Gentoo"], ["female", "male"]
+    return [
+        {
+            "species": str(rng.choice(species)),
+            "sex": str(rng.choice(sexes)),
+            "bill_length_mm": round(float(rng.uniform(32, 60)), 1),
+        }
+        for _ in range(n)
+    ]
+
+
+def median(runs: list[dict], key: str) -> float:
+    return statistics.median(run[key] for run in runs)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=8.0, help="per scenario and server (bounded)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per scenario, server and round")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--python-loadgen", action="store_true", help="use the pure-Python generator even if wrk exists")
+    parser.add_argument("--threads", type=int, default=2, help="wrk's threads")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--python-loadgen", action="store_true", help="even if wrk exists")
     args = parser.parse_args(argv)
     use_wrk = shutil.which("wrk") is not None and not args.python_loadgen
     if not use_wrk:
-        print("wrk not found (Debian/Ubuntu: apt-get install -y wrk): using bench/api_loadgen.py, a slower "
-              "pure-Python generator; absolute figures are lower bounds, ratios still compare.")
+        print(
+            "wrk not found (`make wrk` installs it): using bench/api_loadgen.py, a slower "
+            "pure-Python generator; absolute figures are lower bounds, ratios still compare."
+        )
 
     settings = load_settings()
     board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
@@ -124,44 +154,76 @@ def main(argv=None) -> int:
     env.pop("PENGUIN_API_KEYS", None)
     env.pop("PENGUIN_API_KEYS_FILE", None)
 
-    single = json.dumps([batch(1)[0]]).encode()
-    thousand = json.dumps(batch(1000)).encode()
-    scenarios = [("single row", single, 1), ("1000-row batch", thousand, 1000)]
-    servers = {
-        "ours": [sys.executable, "-m", "penguin_pipeline.api", "--no-access-log"],
-        "stock VetiverAPI": [sys.executable, str(PROJECT / "bench" / "api_stock_server.py")],
+    scenarios = [
+        ("single row", json.dumps([batch(1)[0]]).encode(), 1),
+        ("1000-row batch", json.dumps(batch(1000)).encode(), 1000),
+    ]
+    ports = {name: free_port() for name in SERVERS}
+    commands = {
+        "ours": [sys.executable, "-m", "penguin_pipeline.api", "--no-access-log"]
+        + ["--port", str(ports["ours"])],
+        "stock VetiverAPI": [sys.executable, str(PROJECT / "bench" / "api_stock_server.py")]
+        + [str(ports["stock VetiverAPI"]), version],
     }
-    results: dict[str, dict] = {}
-    for name, cmd in servers.items():
-        port = free_port()
-        full = cmd + (["--port", str(port)] if name == "ours" else [str(port), version])
-        process = start(full, port, env)
-        try:
-            url = f"http://127.0.0.1:{port}/predict"
-            results[name] = {"answers": answers(url)}
+    urls = {name: f"http://127.0.0.1:{port}/predict" for name, port in ports.items()}
+    runs: dict[tuple[str, str], list[dict]] = {}
+    load_before = os.getloadavg()
+    processes = {}
+    try:
+        for name in SERVERS:
+            processes[name] = start(commands[name], ports[name], env)
+        bad_input = {name: answers(urls[name]) for name in SERVERS}
+        for _, body, _ in scenarios:  # warm up
+            for name in SERVERS:
+                headers = {"Content-Type": "application/json"}
+                requests.post(urls[name], data=body, headers=headers, timeout=60).raise_for_status()
+        for round_number in range(1, args.rounds + 1):
             for label, body, rows in scenarios:
-                requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=60)  # warm up
-                figures = load(url, body, args.connections, args.seconds, use_wrk)
-                figures["rows_per_s"] = figures["requests_per_s"] * rows
-                results[name][label] = figures
-        finally:
+                for name in SERVERS:
+                    figures = load(urls[name], body, args, use_wrk)
+                    figures["rows_per_s"] = figures["requests_per_s"] * rows
+                    runs.setdefault((label, name), []).append(figures)
+                    print(
+                        f"round {round_number} {label:<15} {name:<17} "
+                        f"{figures['requests_per_s']:>9.0f} req/s  p99 {figures['p99_ms']:.2f} ms",
+                        flush=True,
+                    )
+    finally:
+        for process in processes.values():
             stop(process)
 
-    print(f"\nprediction API benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, model {version}, {args.connections} connections, "
-          f"{args.seconds:g} s per scenario, load by {'wrk' if use_wrk else 'bench/api_loadgen.py'}")
-    print(f"{'scenario':<16}{'server':<18}{'req/s':>10}{'rows/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    tool = f"wrk -t{args.threads}" if use_wrk else "bench/api_loadgen.py"
+    print(
+        f"\nprediction API benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
+        f"{os.cpu_count()} cores, python {platform.python_version()}, model {version}, "
+        f"{tool}, {args.connections} connections, {args.seconds:g} s x {args.rounds} rounds "
+        f"per scenario and server; load average before {load_before[0]:.2f}, "
+        f"after {os.getloadavg()[0]:.2f}"
+    )
+    print("medians over the rounds:")
+    head = f"{'scenario':<16}{'server':<18}{'req/s':>10}{'rows/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+    print(head + f"{'non-2xx':>9}")
     for label, _, _ in scenarios:
-        for name in servers:
-            f = results[name][label]
-            print(f"{label:<16}{name:<18}{f['requests_per_s']:>10.0f}{f['rows_per_s']:>12.0f}{f['p50_ms']:>9.2f}"
-                  f"{f['p99_ms']:>9.2f}{f['non_2xx']:>9}")
-        ours, stock = results["ours"][label], results["stock VetiverAPI"][label]
-        print(f"{'':<16}{'ratio ours/stock':<18}{ours['requests_per_s'] / stock['requests_per_s']:>10.1f}x"
-              f"{'':>11}{'':>9}{ours['p99_ms'] / stock['p99_ms'] if stock['p99_ms'] else float('nan'):>9.2f}x")
+        for name in SERVERS:
+            r = runs[(label, name)]
+            print(
+                f"{label:<16}{name:<18}{median(r, 'requests_per_s'):>10.0f}"
+                f"{median(r, 'rows_per_s'):>12.0f}{median(r, 'p50_ms'):>9.2f}"
+                f"{median(r, 'p99_ms'):>9.2f}{sum(run['non_2xx'] for run in r):>9}"
+            )
+        ours, stock = runs[(label, "ours")], runs[(label, "stock VetiverAPI")]
+        ratios = [
+            o["requests_per_s"] / s["requests_per_s"] for o, s in zip(ours, stock, strict=True)
+        ]
+        ratio = median(ours, "requests_per_s") / median(stock, "requests_per_s")
+        print(
+            f"{'':<16}ours/stock: {ratio:.1f}x (rounds: {', '.join(f'{x:.1f}x' for x in ratios)}); "
+            f"our slowest round {min(run['requests_per_s'] for run in ours):.0f} req/s, "
+            f"worst p99 {max(run['p99_ms'] for run in ours):.2f} ms"
+        )
     print("\nanswers to bad input (HTTP status):")
-    for name in servers:
-        print(f"  {name:<18}{results[name]['answers']}")
+    for name in SERVERS:
+        print(f"  {name:<18}{bad_input[name]}")
     print("\nnote: stock non-2xx during load are counted above; ours must be 0.")
     return 0
 
