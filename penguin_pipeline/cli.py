@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from .definitions import defs
-from .defs.assets import QUARANTINED
+from .defs.assets import QUARANTINED, landing_files
 from .defs.automation import register_new_partitions, whole_landing_tags
 from .defs.runs import release_dead_runs, this_process_tags
 from .settings import load_settings
@@ -194,7 +194,11 @@ def _command(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="penguin-pipeline")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="materialize the whole asset graph once on the configured storage")
-    sub.add_parser("seed", help="land the packaged LTER file if the landing zone is empty (first use)")
+    sub.add_parser(
+        "seed",
+        help="land the packaged LTER file if the landing zone is empty (first use), and "
+        "register every landing file as a raw_penguins partition",
+    )
     new_data = sub.add_parser("new-data", help="land a synthetic next field season in the landing zone")
     new_data.add_argument("--rows", type=int, default=150)
     new_data.add_argument("--seed", type=int, default=None)
@@ -213,8 +217,15 @@ def _command(argv: list[str] | None) -> int:
     if args.command == "seed":
         settings = load_settings()
         check_storage(settings)
-        seeded = landing.seed_if_empty(landing_zone(settings))
+        zone = landing_zone(settings)
+        seeded = landing.seed_if_empty(zone)
         print(f"landing {settings.landing_url}: " + ("seeded with the packaged LTER file" if seeded else "not empty"))
+        # Before the UI starts (make dev): "Materialize all" then offers every file at once, with no
+        # wait for a sensor's first tick. The sensors register files that land later.
+        with dg.DagsterInstance.get() as instance:
+            new = register_new_partitions(instance, [f.name for f in zone.files()])
+            known = len(instance.get_dynamic_partitions(landing_files.name))
+        print(f"raw_penguins partitions: {len(new)} new, {known} in all")
     if args.command == "run":
         settings = load_settings()
         with run_log(settings) as log:

@@ -62,10 +62,29 @@ def test_first_run_seeds_landing_and_builds_everything(settings, instance):
     assert boards.report_bytes(board).decode("utf-8") == html  # versioned beside the model
 
 
-def test_seed_command_fills_an_empty_landing_zone_once(settings, capsys):
+def test_seed_command_fills_an_empty_landing_zone_once(settings, instance, capsys):
     assert cli.main(["seed"]) == 0 and "seeded" in capsys.readouterr().out
     assert cli.main(["seed"]) == 0 and "not empty" in capsys.readouterr().out
     assert [p.name for p in Path(settings.landing_url).iterdir()] == ["penguins-raw.csv"]
+
+
+def test_seed_registers_every_landing_file_as_a_partition(
+    settings, seeded_landing, instance, capsys
+):
+    """`make dev` seeds before the UI starts: "Materialize all" offers every file at once."""
+    (seeded_landing / "adelie").mkdir()
+    write_lines(seeded_landing / "adelie" / "2010.csv", lter_lines()[:5])
+    write_lines(seeded_landing / "season-2010.csv", lter_lines()[:5])
+    assert cli.main(["seed"]) == 0
+    assert "raw_penguins partitions: 3 new, 3 in all" in capsys.readouterr().out
+    assert instance.get_dynamic_partitions("landing_files") == [
+        "adelie/2010.csv",
+        "penguins-raw.csv",
+        "season-2010.csv",
+    ]
+    write_lines(seeded_landing / "season-2011.csv", lter_lines()[:5])
+    assert cli.main(["seed"]) == 0
+    assert "raw_penguins partitions: 1 new, 4 in all" in capsys.readouterr().out
 
 
 def test_second_run_adds_no_rows_and_no_model_version(settings, instance):

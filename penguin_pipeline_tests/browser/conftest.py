@@ -20,6 +20,8 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -228,35 +230,9 @@ class DagsterUI:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def dagster_ui(tmp_path_factory):
-    """`make dev`'s Dagster UI and daemon (`dg dev`), shared by the UI and GraphQL tests.
-
-    A temporary DAGSTER_HOME (the project's dagster.yaml) and data folder seeded with the shipped
-    LTER file, as `make dev` seeds an empty landing zone; the landing sensor every 2 s. The seeded
-    file is registered as a partition before the start (on a fresh start it otherwise becomes one
-    only at the sensor's first tick, and a quick "Materialize all" would find no partition).
-    """
-    import dagster as dg
-
-    from penguin_pipeline.defs.automation import register_new_partitions
-
-    tmp = tmp_path_factory.mktemp("dagster_ui")
-    home = instance_home(tmp)
-    data = tmp / "data"
-    env = project_env(
-        home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="2", VIRTUAL_ENV=str(Path(sys.prefix))
-    )
-    seeded = subprocess.run(
-        [str(BIN / "penguin-pipeline"), "seed"], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        landed = sorted(
-            str(p.relative_to(data / "raw")) for p in (data / "raw").rglob("*") if p.is_file()
-        )
-        register_new_partitions(instance, landed)
-
+@contextmanager
+def dg_dev(tmp: Path, home: Path, data: Path, env: dict) -> Iterator[DagsterUI]:
+    """`dg dev` (the UI, the daemon and a code server) on a free port until the block ends."""
     port = free_port()
     log = tmp / "dagster-dev.log"
     with open(log, "wb") as out:
@@ -282,6 +258,45 @@ def dagster_ui(tmp_path_factory):
         yield ui
     finally:
         stop_group(process)
+
+
+def seed(env: dict) -> str:
+    """`penguin-pipeline seed`, as `make dev` runs it before the UI starts."""
+    seeded = subprocess.run(
+        [str(BIN / "penguin-pipeline"), "seed"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+    return seeded.stdout
+
+
+def landed_files(data: Path) -> list[str]:
+    """The landing zone's files by their partition key (the name below the landing root)."""
+    raw = data / "raw"
+    return sorted(str(p.relative_to(raw)) for p in raw.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def dagster_ui(tmp_path_factory):
+    """`make dev`'s Dagster UI and daemon (`dg dev`), shared by the UI and GraphQL tests.
+
+    A temporary DAGSTER_HOME (the project's dagster.yaml) and data folder, and `penguin-pipeline
+    seed` before the start as `make dev` runs it: it lands the shipped LTER file in the empty
+    landing zone and registers it as a raw_penguins partition, so "Materialize all" offers it
+    with no wait for a sensor's first tick. The landing sensors every 2 s.
+    """
+    import dagster as dg
+
+    tmp = tmp_path_factory.mktemp("dagster_ui")
+    home = instance_home(tmp)
+    data = tmp / "data"
+    env = project_env(
+        home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="2", VIRTUAL_ENV=str(Path(sys.prefix))
+    )
+    seed(env)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_dynamic_partitions("landing_files") == landed_files(data)
+    with dg_dev(tmp, home, data, env) as ui:
+        yield ui
 
 
 DEFINITIONS_QUERY = """
