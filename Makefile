@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-executor new-data chart clean-data lock serve bench-api wrk
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -88,6 +88,9 @@ wrk:  ## wrk for bench-api (apt-get install wrk, as root, when absent)
 
 bench-freshness: setup  ## median time from a landed file to its model version pinned, real daemon
 	$(RUN) python bench/bench_freshness.py
+
+bench-ui: setup browser  ## "Materialize all" in the Dagster UI -> every asset refreshed, per way of launching (Chromium)
+	$(RUN) python bench/bench_ui_materialize.py
 
 bench-executor: setup  ## the job under the in-process and the multiprocess executor
 	$(RUN) python bench/bench_executor.py

@@ -8,6 +8,9 @@ Checked against dagster-webserver 1.13.
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
@@ -70,20 +73,47 @@ def group_of(graph: Locator, asset: str, groups: list[str]) -> str | None:
     return None
 
 
-def materialize_all(page: Page) -> str:
-    """Lineage page -> "Materialize all…" -> partitions "All" -> launch; returns the run's short id.
+@dataclass(frozen=True)
+class Launched:
+    """What a "Materialize all" click path launched, and when its clicks were made (epoch s)."""
+
+    kind: str  # "run" or "backfill"
+    id: str  # the run's short id or the backfill's id
+    clicked_at: float  # the "Materialize all" click
+    launched_at: float  # the dialog's launch click
+
+
+def open_job(page: Page, job: str) -> None:
+    """Jobs -> the job's page, which draws the job's assets with their own "Materialize all"."""
+    go_to(page, "Jobs")
+    # The row's link is named by its icon, the job and its info icon: "job penguin_job info".
+    page.get_by_role("link", name=re.compile(rf"^job {re.escape(job)}\b")).click()
+    expect(page.get_by_role("button", name=re.compile(r"Materialize all"))).to_be_visible()
+
+
+def materialize_all(page: Page, screenshot: Path | None = None) -> Launched:
+    """The graph on the page (Lineage, or a job's page) -> "Materialize all…" -> partitions "All"
+    -> launch; `screenshot`: the page with the dialog just before the launch click.
 
     With raw_penguins partitioned by landing file, the dialog asks which partitions: a user must
-    pick "All". One partition launches one run ("Launch 1 run"); several launch a backfill.
+    pick "All". One partition launches one run ("Launch 1 run"); several launch a backfill, which
+    from penguin_job's page is one run of penguin_job (its backfill policy is single-run).
     """
+    clicked_at = time.time()
     page.get_by_role("button", name=re.compile(r"Materialize all")).click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("button", name="All", exact=True).click()
     expect(dialog.get_by_text(re.compile(r"^[1-9]\d* partitions?$"))).to_be_visible()
-    dialog.get_by_role("button", name=re.compile(r"^Launch (\d+ runs?|backfill)$")).click()
-    toast = page.get_by_text(re.compile(r"^Launched run [0-9a-f]{8}$"))
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot))
+    launch = dialog.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$"))
+    launched_at = time.time()
+    launch.click()
+    toast = page.get_by_text(re.compile(r"^(Launched run [0-9a-f]{8}|Created backfill \w+)$"))
     expect(toast).to_be_visible()
-    return toast.inner_text().split()[-1]
+    words = toast.inner_text().split()
+    kind = "run" if words[0] == "Launched" else "backfill"
+    return Launched(kind, words[-1], clicked_at, launched_at)
 
 
 def run_row(page: Page, text: str) -> Locator:

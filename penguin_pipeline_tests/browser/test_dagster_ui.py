@@ -53,8 +53,11 @@ def test_lineage_shows_every_asset_in_its_group_and_materialize_all_succeeds_wit
     drawn = {asset: ui.group_of(graph, asset, groups) for asset in served.groups}
     assert drawn == served.groups
 
-    run_id = ui.materialize_all(page)
-    ui.open_run(page, run_id)
+    ui.open_job(page, "penguin_job")  # README's click path: the job's own run, not a hidden job's
+    launched = ui.materialize_all(page)
+    assert launched.kind == "run"  # one landing file: one partition, one run
+    ui.open_run(page, launched.id)
+    expect(page.get_by_role("link", name="penguin_job", exact=True).first).to_be_visible()
     ui.wait_for_run_success(page)
     expect(page.get_by_text("partition: penguins-raw.csv").first).to_be_visible()
     expect(
