@@ -19,7 +19,7 @@ from .defs.assets import QUARANTINED, landing_files
 from .defs.automation import register_new_partitions, whole_landing_tags
 from .defs.runs import release_dead_runs, this_process_tags
 from .settings import load_settings
-from .storage import boards, landing, s3
+from .storage import boards, landing, locations, s3
 
 
 def landing_zone(settings) -> landing.Landing:
@@ -28,8 +28,8 @@ def landing_zone(settings) -> landing.Landing:
 
 def check_storage(settings) -> None:
     """Fail at once, naming bucket and endpoint, when a configured s3:// location cannot be used."""
-    s3.check_storage(settings.board_url, settings.landing_url, settings.quarantine_url,
-                     endpoint_url=settings.aws_endpoint_url)
+    locations.check_storage(settings.board_url, settings.landing_url, settings.quarantine_url,
+                            settings.reports_url, endpoint_url=settings.aws_endpoint_url)
 
 
 RUN_LOGS_KEPT = 20  # the newest run logs kept in Settings.logs_dir; older ones are deleted
@@ -137,7 +137,7 @@ def describe_outputs(log_path: Path | None = None) -> str:
         f"  model pin   penguin_model version {facts.get('version')} on board {settings.board_url}",
         f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, rows used {facts.get('rows_used')}, "
         f"data snapshot {facts.get('data_snapshot')}",
-        f"  report      {settings.report_path}",
+        f"  report      {settings.report_url}",
         f"  landing     {settings.landing_url}  (drop new LTER files here)",
     ]
     if log_path is not None:

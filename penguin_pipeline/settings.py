@@ -26,7 +26,7 @@ class Settings:
     duckdb_path: Path
     board_url: str
     landing_url: str
-    reports_dir: Path
+    reports_url: str  # a folder or s3://bucket/prefix, kept as text like the next three
     quarantine_url: str  # a folder or s3://bucket/prefix, kept as text (pathlib would turn s3:// into s3:/)
     duckdb_memory_limit: str
     duckdb_threads: int
@@ -47,8 +47,8 @@ class Settings:
     s3_read_timeout_seconds: float = 30.0  # per S3 request; a slower answer is retried (README, Storage on S3)
 
     @property
-    def report_path(self) -> Path:
-        return self.reports_dir / REPORT_FILE_NAME
+    def report_url(self) -> str:
+        return f"{self.reports_url.rstrip('/')}/{REPORT_FILE_NAME}"
 
     @property
     def logs_dir(self) -> Path:
@@ -64,7 +64,7 @@ def load_settings(env=None) -> Settings:
         duckdb_path=Path(_env(env, "PENGUIN_DUCKDB", str(data_dir / "penguins.duckdb"))),
         board_url=_env(env, "PENGUIN_BOARD", str(data_dir / "board")),
         landing_url=_env(env, "PENGUIN_LANDING", str(data_dir / "raw")),
-        reports_dir=Path(_env(env, "PENGUIN_REPORTS", str(data_dir / "reports"))),
+        reports_url=_env(env, "PENGUIN_REPORTS", str(data_dir / "reports")),
         quarantine_url=_env(env, "PENGUIN_QUARANTINE", str(data_dir / "quarantine")),
         # 2 cores / 24 GiB here: leave room for Dagster, the API and the OS.
         duckdb_memory_limit=_env(env, "PENGUIN_DUCKDB_MEMORY_LIMIT", "2GB"),

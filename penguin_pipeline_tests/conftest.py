@@ -85,3 +85,11 @@ def write_lines(path: Path, lines: list[str], newline: str = "\n", bom: bool = F
 def query(settings, sql: str):
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as connection:
         return connection.execute(sql).fetchall()
+
+
+def pinned_report(board) -> bytes:
+    """The newest penguin_report pin's file (pins reads a file pin only through a cache; ours has none)."""
+    from penguin_pipeline.storage import boards
+
+    meta = board.pin_meta(boards.REPORT_PIN)
+    return board.fs.cat(board.construct_path([boards.REPORT_PIN, meta.version.version, meta.file]))

@@ -39,12 +39,14 @@ POINTS = {
     "summary-written": ("penguin_pipeline.processing.summary", "build_summary_table", 1, "after"),
     "model-file-without-data-txt": (
         "penguin_pipeline.storage.boards",
-        "PenguinBoard._put_whole",
+        "VersionFolders.write_file",
         2,
         "before",
     ),
-    "model-pinned": ("penguin_pipeline.storage.boards", "PenguinBoard._put_whole", 2, "after"),
-    "report-half-written": ("penguin_pipeline.report.render", "os.replace", 1, "before"),
+    "model-pinned": ("penguin_pipeline.storage.boards", "VersionFolders.write_file", 2, "after"),
+    # A folder's whole-file write renames its temp file into place: the model's two files, then
+    # the report (written in full under its temp name when the run dies).
+    "report-half-written": ("penguin_pipeline.storage.locations", "os.replace", 3, "before"),
     "report-written-not-pinned": ("penguin_pipeline.storage.boards", "pin_report", 1, "before"),
     "report-pinned": ("penguin_pipeline.storage.boards", "pin_report", 1, "after"),
 }

@@ -100,7 +100,7 @@ def test_report_names_the_next_expected_update(settings, instance, monkeypatch):
     weekly = dataclasses.replace(sources.SOURCES[0], cadence_cron="0 7 * * 1")
     monkeypatch.setattr(sources, "SOURCES", (weekly,))
     assert cli.run_pipeline(instance).success
-    html = settings.report_path.read_text(encoding="utf-8")
+    html = Path(settings.report_url).read_text(encoding="utf-8")
     assert "cron `0 7 * * 1` (UTC)" in html
     assert f"next {weekly.next_expected():%Y-%m-%d} 07:00 UTC" in html
 

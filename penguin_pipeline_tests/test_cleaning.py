@@ -7,7 +7,7 @@ import pandas as pd
 from penguin_pipeline.processing import cleaning, tables
 from penguin_pipeline.processing.db import transaction
 from penguin_pipeline.processing.ingest import ingest_file
-from penguin_pipeline.storage.landing import file_hash
+from penguin_pipeline.storage.locations import file_hash
 
 from .conftest import CLEAN_FILE, LTER_FILE
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -45,15 +46,15 @@ def test_daemon_picks_up_new_files_end_to_end(tmp_path):
 
     with running_daemon(home, env, tmp_path / "daemon.log"):
         first = wait_for(lambda: model_version(settings), timeout=150, what="first model version")
-        report_time = wait_for(lambda: settings.report_path.exists() and settings.report_path.stat().st_mtime,
+        report_time = wait_for(lambda: Path(settings.report_url).exists() and Path(settings.report_url).stat().st_mtime,
                                timeout=60, what="first report")
         new_season(rows=120, seed=11, settings=settings)
 
         wait_for(lambda: (model_version(settings) or "") > first, timeout=150, what="second model version")
-        wait_for(lambda: settings.report_path.stat().st_mtime > report_time, timeout=60, what="report rebuilt")
+        wait_for(lambda: Path(settings.report_url).stat().st_mtime > report_time, timeout=60, what="report rebuilt")
         assert wait_for(lambda: raw_rows(settings, "season-2010.csv"), timeout=30, what="rows loaded") > 100
     assert second_version_in_report(settings)
 
 
 def second_version_in_report(settings) -> bool:
-    return model_version(settings) in settings.report_path.read_text(encoding="utf-8")
+    return model_version(settings) in Path(settings.report_url).read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from penguin_pipeline import cli
 from penguin_pipeline.definitions import defs
 from penguin_pipeline.storage import boards
 
-from .conftest import LTER_FILE, lter_lines, query, write_lines
+from .conftest import LTER_FILE, lter_lines, pinned_report, query, write_lines
 
 ASSETS = ["raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"]
 SOURCES = ["lter_adelie", "lter_chinstrap", "lter_gentoo", "palmer_lter"]  # external: the source registry
@@ -55,11 +55,11 @@ def test_first_run_seeds_landing_and_builds_everything(settings, instance):
     assert query(settings, "SELECT sum(n_penguins) FROM penguin_summary") == [(344,)]
     facts = boards.latest_model_facts(boards.board_from_url(settings.board_url))
     assert facts["rows_used"] == 333 and abs(facts["r2"] - 0.8555) < 0.001
-    html = settings.report_path.read_text(encoding="utf-8")
+    html = Path(settings.report_url).read_text(encoding="utf-8")
     assert facts["version"] in html and facts["data_snapshot"] in html
     assert 'src="data:image/png;base64,' in html and 'src="http' not in html
     board = boards.board_from_url(settings.board_url)
-    assert boards.report_bytes(board).decode("utf-8") == html  # versioned beside the model
+    assert pinned_report(board).decode("utf-8") == html  # versioned beside the model
 
 
 def test_seed_command_fills_an_empty_landing_zone_once(settings, instance, capsys):
@@ -140,7 +140,7 @@ def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(settings, s
     assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
         ("penguins-raw.csv", 344), ("season-a.csv", 40), ("season-b.csv", 40)]
     assert query(settings, "SELECT count(*) FROM penguins") == [(424,)]  # downstream refreshed from the good files
-    assert "season-b.csv" in settings.report_path.read_text(encoding="utf-8")
+    assert "season-b.csv" in Path(settings.report_url).read_text(encoding="utf-8")
     reasons = sorted(p.name for p in Path(settings.quarantine_url).glob("*.reason.txt"))
     assert [r.split("-", 1)[1] for r in reasons] == ["binary.csv.reason.txt", "notes.csv.reason.txt"]
     assert not (seeded_landing / "binary.csv").exists() and not (seeded_landing / "notes.csv").exists()
@@ -149,7 +149,7 @@ def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(settings, s
 
 def test_failing_clean_check_blocks_everything_downstream(settings, seeded_landing, instance):
     assert cli.run_pipeline(instance).success
-    report_before = settings.report_path.stat().st_mtime_ns
+    report_before = Path(settings.report_url).stat().st_mtime_ns
     # The same individual in a second file: ingestion accepts each file, the clean check does not.
     write_lines(seeded_landing / "resubmitted.csv", lter_lines()[:3])
     result = cli.run_pipeline(instance)
@@ -157,7 +157,7 @@ def test_failing_clean_check_blocks_everything_downstream(settings, seeded_landi
     assert failed_checks(result) == ["penguins_one_row_per_individual"]
     assert "penguins" not in materialized(result) and "penguin_report" not in materialized(result)
     assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
-    assert settings.report_path.stat().st_mtime_ns == report_before
+    assert Path(settings.report_url).stat().st_mtime_ns == report_before
 
 
 def test_failing_model_check_keeps_the_last_model_and_report(settings, instance):

@@ -14,7 +14,7 @@ from penguin_pipeline.processing import ingest as ingest_module
 from penguin_pipeline.processing.ingest import (FileLoadFailed, LandingFileError, LandingInput, check_utf8,
                                                 ingest_file, ingest_files, preflight_file, stage_file)
 from penguin_pipeline.processing.lter import LTER_COLUMNS, missing, quote, raw_number, row_is_valid, row_problems
-from penguin_pipeline.storage.landing import file_hash
+from penguin_pipeline.storage.locations import file_hash
 
 from .conftest import LTER_FILE, lter_lines, write_lines
 

@@ -84,19 +84,23 @@ def test_r2_floor():
 
 
 def test_the_report_is_drawn_again_only_when_its_inputs_change(clean, tmp_path):
-    from penguin_pipeline.report.render import ReportInputs, load_report_inputs, render_if_changed
-    from penguin_pipeline.storage import boards
+    from penguin_pipeline.report.render import ReportInputs, load_report_inputs, publish_if_changed
+    from penguin_pipeline.storage import boards, locations
 
     summary.build_summary_table(clean, tables.CLEAN, tables.SUMMARY)
     board = boards.board_from_url(str(tmp_path / "board"))
     fitted = modeling.fit_model(modeling.load_training_frame(clean, tables.CLEAN))
     boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     inputs = load_report_inputs(clean, board)
-    path = tmp_path / "report.html"
-    assert render_if_changed(inputs, path) and inputs.model["version"] in path.read_text(
-        encoding="utf-8"
+    reports = locations.open_location(str(tmp_path / "reports"))
+    path = tmp_path / "reports" / "penguin_report.html"
+    assert publish_if_changed(inputs, reports, board)
+    assert inputs.model["version"] in path.read_text(encoding="utf-8")
+    assert not publish_if_changed(inputs, reports, board)
+    assert publish_if_changed(
+        ReportInputs(inputs.summary, inputs.landed, {**inputs.model, "version": "v2"}), reports, board
     )
-    assert not render_if_changed(inputs, path)
-    assert render_if_changed(
-        ReportInputs(inputs.summary, inputs.landed, {**inputs.model, "version": "v2"}), path
-    )
+    assert "v2" in path.read_text(encoding="utf-8") and [p.name for p in path.parent.iterdir()] == [
+        path.name
+    ]
+    assert boards.newest_version(board, boards.REPORT_PIN) is not None  # pinned beside the model

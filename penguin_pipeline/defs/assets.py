@@ -1,4 +1,5 @@
-"""The penguin asset graph: raw_penguins -> penguins -> penguin_summary / penguin_model -> penguin_report.
+"""The penguin asset graph: raw_penguins -> penguins -> penguin_summary / penguin_model ->
+penguin_report.
 
 Each asset gets its resources, calls processing functions and records metadata; nothing more.
 Every step that opens the DuckDB file runs in the `duckdb` pool (limit 1, dagster.yaml), because
@@ -12,17 +13,21 @@ import dagster as dg
 from ..processing import cleaning, modeling, summary, tables
 from ..processing.db import row_count
 from ..processing.ingest import FileLoadFailed, LandingInput, UnbalancedAccount, ingest_files
-from ..report.render import load_report_inputs, render_if_changed, rendered_fingerprint
+from ..report.render import fingerprint, load_report_inputs, publish_if_changed
+from ..settings import REPORT_FILE_NAME
 from ..storage import boards
-from .resources import LandingZone, PinsBoard, ReportFolder, TrainingSample, Warehouse
+from .resources import LandingZone, PinsBoard, Reports, TrainingSample, Warehouse
 
 WAREHOUSE_POOL = "duckdb"
 ROW_DROP_TAG = "penguin/row_drop_reason"
 # Dagster's code version of every asset: bump it when a change to processing/ changes what an asset
 # writes, and the UI marks everything downstream stale. The model and report also report data
-# versions (training data snapshot, report fingerprint), so the UI's lineage shows when they changed.
+# versions (training data snapshot, report fingerprint), so the UI's lineage shows when they
+# changed.
 CODE_VERSION = "2026.11"
-QUARANTINED = "quarantined_files"  # metadata: the run's unreadable landing files, their problem and new place
+QUARANTINED = (
+    "quarantined_files"  # metadata: the run's unreadable landing files, their problem and new place
+)
 
 landing_files = dg.DynamicPartitionsDefinition(name="landing_files")
 
@@ -49,15 +54,26 @@ class ModelConfig(dg.Config):
     partitions_def=landing_files,
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
-    check_specs=[dg.AssetCheckSpec("rows_accounted", asset="raw_penguins", blocking=True,
-                                   description="rows read = rows loaded + rejected + duplicates dropped"),
-                 dg.AssetCheckSpec("landing_files_readable", asset="raw_penguins",
-                                   description="every landing file of the run could be read; an unreadable "
-                                               "one is moved to quarantine with its reason, the others load")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "rows_accounted",
+            asset="raw_penguins",
+            blocking=True,
+            description="rows read = rows loaded + rejected + duplicates dropped",
+        ),
+        dg.AssetCheckSpec(
+            "landing_files_readable",
+            asset="raw_penguins",
+            description="every landing file of the run could be read; an unreadable "
+            "one is moved to quarantine with its reason, the others load",
+        ),
+    ],
 )
-def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse: Warehouse,
-                 landing: LandingZone):
-    """Each landing file's rows in the raw LTER layout with source file and line; bad rows quarantined."""
+def raw_penguins(
+    context: dg.AssetExecutionContext, config: RawConfig, warehouse: Warehouse, landing: LandingZone
+):
+    """Each landing file's rows in the raw LTER layout with source file and line; bad rows go to
+    the rejects."""
     zone = landing.landing()
     present = {f.name: f for f in zone.files()}
     wanted = [present[key] for key in context.partition_keys if key in present]
@@ -69,17 +85,29 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
             load = ingest_files(con, files, config.force, local_copy=zone.local_copy)
         except FileLoadFailed as exc:
             if isinstance(exc.cause, UnbalancedAccount):
-                yield dg.AssetCheckResult(check_name="rows_accounted", passed=False,
-                                          metadata={"file": exc.cause.account.as_metadata()})
+                yield dg.AssetCheckResult(
+                    check_name="rows_accounted",
+                    passed=False,
+                    metadata={"file": exc.cause.account.as_metadata()},
+                )
             raise dg.Failure(description=f"{exc}. A re-run skips them by content hash.") from None
         total = row_count(con, tables.RAW)
-    quarantined = [{"file": exc.source_file, "problem": exc.problem,
-                    "moved_to": zone.quarantine(exc.source_file, str(exc))} for exc in load.unreadable]
+    quarantined = [
+        {
+            "file": exc.source_file,
+            "problem": exc.problem,
+            "moved_to": zone.quarantine(exc.source_file, str(exc)),
+        }
+        for exc in load.unreadable
+    ]
     accounts = load.accounts
     yield dg.AssetCheckResult(check_name="rows_accounted", passed=True)
-    yield dg.AssetCheckResult(check_name="landing_files_readable", passed=not quarantined,
-                              severity=dg.AssetCheckSeverity.WARN,
-                              metadata={QUARANTINED: dg.MetadataValue.json(quarantined)})
+    yield dg.AssetCheckResult(
+        check_name="landing_files_readable",
+        passed=not quarantined,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={QUARANTINED: dg.MetadataValue.json(quarantined)},
+    )
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
@@ -88,8 +116,12 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
             "rows_rejected": sum(a.rows_rejected for a in accounts),
             "duplicates_dropped": sum(a.duplicates_dropped for a in accounts),
             QUARANTINED: dg.MetadataValue.json(quarantined),
-            "seconds": dg.MetadataValue.json({step: round(sum(a.seconds.get(step, 0) for a in accounts), 2)
-                                              for step in ("stage", "publish")}),
+            "seconds": dg.MetadataValue.json(
+                {
+                    step: round(sum(a.seconds.get(step, 0) for a in accounts), 2)
+                    for step in ("stage", "publish")
+                }
+            ),
             "gone_from_landing_rows_kept": gone,
         }
     )
@@ -102,26 +134,41 @@ def raw_penguins(context: dg.AssetExecutionContext, config: RawConfig, warehouse
     kinds={"duckdb"},
     metadata={"stored_in": "DuckDB table penguins"},
     pool=WAREHOUSE_POOL,
-    check_specs=[dg.AssetCheckSpec(name, asset="penguins", blocking=True) for name in cleaning.CLEAN_CHECKS],
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="penguins", blocking=True) for name in cleaning.CLEAN_CHECKS
+    ],
 )
 def penguins(context: dg.AssetExecutionContext, warehouse: Warehouse):
     """The clean penguins: palmerpenguins' columns and values, built by SQL inside DuckDB."""
     with warehouse.get_connection() as con:
         outcome = cleaning.rebuild_clean_table(con, context.run.tags.get(ROW_DROP_TAG))
     for name, failures in outcome.failures.items():
-        yield dg.AssetCheckResult(check_name=name, passed=not failures, metadata={"failures": failures})
+        yield dg.AssetCheckResult(
+            check_name=name, passed=not failures, metadata={"failures": failures}
+        )
     if not outcome.published:
         problems = "; ".join(f for fs in outcome.failures.values() for f in fs)
-        raise dg.Failure(description=f"penguins not published, the last good table is kept: {problems}")
+        raise dg.Failure(
+            description=f"penguins not published, the last good table is kept: {problems}"
+        )
     yield dg.MaterializeResult(
-        metadata={"dagster/row_count": outcome.row_count, "previous_row_count": outcome.previous_row_count}
+        metadata={
+            "dagster/row_count": outcome.row_count,
+            "previous_row_count": outcome.previous_row_count,
+        }
     )
 
 
-@dg.asset(deps=[penguins], group_name="clean", kinds={"duckdb"}, pool=WAREHOUSE_POOL, code_version=CODE_VERSION,
-          metadata={"stored_in": "DuckDB table penguin_summary"})
+@dg.asset(
+    deps=[penguins],
+    group_name="clean",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    code_version=CODE_VERSION,
+    metadata={"stored_in": "DuckDB table penguin_summary"},
+)
 def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Pre-calculated lookup: species x island x sex x year with counts and means of each measure."""
+    """Pre-calculated lookup: species x island x sex x year, counts and means of each measure."""
     with warehouse.get_connection() as con:
         rows = summary.build_summary_table(con, tables.CLEAN, tables.SUMMARY)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows})
@@ -134,46 +181,73 @@ def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
     kinds={"scikitlearn", "pins"},
     metadata={"stored_in": "pins board, pin penguin_model (vetiver)"},
     pool=WAREHOUSE_POOL,
-    check_specs=[dg.AssetCheckSpec("r2_floor", asset="penguin_model", blocking=True),
-                 dg.AssetCheckSpec("sample_matches_all_rows", asset="penguin_model",
-                                   description="the sample-trained model's held-out RMSE is within 1% of the "
-                                               "all-rows model's")],
+    check_specs=[
+        dg.AssetCheckSpec("r2_floor", asset="penguin_model", blocking=True),
+        dg.AssetCheckSpec(
+            "sample_matches_all_rows",
+            asset="penguin_model",
+            description="the sample-trained model's held-out RMSE is within 1% of the "
+            "all-rows model's",
+        ),
+    ],
 )
-def penguin_model(context: dg.AssetExecutionContext, config: ModelConfig, warehouse: Warehouse,
-                  board: PinsBoard, training_sample: TrainingSample):
-    """The book's body-mass regression on a stratified sample, versioned with vetiver and pinned as penguin_model."""
+def penguin_model(
+    context: dg.AssetExecutionContext,
+    config: ModelConfig,
+    warehouse: Warehouse,
+    board: PinsBoard,
+    training_sample: TrainingSample,
+):
+    """The book's body-mass regression on a stratified sample, versioned with vetiver and pinned as
+    penguin_model."""
     with warehouse.get_connection() as con:
-        sample = modeling.draw_training_sample(con, tables.CLEAN, config.sample_rows or training_sample.rows,
-                                               training_sample.seed)
+        sample = modeling.draw_training_sample(
+            con, tables.CLEAN, config.sample_rows or training_sample.rows, training_sample.seed
+        )
         frame = sample.frame
         pins_board = board.board()
         latest = boards.latest_model_facts(pins_board)
         if modeling.trained_on_same_data(latest, frame) and not config.retrain_unchanged:
-            yield dg.AssetCheckResult(check_name="r2_floor",
-                                      passed=not modeling.r2_below_floor(latest["r2"], config.r2_floor),
-                                      metadata={"r2": latest["r2"]})
+            yield dg.AssetCheckResult(
+                check_name="r2_floor",
+                passed=not modeling.r2_below_floor(latest["r2"], config.r2_floor),
+                metadata={"r2": latest["r2"]},
+            )
             yield _sample_check(latest.get("sample_vs_all_rows", {}))
-            yield dg.MaterializeResult(metadata=_model_metadata(latest, pinned=False),
-                                       data_version=dg.DataVersion(latest["data_snapshot"]))
+            yield dg.MaterializeResult(
+                metadata=_model_metadata(latest, pinned=False),
+                data_version=dg.DataVersion(latest["data_snapshot"]),
+            )
             return
         fitted = modeling.fit_model(frame)
-        fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(con, tables.CLEAN, sample, fitted)
+        fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(
+            con, tables.CLEAN, sample, fitted
+        )
     yield _sample_check(fitted.sample_vs_all_rows)
     failures = modeling.r2_below_floor(fitted.r2, config.r2_floor)
-    yield dg.AssetCheckResult(check_name="r2_floor", passed=not failures, metadata={"r2": fitted.r2})
+    yield dg.AssetCheckResult(
+        check_name="r2_floor", passed=not failures, metadata={"r2": fitted.r2}
+    )
     if failures:
         kept = latest["version"] if latest else "none"
-        raise dg.Failure(description=f"penguin_model not pinned ({failures[0]}); latest version stays {kept}")
+        raise dg.Failure(
+            description=f"penguin_model not pinned ({failures[0]}); latest version stays {kept}"
+        )
     version = boards.write_vetiver_pin(pins_board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     context.log.info(f"pinned {boards.MODEL_PIN} version {version}")
-    yield dg.MaterializeResult(metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),
-                               data_version=dg.DataVersion(fitted.data_snapshot))
+    yield dg.MaterializeResult(
+        metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),
+        data_version=dg.DataVersion(fitted.data_snapshot),
+    )
 
 
 def _sample_check(comparison: dict) -> dg.AssetCheckResult:
     failures = modeling.sample_worse_than_all_rows(comparison)
-    return dg.AssetCheckResult(check_name="sample_matches_all_rows", passed=not failures,
-                               metadata={"comparison": dg.MetadataValue.json(comparison), "failures": failures})
+    return dg.AssetCheckResult(
+        check_name="sample_matches_all_rows",
+        passed=not failures,
+        metadata={"comparison": dg.MetadataValue.json(comparison), "failures": failures},
+    )
 
 
 def _model_metadata(facts: dict, pinned: bool) -> dict:
@@ -189,23 +263,32 @@ def _model_metadata(facts: dict, pinned: bool) -> dict:
     }
 
 
-@dg.asset(deps=[penguin_summary, penguin_model], group_name="report", kinds={"html"}, pool=WAREHOUSE_POOL,
-          code_version=CODE_VERSION, metadata={"stored_in": "reports/penguin_report.html"})
-def penguin_report(warehouse: Warehouse, board: PinsBoard, reports: ReportFolder) -> dg.MaterializeResult:
-    """A self-contained HTML report: EDA from the lookup table, the model's metrics, and data freshness."""
+@dg.asset(
+    deps=[penguin_summary, penguin_model],
+    group_name="report",
+    kinds={"html"},
+    pool=WAREHOUSE_POOL,
+    code_version=CODE_VERSION,
+    metadata={"stored_in": "reports/penguin_report.html"},
+)
+def penguin_report(
+    warehouse: Warehouse, board: PinsBoard, reports: Reports
+) -> dg.MaterializeResult:
+    """A self-contained HTML report: EDA from the lookup table, the model's metrics, and data
+    freshness."""
     pins_board = board.board()
     with warehouse.get_connection() as con:
         inputs = load_report_inputs(con, pins_board)
-    path = reports.report_path
-    rerendered = render_if_changed(inputs, path)
-    if rerendered:
-        # Versioned beside the model on the board too, so an S3 deployment has it where the model is.
-        boards.pin_report(pins_board, path)
+    where = reports.location()
+    rerendered = publish_if_changed(inputs, where, pins_board)
     return dg.MaterializeResult(
-        metadata={"path": dg.MetadataValue.path(str(path)), "model_version": inputs.model["version"],
-                  "rerendered": rerendered, "size_bytes": path.stat().st_size,
-                  "board_pin": boards.REPORT_PIN},
-        data_version=dg.DataVersion(rendered_fingerprint(path)),
+        metadata={
+            "path": dg.MetadataValue.path(where.url_of(where.path(REPORT_FILE_NAME))),
+            "model_version": inputs.model["version"],
+            "rerendered": rerendered,
+            "board_pin": boards.REPORT_PIN,
+        },
+        data_version=dg.DataVersion(fingerprint(inputs)),  # what the published report shows
     )
 
 

@@ -1,15 +1,14 @@
-"""Dagster resources: the warehouse, the pins board, the landing zone and the report folder."""
+"""Dagster resources: the warehouse, the pins board, the landing zone and where reports go."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from ..settings import REPORT_FILE_NAME, Settings
-from ..storage import boards, landing, warehouse
+from ..settings import Settings
+from ..storage import boards, landing, locations, warehouse
 
 
 class Warehouse(DuckDBResource):
@@ -67,12 +66,14 @@ class TrainingSample(dg.ConfigurableResource):
     seed: int
 
 
-class ReportFolder(dg.ConfigurableResource):
-    directory: str
+class Reports(dg.ConfigurableResource):
+    """Where the rendered report goes: a folder or s3://bucket/prefix."""
 
-    @property
-    def report_path(self) -> Path:
-        return Path(self.directory) / REPORT_FILE_NAME
+    url: str
+    endpoint_url: str | None = None
+
+    def location(self) -> locations.Location:
+        return locations.open_location(self.url, self.endpoint_url)
 
 
 def build_resources(settings: Settings) -> dict:
@@ -94,6 +95,6 @@ def build_resources(settings: Settings) -> dict:
             quarantine_url=settings.quarantine_url,
             endpoint_url=settings.aws_endpoint_url,
         ),
-        "reports": ReportFolder(directory=str(settings.reports_dir)),
+        "reports": Reports(url=settings.reports_url, endpoint_url=settings.aws_endpoint_url),
         "training_sample": TrainingSample(rows=settings.sample_rows, seed=settings.sample_seed),
     }

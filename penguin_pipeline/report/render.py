@@ -1,22 +1,26 @@
-"""Render the penguin report: one self-contained HTML file (figures embedded), written atomically."""
+"""Render the penguin report: one self-contained HTML file (figures embedded), rendered to a local
+temp file, then written to the reports location (a folder or s3://bucket/prefix: atomically on
+folders, one PUT on S3) and pinned beside the model on the board."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
+import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import jinja2
 import pandas as pd
 
+from .. import sources
 from ..processing import tables
 from ..processing.summary import rollup
-from .. import sources
+from ..settings import REPORT_FILE_NAME
 from ..storage import boards
+from ..storage.locations import Location
 
 TEMPLATE = Path(__file__).with_name("penguin_report.html.j2")
 
@@ -32,7 +36,9 @@ def load_report_inputs(con: duckdb.DuckDBPyConnection, board) -> ReportInputs:
     """Only small tables: the lookup table, the landing ledger and the model pin's metadata."""
     model = boards.latest_model_facts(board)
     if model is None:
-        raise ValueError(f"no {boards.MODEL_PIN} pin on the board yet: materialize penguin_model first")
+        raise ValueError(
+            f"no {boards.MODEL_PIN} pin on the board yet: materialize penguin_model first"
+        )
     return ReportInputs(
         summary=con.execute(f"SELECT * FROM {tables.SUMMARY}").df(),
         landed=con.execute(f"SELECT * FROM {tables.LEDGER} ORDER BY source_file").df(),
@@ -41,28 +47,36 @@ def load_report_inputs(con: duckdb.DuckDBPyConnection, board) -> ReportInputs:
 
 
 def fingerprint(inputs: ReportInputs) -> str:
-    """What the report shows, hashed: equal inputs (and the same next expected update), equal report."""
+    """What the report shows, hashed: equal inputs (and the same next expected update), equal
+    report."""
     parts = [str(inputs.model.get("version")), inputs.summary.to_csv(), inputs.landed.to_csv()]
     parts += [f"{s.name}:{s.next_expected():%Y%m%d%H%M}" for s in sources.SOURCES]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def rendered_fingerprint(path: Path) -> str | None:
-    """The fingerprint an existing report was rendered from (read from its first lines only)."""
-    if not Path(path).exists():
+def rendered_fingerprint(reports: Location) -> str | None:
+    """The fingerprint the published report was rendered from (read from its first bytes only)."""
+    head = reports.read_start(REPORT_FILE_NAME, 2048)
+    if head is None:
         return None
-    with open(path, encoding="utf-8") as handle:
-        head = handle.read(2048)
-    match = re.search(r'<meta name="penguin-report-inputs" content="(\w+)">', head)
-    return match.group(1) if match else None
+    match = re.search(rb'<meta name="penguin-report-inputs" content="(\w+)">', head)
+    return match.group(1).decode() if match else None
 
 
-def render_if_changed(inputs: ReportInputs, path: Path) -> bool:
-    """Render unless the report at `path` was rendered from these same inputs; True if it rendered."""
+def publish_if_changed(inputs: ReportInputs, reports: Location, board) -> bool:
+    """Render and publish unless the published report was rendered from these same inputs.
+
+    Publishing writes the report to `reports` (readers see the old report or the new one, never
+    half of one) and pins it beside the model on `board`. True if it rendered.
+    """
     stamp = fingerprint(inputs)
-    if rendered_fingerprint(path) == stamp:
+    if rendered_fingerprint(reports) == stamp:
         return False
-    render_report(inputs, path, stamp)
+    with tempfile.TemporaryDirectory(prefix="penguin-report-") as tmp:
+        rendered = render_report(inputs, Path(tmp) / REPORT_FILE_NAME, stamp)
+        reports.write(REPORT_FILE_NAME, rendered)
+        # Versioned beside the model too, so an S3 deployment has it where the model is.
+        boards.pin_report(board, rendered)
     return True
 
 
@@ -70,7 +84,7 @@ def render_report(inputs: ReportInputs, path: Path, stamp: str | None = None) ->
     from . import figures  # matplotlib: only when a report is actually drawn
 
     html = jinja2.Template(TEMPLATE.read_text(encoding="utf-8"), autoescape=True).render(
-        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         fingerprint=stamp or fingerprint(inputs),
         model=inputs.model,
         species=rollup(inputs.summary, ["species"]).to_dict("records"),
@@ -83,8 +97,5 @@ def render_report(inputs: ReportInputs, path: Path, stamp: str | None = None) ->
         },
     )
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".html.partial")
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, path)  # readers see the old report or the new one, never half of one
+    path.write_text(html, encoding="utf-8")
     return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -40,7 +41,7 @@ def drawn(stats: dict) -> bool:
 def test_report_opens_from_the_file_with_every_figure_drawn_and_no_request(
     browsing, pipeline_outputs
 ):
-    report = pipeline_outputs.settings.report_path
+    report = Path(pipeline_outputs.settings.report_url)
     page = browsing.page
     page.goto(report.as_uri())
 

@@ -11,7 +11,7 @@ from penguin_pipeline.processing import cleaning, modeling, summary, tables
 from penguin_pipeline.processing.db import transaction
 from penguin_pipeline.processing.ingest import ingest_file
 from penguin_pipeline.storage import boards
-from penguin_pipeline.storage.landing import file_hash
+from penguin_pipeline.storage.locations import file_hash
 from penguin_pipeline.storage.warehouse import connection_config
 
 from ..conftest import query

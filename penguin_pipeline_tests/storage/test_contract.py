@@ -9,9 +9,9 @@ import pytest
 from vetiver import VetiverModel
 
 from penguin_pipeline.processing import modeling
-from penguin_pipeline.storage import boards, landing, reports
+from penguin_pipeline.storage import boards, landing, locations
 
-from ..conftest import LTER_FILE
+from ..conftest import LTER_FILE, pinned_report
 from ..test_summary_and_model import clean  # noqa: F401  (fixture)
 
 ROW = pd.DataFrame([{"species": "Adelie", "sex": "female", "bill_length_mm": 38.0}])
@@ -82,28 +82,30 @@ def test_half_written_versions_are_never_taken_as_latest(backend, fitted):
     assert boards.latest_model_facts(board)["version"] == good
     assert boards.read_model(board).model.predict(ROW)[0] == fitted.pipeline.predict(ROW)[0]
     assert VetiverModel.from_pin(board, pin).metadata.version == good
-    # and the next good write becomes latest, after the broken folders' names
-    newer = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, pin),
-                                     created=datetime(2999, 1, 1, 0, 0, 5))
+    # and the next good write becomes latest, though the broken folders' names sort after it
+    newer = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, pin))
+    assert good < newer < "29990101T000001Z-aaaaa"
     assert boards.latest_model_facts(board)["version"] == newer
+    assert VetiverModel.from_pin(board, pin).metadata.version == newer
 
 
 def test_the_data_file_is_written_before_data_txt(backend, fitted):
     board = board_of(backend)
     order = []
-    put_file = board.fs.put_file
+    fs = board.location.fs  # the filesystem under the board, the one that writes each file
+    put_file = fs.put_file
 
     def recording_put_file(source, target, *args, **kwargs):
         order.append(str(target).rsplit("/", 1)[-1])
         return put_file(source, target, *args, **kwargs)
 
-    board.fs.put_file = recording_put_file
+    fs.put_file = recording_put_file
     boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     names = [n.strip(".").removesuffix(".partial") for n in order]
     assert names == [f"{boards.MODEL_PIN}.joblib", "data.txt"]
 
 
-def test_report_pins_beside_the_model_and_publishes_to_a_prefix(backend, tmp_path):
+def test_report_pins_beside_the_model_and_is_written_whole_to_the_reports_location(backend, tmp_path):
     board = board_of(backend)
     report = tmp_path / "penguin_report.html"
     report.write_text("<html>first</html>", encoding="utf-8")
@@ -111,10 +113,14 @@ def test_report_pins_beside_the_model_and_publishes_to_a_prefix(backend, tmp_pat
     report.write_text("<html>second</html>", encoding="utf-8")
     second = boards.pin_report(board, report)
     assert second > first
-    assert boards.report_bytes(board) == b"<html>second</html>"
-    where = reports.publish_report(report, backend.reports_url, backend.endpoint_url)
-    assert where.endswith("penguin_report.html") and where.startswith(backend.reports_url)
-    assert backend.list_raw(backend.reports_url) == {"penguin_report.html": b"<html>second</html>"}
+    assert pinned_report(board) == b"<html>second</html>"
+    reports = locations.open_location(backend.reports_url, backend.endpoint_url)
+    assert reports.read_start("penguin_report.html", 100) is None
+    where = reports.write("penguin_report.html", report)
+    assert where == f"{backend.reports_url}/penguin_report.html"
+    assert reports.read_start("penguin_report.html", 7) == b"<html>s"
+    reports.write("penguin_report.html", b"<html>third</html>")
+    assert backend.list_raw(backend.reports_url) == {"penguin_report.html": b"<html>third</html>"}
 
 
 # -- the landing zone -------------------------------------------------------------------------

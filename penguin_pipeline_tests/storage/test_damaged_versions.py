@@ -91,7 +91,7 @@ def test_the_next_run_pins_a_sound_version_over_a_damaged_one_trained_on_the_sam
     assert result.success, cli.failure_messages(result)
     facts = boards.latest_model_facts(board)
     assert facts["version"] > first and board.verify_version(PIN, facts["version"]) is None
-    assert facts["version"] in settings.report_path.read_text(encoding="utf-8")
+    assert facts["version"] in Path(settings.report_url).read_text(encoding="utf-8")
     pinned = (
         result.asset_materializations_for_node("penguin_model")[0].metadata["newly_pinned"].value
     )

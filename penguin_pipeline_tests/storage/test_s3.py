@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from penguin_pipeline.processing import modeling
-from penguin_pipeline.storage import boards, landing, s3
+from penguin_pipeline.storage import boards, landing, locations, s3
 
 from ..test_summary_and_model import clean  # noqa: F401  (fixture)
 from .conftest import FAKE_AWS_ENV, direct_client, empty_bucket, make_bucket
@@ -34,7 +34,7 @@ def assert_no_secret(message: str) -> None:
 # -- start-up checks ----------------------------------------------------------------------------
 
 def test_check_reachable_passes_for_folders_and_existing_buckets(moto_server, s3_bucket, tmp_path):
-    s3.check_storage(str(tmp_path / "board"), f"s3://{s3_bucket}/board", f"s3:/{s3_bucket}/quarantine",
+    locations.check_storage(str(tmp_path / "board"), f"s3://{s3_bucket}/board", f"s3:/{s3_bucket}/quarantine",
                      endpoint_url=moto_server.endpoint_url)
 
 
@@ -165,14 +165,15 @@ def test_server_stopped_mid_write_leaves_the_last_good_model_latest(own_moto_ser
     serving = boards.read_model(board)  # what an API process holds
 
     uploads = []
-    put_file = board.fs.put_file
+    fs = board.location.fs  # the filesystem under the board, the one that writes each file
+    put_file = fs.put_file
 
     def put_then_crash(source, target, *args, **kwargs):
         put_file(source, target, *args, **kwargs)
         uploads.append(target)
         own_moto_server.stop()  # after the first file of the version: the rest never arrives
 
-    board.fs.put_file = put_then_crash
+    fs.put_file = put_then_crash
     with pytest.raises(s3.S3StorageError) as failure:
         boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     message = str(failure.value)

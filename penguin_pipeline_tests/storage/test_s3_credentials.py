@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from penguin_pipeline import cli
-from penguin_pipeline.storage import s3
+from penguin_pipeline.storage import locations, s3
 
 from .conftest import empty_bucket, make_bucket
 
@@ -77,7 +77,7 @@ def test_wrong_credentials_fail_the_start_up_check_by_name_without_the_secret(
 ):
     endpoint, bucket, key_id, secret = enforcing_moto
     use_keys(monkeypatch, key_id, secret)
-    s3.check_storage(
+    locations.check_storage(
         f"s3://{bucket}/board", f"s3://{bucket}/raw", endpoint_url=endpoint
     )  # the real pair passes
 
@@ -86,7 +86,7 @@ def test_wrong_credentials_fail_the_start_up_check_by_name_without_the_secret(
         *((key_id, WRONG_SECRET) if which == "wrong secret" else (UNKNOWN_KEY_ID, secret)),
     )
     with pytest.raises(s3.S3StorageError) as failure:
-        s3.check_storage(f"s3://{bucket}/board", endpoint_url=endpoint)
+        locations.check_storage(f"s3://{bucket}/board", endpoint_url=endpoint)
     message = str(failure.value)
     assert f"bucket '{bucket}'" in message and endpoint in message and cause in message
     assert WRONG_SECRET not in message and secret not in message

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from penguin_pipeline import cli
@@ -40,7 +42,7 @@ def test_pipeline_runs_on_s3_by_configuration_alone(data_dir, moto_server, s3_bu
         f"board/penguin_model/{facts['version']}/data.txt",
         f"board/penguin_model/{facts['version']}/penguin_model.joblib",
     ]
-    assert facts["version"] in settings.report_path.read_text(encoding="utf-8")
+    assert facts["version"] in Path(settings.report_url).read_text(encoding="utf-8")
     assert not (data_dir / "board").exists() and not (data_dir / "raw").exists()  # nothing fell back to folders
 
     # a whole-file failure is quarantined to an S3 prefix beside the landing prefix, with its reason
