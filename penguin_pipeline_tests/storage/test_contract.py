@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -29,26 +29,34 @@ def board_of(backend):
 
 
 def landing_of(backend):
-    return landing.landing_from_url(backend.landing_url, backend.quarantine_url, backend.endpoint_url)
+    return landing.landing_from_url(
+        backend.landing_url, backend.quarantine_url, backend.endpoint_url
+    )
 
 
 # -- the model board ------------------------------------------------------------------------
 
+
 def test_versions_written_in_the_same_second_keep_the_newest_latest(backend, fitted):
     board = board_of(backend)
-    written = [boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN)) for _ in range(3)]
+    written = [
+        boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
+        for _ in range(3)
+    ]
     assert written == sorted(written) and len(set(written)) == 3
     assert boards.latest_model_facts(board)["version"] == written[-1]
-    assert board.pin_meta(boards.MODEL_PIN).version.version == written[-1]  # pins' own reader agrees
+    assert (
+        board.pin_meta(boards.MODEL_PIN).version.version == written[-1]
+    )  # pins' own reader agrees
     assert boards.read_model(board).metadata.version == written[-1]
 
 
 def test_versions_are_stamped_in_utc(backend, fitted):
     board = board_of(backend)
-    before = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     version = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     created = board.pin_meta(boards.MODEL_PIN).version.created
-    after = datetime.now(timezone.utc).replace(tzinfo=None)
+    after = datetime.now(UTC).replace(tzinfo=None)
     assert before <= created <= after
     assert version.startswith(created.strftime("%Y%m%dT%H%M%SZ"))
 
@@ -60,7 +68,9 @@ def test_model_reads_back_with_our_metadata_through_vetiver(backend, fitted):
     assert model.metadata.version == version
     assert model.metadata.user["data_snapshot"] == fitted.data_snapshot
     assert model.model.predict(ROW)[0] == fitted.pipeline.predict(ROW)[0]
-    assert VetiverModel.from_pin(board, boards.MODEL_PIN).metadata.version == version  # vetiver's own path
+    assert (
+        VetiverModel.from_pin(board, boards.MODEL_PIN).metadata.version == version
+    )  # vetiver's own path
     assert boards.latest_model_facts(board)["r2"] == round(fitted.r2, 6)
 
 
@@ -72,11 +82,23 @@ def test_half_written_versions_are_never_taken_as_latest(backend, fitted):
     model_bytes = files[f"{boards.MODEL_PIN}/{good}/{boards.MODEL_PIN}.joblib"]
     pin = boards.MODEL_PIN
     # Newer version folders, each cut short in a different way (names sort after `good`):
-    backend.put_raw(backend.board_url, f"{pin}/29990101T000001Z-aaaaa/{pin}.joblib", model_bytes)  # no data.txt
-    backend.put_raw(backend.board_url, f"{pin}/29990101T000002Z-bbbbb/data.txt", data_txt)  # no data
-    backend.put_raw(backend.board_url, f"{pin}/29990101T000003Z-ccccc/data.txt", data_txt)  # truncated data
-    backend.put_raw(backend.board_url, f"{pin}/29990101T000003Z-ccccc/{pin}.joblib", model_bytes[: len(model_bytes) // 2])
-    backend.put_raw(backend.board_url, f"{pin}/29990101T000004Z-ddddd/data.txt", data_txt[:25])  # truncated meta
+    backend.put_raw(
+        backend.board_url, f"{pin}/29990101T000001Z-aaaaa/{pin}.joblib", model_bytes
+    )  # no data.txt
+    backend.put_raw(
+        backend.board_url, f"{pin}/29990101T000002Z-bbbbb/data.txt", data_txt
+    )  # no data
+    backend.put_raw(
+        backend.board_url, f"{pin}/29990101T000003Z-ccccc/data.txt", data_txt
+    )  # truncated data
+    backend.put_raw(
+        backend.board_url,
+        f"{pin}/29990101T000003Z-ccccc/{pin}.joblib",
+        model_bytes[: len(model_bytes) // 2],
+    )
+    backend.put_raw(
+        backend.board_url, f"{pin}/29990101T000004Z-ddddd/data.txt", data_txt[:25]
+    )  # truncated meta
 
     assert [v.version for v in board.pin_versions(pin, as_df=False)] == [good]
     assert boards.latest_model_facts(board)["version"] == good
@@ -105,7 +127,9 @@ def test_the_data_file_is_written_before_data_txt(backend, fitted):
     assert names == [f"{boards.MODEL_PIN}.joblib", "data.txt"]
 
 
-def test_report_pins_beside_the_model_and_is_written_whole_to_the_reports_location(backend, tmp_path):
+def test_report_pins_beside_the_model_and_is_written_whole_to_the_reports_location(
+    backend, tmp_path
+):
     board = board_of(backend)
     report = tmp_path / "penguin_report.html"
     report.write_text("<html>first</html>", encoding="utf-8")
@@ -124,6 +148,7 @@ def test_report_pins_beside_the_model_and_is_written_whole_to_the_reports_locati
 
 
 # -- the landing zone -------------------------------------------------------------------------
+
 
 def test_files_reports_new_and_changed_files_the_same_way(backend):
     zone = landing_of(backend)
@@ -166,7 +191,10 @@ def test_quarantine_moves_the_file_out_with_its_reason(backend):
     assert moved.startswith(backend.quarantine_url)
     kept = backend.list_raw(backend.quarantine_url)
     [data_name] = [n for n in kept if not n.endswith(".reason.txt")]
-    assert data_name.endswith("bad__notes.csv") and kept[data_name] == b"this is,not\nthe lter,layout\n"
+    assert (
+        data_name.endswith("bad__notes.csv")
+        and kept[data_name] == b"this is,not\nthe lter,layout\n"
+    )
     assert kept[data_name + ".reason.txt"] == b"missing column(s): Species\n"
 
 

@@ -24,7 +24,9 @@ def test_a_settled_unchanged_file_is_not_read_again_and_a_rewrite_is(tmp_path, m
 
     first = zone.files()[0].content_hash
     assert zone.files()[0].content_hash == first and reads == ["season.csv"]
-    path.write_text("a,b\n1,3\n")  # same size, new content, just now: hashed again, and not trusted yet
+    path.write_text(
+        "a,b\n1,3\n"
+    )  # same size, new content, just now: hashed again, and not trusted yet
     changed = zone.files()[0].content_hash
     assert changed != first and zone.files()[0].content_hash == changed
     assert reads == ["season.csv"] * 3

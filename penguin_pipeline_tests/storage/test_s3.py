@@ -33,9 +33,14 @@ def assert_no_secret(message: str) -> None:
 
 # -- start-up checks ----------------------------------------------------------------------------
 
+
 def test_check_reachable_passes_for_folders_and_existing_buckets(moto_server, s3_bucket, tmp_path):
-    locations.check_storage(str(tmp_path / "board"), f"s3://{s3_bucket}/board", f"s3:/{s3_bucket}/quarantine",
-                     endpoint_url=moto_server.endpoint_url)
+    locations.check_storage(
+        str(tmp_path / "board"),
+        f"s3://{s3_bucket}/board",
+        f"s3:/{s3_bucket}/quarantine",
+        endpoint_url=moto_server.endpoint_url,
+    )
 
 
 def test_missing_bucket_is_named_with_its_endpoint_at_start(moto_server, aws_env):
@@ -54,7 +59,9 @@ def test_board_on_a_missing_bucket_says_so_instead_of_no_pin(moto_server, aws_en
 
 
 def test_landing_on_a_missing_bucket_says_so(moto_server, aws_env):
-    zone = landing.landing_from_url("s3://no-such-penguin-bucket/raw", "data/quarantine", moto_server.endpoint_url)
+    zone = landing.landing_from_url(
+        "s3://no-such-penguin-bucket/raw", "data/quarantine", moto_server.endpoint_url
+    )
     with pytest.raises(s3.S3StorageError) as failure:
         zone.files()
     message = str(failure.value)
@@ -74,10 +81,13 @@ def test_missing_credentials_are_named(moto_server, aws_env, monkeypatch, tmp_pa
 
 # -- a versioned landing bucket -----------------------------------------------------------------
 
+
 def test_versioned_bucket_uses_the_version_id_as_content_hash(moto_server, aws_env):
     bucket = make_bucket(moto_server.endpoint_url, versioned=True)
     try:
-        zone = landing.landing_from_url(f"s3://{bucket}/raw", "data/quarantine", moto_server.endpoint_url)
+        zone = landing.landing_from_url(
+            f"s3://{bucket}/raw", "data/quarantine", moto_server.endpoint_url
+        )
         zone.land("a.csv", b"same bytes\n")
         [first] = zone.files()
         zone.land("a.csv", b"same bytes\n")  # a new upload is a new version, even with equal bytes
@@ -95,7 +105,9 @@ def test_versioned_bucket_uses_the_version_id_as_content_hash(moto_server, aws_e
 
 
 def test_an_object_replaced_after_listing_is_not_read_under_the_old_hash(moto_server, s3_bucket):
-    zone = landing.landing_from_url(f"s3://{s3_bucket}/raw", f"s3://{s3_bucket}/quarantine", moto_server.endpoint_url)
+    zone = landing.landing_from_url(
+        f"s3://{s3_bucket}/raw", f"s3://{s3_bucket}/quarantine", moto_server.endpoint_url
+    )
     zone.land("a.csv", b"first\n")
     zone.files()
     zone.land("a.csv", b"second, longer\n")
@@ -105,6 +117,7 @@ def test_an_object_replaced_after_listing_is_not_read_under_the_old_hash(moto_se
 
 
 # -- 5xx: bounded retries, then one clear error --------------------------------------------------
+
 
 class AlwaysUnavailable(BaseHTTPRequestHandler):
     requests_seen = 0
@@ -156,7 +169,10 @@ def test_5xx_is_retried_a_bounded_number_of_times_then_named(unavailable_endpoin
 
 # -- the server stops in the middle of a write ----------------------------------------------------
 
-def test_server_stopped_mid_write_leaves_the_last_good_model_latest(own_moto_server, aws_env, fitted):
+
+def test_server_stopped_mid_write_leaves_the_last_good_model_latest(
+    own_moto_server, aws_env, fitted
+):
     endpoint = own_moto_server.endpoint_url
     bucket = make_bucket(endpoint)
     url = f"s3://{bucket}/board"
@@ -191,7 +207,9 @@ def test_server_stopped_mid_write_leaves_the_last_good_model_latest(own_moto_ser
     own_moto_server.start()  # same port, same buckets
     reader = boards.board_from_url(url, endpoint)
     orphan = uploads[0].rsplit("/", 2)[-2]
-    assert orphan > good and reader.fs.exists(uploads[0])  # the half-written version really is there
+    assert orphan > good and reader.fs.exists(
+        uploads[0]
+    )  # the half-written version really is there
     assert [v.version for v in reader.pin_versions(boards.MODEL_PIN, as_df=False)] == [good]
     assert boards.latest_model_facts(reader)["version"] == good
     assert boards.read_model(reader).metadata.version == good
@@ -202,7 +220,12 @@ def test_server_stopped_mid_write_leaves_the_last_good_model_latest(own_moto_ser
 def test_settings_keep_s3_locations_as_written():
     from penguin_pipeline.settings import load_settings
 
-    urls = {"PENGUIN_BOARD": "s3://penguins/board", "PENGUIN_LANDING": "s3://penguins/raw",
-            "PENGUIN_QUARANTINE": "s3://penguins/quarantine"}
+    urls = {
+        "PENGUIN_BOARD": "s3://penguins/board",
+        "PENGUIN_LANDING": "s3://penguins/raw",
+        "PENGUIN_QUARANTINE": "s3://penguins/quarantine",
+    }
     settings = load_settings(urls)
-    assert (settings.board_url, settings.landing_url, settings.quarantine_url) == tuple(urls.values())
+    assert (settings.board_url, settings.landing_url, settings.quarantine_url) == tuple(
+        urls.values()
+    )

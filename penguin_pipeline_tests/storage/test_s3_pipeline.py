@@ -1,8 +1,7 @@
-"""The whole pipeline with its board and landing zone on S3 (moto over HTTP), chosen by environment alone."""
+"""The whole pipeline with its board, landing zone and reports on S3 (moto over HTTP), chosen by
+environment alone."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -21,10 +20,13 @@ def keys(endpoint: str, bucket: str, prefix: str) -> list[str]:
     return sorted(item["Key"] for item in response.get("Contents", []))
 
 
-def test_pipeline_runs_on_s3_by_configuration_alone(data_dir, moto_server, s3_bucket, monkeypatch, instance):
+def test_pipeline_runs_on_s3_by_configuration_alone(
+    data_dir, moto_server, s3_bucket, monkeypatch, instance
+):
     endpoint = moto_server.endpoint_url
     monkeypatch.setenv("PENGUIN_BOARD", f"s3://{s3_bucket}/board")
     monkeypatch.setenv("PENGUIN_LANDING", f"s3://{s3_bucket}/raw")
+    monkeypatch.setenv("PENGUIN_REPORTS", f"s3://{s3_bucket}/reports")
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
     settings = load_settings()
 
@@ -32,7 +34,11 @@ def test_pipeline_runs_on_s3_by_configuration_alone(data_dir, moto_server, s3_bu
     assert result.success, cli.failure_messages(result)
 
     # landing was seeded on S3, the tables filled from it, and the model was pinned to the S3 board
-    landed = direct_client(endpoint).get_object(Bucket=s3_bucket, Key="raw/penguins-raw.csv")["Body"].read()
+    landed = (
+        direct_client(endpoint)
+        .get_object(Bucket=s3_bucket, Key="raw/penguins-raw.csv")["Body"]
+        .read()
+    )
     assert landed == LTER_FILE.read_bytes()
     assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344,)]
     assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
@@ -42,11 +48,18 @@ def test_pipeline_runs_on_s3_by_configuration_alone(data_dir, moto_server, s3_bu
         f"board/penguin_model/{facts['version']}/data.txt",
         f"board/penguin_model/{facts['version']}/penguin_model.joblib",
     ]
-    assert facts["version"] in Path(settings.report_url).read_text(encoding="utf-8")
-    assert not (data_dir / "board").exists() and not (data_dir / "raw").exists()  # nothing fell back to folders
+    report = direct_client(endpoint).get_object(Bucket=s3_bucket, Key="reports/penguin_report.html")
+    assert facts["version"] in report["Body"].read().decode("utf-8")
+    assert keys(endpoint, s3_bucket, "reports/") == [
+        "reports/penguin_report.html"
+    ]  # no temp name left
+    for folder in ("board", "raw", "reports"):
+        assert not (data_dir / folder).exists()  # nothing fell back to folders
 
     # a whole-file failure is quarantined to an S3 prefix beside the landing prefix, with its reason
-    direct_client(endpoint).put_object(Bucket=s3_bucket, Key="raw/notes.csv", Body=b"this is,not\nthe lter,layout\n")
+    direct_client(endpoint).put_object(
+        Bucket=s3_bucket, Key="raw/notes.csv", Body=b"this is,not\nthe lter,layout\n"
+    )
     result = cli.run_pipeline(instance)
     assert result.success
     [quarantined_file] = cli.quarantined_files(result)
