@@ -74,7 +74,6 @@ def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None,
     Dagster's event log goes to `log` when given, else to the console as Dagster does by default.
     """
     settings = load_settings()
-    check_storage(settings)
     zone = landing_zone(settings)
     landing.seed_if_empty(zone)
     names = [f.name for f in zone.files()]
@@ -187,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         return _command(argv)
     except s3.S3StorageError as exc:  # wrong bucket, endpoint or credentials: one line that names them
         print(f"penguin_pipeline: {exc}", file=sys.stderr)
-        return 2
+        return 1  # like a failed run; 2 means "ran, but some landing files were quarantined"
 
 
 def _command(argv: list[str] | None) -> int:
@@ -228,6 +227,7 @@ def _command(argv: list[str] | None) -> int:
         print(f"raw_penguins partitions: {len(new)} new, {known} in all")
     if args.command == "run":
         settings = load_settings()
+        check_storage(settings)  # a wrong bucket, endpoint or credential: one line, before anything runs
         with run_log(settings) as log:
             log_path = Path(log.baseFilename)
             print(f"penguin_pipeline: running penguin_job (log: {log_path})", flush=True)
