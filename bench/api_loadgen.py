@@ -35,20 +35,35 @@ def run(url: str, body: bytes, connections: int, seconds: float) -> dict:
     host_port = url.split("//", 1)[1].split("/", 1)
     host, port = host_port[0].split(":")
     path = "/" + host_port[1]
-    request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     latencies: list[float] = []
     statuses: dict[int, int] = {}
 
     async def main():
         until = time.perf_counter() + seconds
-        await asyncio.gather(*[_connection(host, int(port), request, until, latencies, statuses)
-                               for _ in range(connections)])
+        await asyncio.gather(
+            *[
+                _connection(host, int(port), request, until, latencies, statuses)
+                for _ in range(connections)
+            ]
+        )
 
     started = time.perf_counter()
     asyncio.run(main())
     elapsed = time.perf_counter() - started
     latencies.sort()
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")  # noqa: E731
-    return {"requests_per_s": len(latencies) / elapsed, "p50_ms": pick(0.50), "p99_ms": pick(0.99),
-            "non_2xx": sum(n for s, n in statuses.items() if not 200 <= s < 300), "tool": "python-loadgen"}
+    pick = lambda q: (
+        latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+        if latencies
+        else float("nan")
+    )  # noqa: E731
+    return {
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": pick(0.50),
+        "p99_ms": pick(0.99),
+        "non_2xx": sum(n for s, n in statuses.items() if not 200 <= s < 300),
+        "tool": "python-loadgen",
+    }

@@ -22,14 +22,20 @@ def job_with(executor_name: str):
     """Module-level and argument-only, so the multiprocess executor can rebuild it in each step process."""
     from penguin_pipeline.definitions import defs
 
-    executor = dg.multiprocess_executor if executor_name == "multiprocess" else dg.in_process_executor
-    job = dg.define_asset_job(f"penguin_job_{executor_name}", selection=dg.AssetSelection.all(), executor_def=executor)
+    executor = (
+        dg.multiprocess_executor if executor_name == "multiprocess" else dg.in_process_executor
+    )
+    job = dg.define_asset_job(
+        f"penguin_job_{executor_name}", selection=dg.AssetSelection.all(), executor_def=executor
+    )
     return dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(job.name)
 
 
 def timed_run(executor_name: str, instance: dg.DagsterInstance, tags: dict) -> float:
     start = time.perf_counter()
-    job = dg.build_reconstructable_job("bench.bench_executor", "job_with", reconstructable_args=(executor_name,))
+    job = dg.build_reconstructable_job(
+        "bench.bench_executor", "job_with", reconstructable_args=(executor_name,)
+    )
     result = dg.execute_job(job, instance=instance, tags=tags)
     assert result.success, f"{executor_name} run failed"
     return time.perf_counter() - start

@@ -14,7 +14,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from penguin_pipeline.cli import new_season
@@ -46,26 +46,46 @@ def main() -> None:
         shutil.copyfile(landing.packaged_lter_file(), tmp / "data" / "raw" / "penguins-raw.csv")
         latencies = []
         with running_daemon(home, env, tmp / "daemon.log"):
-            version = wait_for(lambda: model_version(settings), timeout=300, what="first model version")
+            version = wait_for(
+                lambda: model_version(settings), timeout=300, what="first model version"
+            )
             phases = random.Random(7)
             for drop in range(DROPS):
                 # Land at a random point of the sensor's cycle, as real files do.
                 time.sleep(phases.uniform(0, int(interval)))
                 landed_at = time.monotonic()
                 new_season(rows=150, seed=drop, settings=settings)
-                version = wait_for(lambda last=version: (v := model_version(settings)) and v > last and v,
-                                   timeout=300, interval=0.2, what=f"model version after drop {drop + 1}")
+                version = wait_for(
+                    lambda last=version: (v := model_version(settings)) and v > last and v,
+                    timeout=300,
+                    interval=0.2,
+                    what=f"model version after drop {drop + 1}",
+                )
                 latencies.append(time.monotonic() - landed_at)
-                print(f"drop {drop + 1}: new version {version} after {latencies[-1]:.1f} s", flush=True)
+                print(
+                    f"drop {drop + 1}: new version {version} after {latencies[-1]:.1f} s",
+                    flush=True,
+                )
     median = statistics.median(latencies)
-    print(f"median landing -> pinned: {median:.1f} s over {DROPS} drops "
-          f"(min {min(latencies):.1f}, max {max(latencies):.1f}; sensor interval {interval} s; target <= {TARGET_S} s)")
+    print(
+        f"median landing -> pinned: {median:.1f} s over {DROPS} drops "
+        f"(min {min(latencies):.1f}, max {max(latencies):.1f}; sensor interval {interval} s; target <= {TARGET_S} s)"
+    )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "freshness.json").write_text(json.dumps({
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "sensor_interval_s": int(interval),
-        "drops": DROPS, "latencies_s": [round(x, 1) for x in latencies], "median_s": round(median, 1),
-        "target_s": TARGET_S}, indent=2))
+    (out / "freshness.json").write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+                "sensor_interval_s": int(interval),
+                "drops": DROPS,
+                "latencies_s": [round(x, 1) for x in latencies],
+                "median_s": round(median, 1),
+                "target_s": TARGET_S,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

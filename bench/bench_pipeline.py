@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,26 +29,46 @@ TARGET_RATIO = 2.5
 
 def timed(cmd: list[str], env: dict) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd, env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start
 
 
 def user_env() -> dict:
     """The caller's environment without what `make bench` itself put there (make's flags, DAGSTER_HOME)."""
-    ours = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DAGSTER_HOME", "UV_PROJECT_ENVIRONMENT",
-            "UV_COMPILE_BYTECODE", "VIRTUAL_ENV")
+    ours = (
+        "MAKEFLAGS",
+        "MFLAGS",
+        "MAKELEVEL",
+        "MAKEOVERRIDES",
+        "DAGSTER_HOME",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_COMPILE_BYTECODE",
+        "VIRTUAL_ENV",
+    )
     return {k: v for k, v in os.environ.items() if k not in ours and not k.startswith("PENGUIN_")}
 
 
 def make_run(tmp: Path) -> tuple[list[str], dict]:
     """`make run` with its data folder and Dagster instance in tmp (both made by the command)."""
-    return ([shutil.which("make") or "make", "-C", str(ROOT), "run", f"DAGSTER_HOME={tmp / 'dagster_home'}"],
-            {**user_env(), "PENGUIN_DATA_DIR": str(tmp / "data")})
+    return (
+        [
+            shutil.which("make") or "make",
+            "-C",
+            str(ROOT),
+            "run",
+            f"DAGSTER_HOME={tmp / 'dagster_home'}",
+        ],
+        {**user_env(), "PENGUIN_DATA_DIR": str(tmp / "data")},
+    )
 
 
 def main() -> None:
     results = {"first run": ([], []), "re-run (nothing new)": ([], [])}
-    subprocess.run([str(BIN / "python"), "-c", "import matplotlib.pyplot"], check=True)  # font cache, once
+    subprocess.run(
+        [str(BIN / "python"), "-c", "import matplotlib.pyplot"], check=True
+    )  # font cache, once
     for _ in range(REPEATS):
         with tempfile.TemporaryDirectory() as ours, tempfile.TemporaryDirectory() as plain:
             run, env = make_run(Path(ours))
@@ -60,14 +80,29 @@ def main() -> None:
     rows = []
     for case, (pipeline, lab) in results.items():
         ours, peer = statistics.median(pipeline), statistics.median(lab)
-        rows.append({"case": case, "pipeline_s": round(ours, 2), "plain_lab_s": round(peer, 2),
-                     "ratio": round(ours / peer, 2)})
-    report = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": f"{os.cpu_count()} cores, "
-              f"{platform.machine()}, Python {platform.python_version()}", "repeats": REPEATS,
-              "target_ratio": TARGET_RATIO, "rows": rows}
-    print(f"{'case':24} {'make run (s)':>13} {'plain lab (s)':>14} {'ratio':>6}  (median of {REPEATS}, target <= {TARGET_RATIO}x)")
+        rows.append(
+            {
+                "case": case,
+                "pipeline_s": round(ours, 2),
+                "plain_lab_s": round(peer, 2),
+                "ratio": round(ours / peer, 2),
+            }
+        )
+    report = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, "
+        f"{platform.machine()}, Python {platform.python_version()}",
+        "repeats": REPEATS,
+        "target_ratio": TARGET_RATIO,
+        "rows": rows,
+    }
+    print(
+        f"{'case':24} {'make run (s)':>13} {'plain lab (s)':>14} {'ratio':>6}  (median of {REPEATS}, target <= {TARGET_RATIO}x)"
+    )
     for row in rows:
-        print(f"{row['case']:24} {row['pipeline_s']:>13} {row['plain_lab_s']:>14} {row['ratio']:>6}")
+        print(
+            f"{row['case']:24} {row['pipeline_s']:>13} {row['plain_lab_s']:>14} {row['ratio']:>6}"
+        )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "pipeline.json").write_text(json.dumps(report, indent=2))

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -46,17 +46,30 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def measured(cmd: list[str], env: dict, memory_bound: float = float("inf"), seconds: float = float("inf")) -> dict:
+def measured(
+    cmd: list[str], env: dict, memory_bound: float = float("inf"), seconds: float = float("inf")
+) -> dict:
     """Run cmd; wall time, peak tree RSS, and whether (and why) it was stopped."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     ps, peak, stopped = psutil.Process(proc.pid), 0, None
     while proc.poll() is None:
         peak = max(peak, tree_rss(ps))
         elapsed = time.perf_counter() - start
         if peak > memory_bound or elapsed > seconds:
-            stopped = f"memory > {memory_bound / GIB:.0f} GiB" if peak > memory_bound else f"time > {seconds:.0f} s"
+            stopped = (
+                f"memory > {memory_bound / GIB:.0f} GiB"
+                if peak > memory_bound
+                else f"time > {seconds:.0f} s"
+            )
             os.killpg(proc.pid, 9)
             proc.wait()
             break
@@ -65,8 +78,12 @@ def measured(cmd: list[str], env: dict, memory_bound: float = float("inf"), seco
     wall = time.perf_counter() - start
     if proc.returncode and not stopped:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{output[-3000:]}")
-    return {"seconds": round(wall, 2), "peak_gib": round(peak / GIB, 3), "stopped": stopped,
-            "output": output.strip().splitlines()[-1:] if output else []}
+    return {
+        "seconds": round(wall, 2),
+        "peak_gib": round(peak / GIB, 3),
+        "stopped": stopped,
+        "output": output.strip().splitlines()[-1:] if output else [],
+    }
 
 
 def landing_for(n: int, env: dict) -> Path:
@@ -75,8 +92,13 @@ def landing_for(n: int, env: dict) -> Path:
     if not done.exists():
         shutil.rmtree(folder, ignore_errors=True)
         start = time.perf_counter()
-        subprocess.run([str(BIN / "penguin-pipeline"), "synth", "--rows", str(n), "--to", str(folder)],
-                       env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [str(BIN / "penguin-pipeline"), "synth", "--rows", str(n), "--to", str(folder)],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         done.write_text(f"{time.perf_counter() - start:.1f}")
     return folder
 
@@ -87,8 +109,14 @@ def pipeline_env(n: int, landing: Path) -> dict:
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text((ROOT / "instance" / "dagster.yaml").read_text())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_") or k.startswith("PENGUIN_DUCKDB")}
-    env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"), PENGUIN_LANDING=str(landing))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PENGUIN_") or k.startswith("PENGUIN_DUCKDB")
+    }
+    env.update(
+        DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"), PENGUIN_LANDING=str(landing)
+    )
     # DuckDB's buffer limit plus the Python process (Dagster, pandas, sklearn: ~0.45 GiB) must stay
     # under the 2 GiB target for the whole tree; DuckDB spills to PENGUIN_DUCKDB_TEMP_DIR beyond it.
     env.setdefault("PENGUIN_DUCKDB_MEMORY_LIMIT", "1200MB")
@@ -108,7 +136,9 @@ def plot(rows: list[dict]) -> None:
         right.plot([r["n"] for r in done], [r[who]["peak_gib"] for r in done], style, label=who)
         stopped = [r for r in rows if r[who] and r[who]["stopped"]]
         for r in stopped:
-            right.annotate(f"pandas stopped\n({r[who]['stopped']})", (r["n"], r[who]["peak_gib"]), fontsize=8)
+            right.annotate(
+                f"pandas stopped\n({r[who]['stopped']})", (r["n"], r[who]["peak_gib"]), fontsize=8
+            )
             right.plot([r["n"]], [r[who]["peak_gib"]], "x", color="red")
     for ax, label in ((left, "wall time (s)"), (right, "peak memory, process tree (GiB)")):
         ax.set_xscale("log")
@@ -125,8 +155,11 @@ def plot(rows: list[dict]) -> None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| N rows | files | pipeline time (s) | pipeline peak (GiB) | pandas time (s) | pandas peak (GiB) "
-             "| time ratio | memory ratio |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| N rows | files | pipeline time (s) | pipeline peak (GiB) | pandas time (s) | pandas peak (GiB) "
+        "| time ratio | memory ratio |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         ours, theirs = r["pipeline"], r["pandas"]
         if theirs is None:
@@ -140,8 +173,10 @@ def table(rows: list[dict]) -> str:
             p_time, p_mem = f"{theirs['seconds']:.1f}", f"{theirs['peak_gib']:.2f}"
             ratio_t = f"{theirs['seconds'] / ours['seconds']:.1f}x"
             ratio_m = f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
-        lines.append(f"| {r['n']:.0e} | {r['files']} | {ours['seconds']:.1f} | {ours['peak_gib']:.2f} | {p_time} "
-                     f"| {p_mem} | {ratio_t} | {ratio_m} |")
+        lines.append(
+            f"| {r['n']:.0e} | {r['files']} | {ours['seconds']:.1f} | {ours['peak_gib']:.2f} | {p_time} "
+            f"| {p_mem} | {ratio_t} | {ratio_m} |"
+        )
     return "\n".join(lines)
 
 
@@ -149,7 +184,10 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     # Sizes run before (e.g. 10^8 alone, later) are kept: the table and plot cover every N measured.
     earlier = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
-    rows, pandas_gave_up = [], any(r["pandas"] and r["pandas"]["stopped"] and r["n"] < min(SIZES) for r in earlier)
+    rows, pandas_gave_up = (
+        [],
+        any(r["pandas"] and r["pandas"]["stopped"] and r["n"] < min(SIZES) for r in earlier),
+    )
     for n in SIZES:
         base_env = {k: v for k, v in os.environ.items()}
         landing = landing_for(n, base_env)
@@ -158,22 +196,44 @@ def main() -> None:
         print(f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB", flush=True)
         theirs = None
         if not pandas_gave_up:
-            theirs = measured([sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(landing)], env,
-                              PANDAS_MEMORY, PANDAS_SECONDS)
+            theirs = measured(
+                [sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(landing)],
+                env,
+                PANDAS_MEMORY,
+                PANDAS_SECONDS,
+            )
             pandas_gave_up = bool(theirs["stopped"])
-            print(f"N={n:.0e} pandas   {theirs['seconds']} s, {theirs['peak_gib']} GiB {theirs['stopped'] or ''}",
-                  flush=True)
-        rows.append({"n": n, "files": len(list(landing.glob("*.parquet"))), "pipeline": ours, "pandas": theirs,
-                     "synth_seconds": float((landing / ".complete").read_text())})
+            print(
+                f"N={n:.0e} pandas   {theirs['seconds']} s, {theirs['peak_gib']} GiB {theirs['stopped'] or ''}",
+                flush=True,
+            )
+        rows.append(
+            {
+                "n": n,
+                "files": len(list(landing.glob("*.parquet"))),
+                "pipeline": ours,
+                "pandas": theirs,
+                "synth_seconds": float((landing / ".complete").read_text()),
+            }
+        )
         shutil.rmtree(WORK / f"run-{n}", ignore_errors=True)
         if os.environ.get("BENCH_SCALE_KEEP") != "1":
             shutil.rmtree(landing, ignore_errors=True)
-        merged = sorted([r for r in earlier if r["n"] not in {x["n"] for x in rows}] + rows, key=lambda r: r["n"])
-        RESULTS.write_text(json.dumps({
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB, {platform.node()}",
-            "pandas_bounds": {"memory_gib": PANDAS_MEMORY / GIB, "seconds": PANDAS_SECONDS},
-            "rows": merged}, indent=2))
+        merged = sorted(
+            [r for r in earlier if r["n"] not in {x["n"] for x in rows}] + rows,
+            key=lambda r: r["n"],
+        )
+        RESULTS.write_text(
+            json.dumps(
+                {
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB, {platform.node()}",
+                    "pandas_bounds": {"memory_gib": PANDAS_MEMORY / GIB, "seconds": PANDAS_SECONDS},
+                    "rows": merged,
+                },
+                indent=2,
+            )
+        )
         plot(merged)
     print(table(merged))
     print(f"\nresults: {RESULTS}\nplot: {PLOT}")

@@ -43,7 +43,9 @@ def clean(raw: pd.DataFrame) -> pd.DataFrame:
     sex = raw["Sex"].str.strip()
     sex = sex.where(~sex.str.upper().isin(MISSING)).str.lower()
     out = pd.DataFrame({"species": species, "island": raw["Island"].str.strip()})
-    ok = species.isin(["Adelie", "Chinstrap", "Gentoo"]) & out["island"].isin(["Biscoe", "Dream", "Torgersen"])
+    ok = species.isin(["Adelie", "Chinstrap", "Gentoo"]) & out["island"].isin(
+        ["Biscoe", "Dream", "Torgersen"]
+    )
     ok &= sex.isna() | sex.isin(["female", "male"])
     for column, (name, low, high) in MEASURES.items():
         text = raw[column].str.strip()
@@ -67,7 +69,9 @@ def summarise(penguins: pd.DataFrame) -> pd.DataFrame:
 
 def fit(penguins: pd.DataFrame) -> float:
     frame = penguins.dropna(subset=["species", "sex", "bill_length_mm", "body_mass_g"])
-    encode = ColumnTransformer([("c", OneHotEncoder(drop="first"), ["species", "sex"])], remainder="passthrough")
+    encode = ColumnTransformer(
+        [("c", OneHotEncoder(drop="first"), ["species", "sex"])], remainder="passthrough"
+    )
     model = Pipeline([("encode", encode), ("regress", LinearRegression())])
     model.fit(frame[["species", "sex", "bill_length_mm"]], frame["body_mass_g"])
     return float(model.score(frame[["species", "sex", "bill_length_mm"]], frame["body_mass_g"]))
@@ -77,8 +81,10 @@ def main(landing: str) -> None:
     penguins = clean(read_all(Path(landing)))
     table = summarise(penguins)
     r2 = fit(penguins)
-    print(f"pandas peer: {len(penguins)} clean rows, {len(table)} summary rows, R^2 {r2:.4f}, "
-          f"{int(np.asarray(table['n_penguins']).sum())} penguins counted")
+    print(
+        f"pandas peer: {len(penguins)} clean rows, {len(table)} summary rows, R^2 {r2:.4f}, "
+        f"{int(np.asarray(table['n_penguins']).sum())} penguins counted"
+    )
 
 
 if __name__ == "__main__":

@@ -23,13 +23,20 @@ from .storage import boards, landing, locations, s3
 
 
 def landing_zone(settings) -> landing.Landing:
-    return landing.landing_from_url(settings.landing_url, settings.quarantine_url, settings.aws_endpoint_url)
+    return landing.landing_from_url(
+        settings.landing_url, settings.quarantine_url, settings.aws_endpoint_url
+    )
 
 
 def check_storage(settings) -> None:
     """Fail at once, naming bucket and endpoint, when a configured s3:// location cannot be used."""
-    locations.check_storage(settings.board_url, settings.landing_url, settings.quarantine_url,
-                            settings.reports_url, endpoint_url=settings.aws_endpoint_url)
+    locations.check_storage(
+        settings.board_url,
+        settings.landing_url,
+        settings.quarantine_url,
+        settings.reports_url,
+        endpoint_url=settings.aws_endpoint_url,
+    )
 
 
 RUN_LOGS_KEPT = 20  # the newest run logs kept in Settings.logs_dir; older ones are deleted
@@ -42,7 +49,9 @@ def run_log(settings) -> Iterator[logging.FileHandler]:
     for old in sorted(settings.logs_dir.glob("run-*.log"))[: -(RUN_LOGS_KEPT - 1) or None]:
         old.unlink(missing_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    handler = logging.FileHandler(settings.logs_dir / f"run-{stamp}-{uuid.uuid4().hex[:6]}.log", encoding="utf-8")
+    handler = logging.FileHandler(
+        settings.logs_dir / f"run-{stamp}-{uuid.uuid4().hex[:6]}.log", encoding="utf-8"
+    )
     handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -60,15 +69,18 @@ def _event_log_to(handler: logging.Handler) -> dg.LoggerDefinition:
 
     @dg.logger(description="the run's event log, written to the run's log file")
     def run_log_file(_init_context) -> logging.Logger:
-        log = logging.Logger("dagster", logging.DEBUG)  # not registered: writes to this handler only
+        log = logging.Logger(
+            "dagster", logging.DEBUG
+        )  # not registered: writes to this handler only
         log.addHandler(handler)
         return log
 
     return run_log_file
 
 
-def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None,
-                 log: logging.Handler | None = None) -> dg.ExecuteInProcessResult:
+def run_pipeline(
+    instance: dg.DagsterInstance, tags: dict | None = None, log: logging.Handler | None = None
+) -> dg.ExecuteInProcessResult:
     """Seed landing if empty, then one run of penguin_job over every landing file.
 
     Dagster's event log goes to `log` when given, else to the console as Dagster does by default.
@@ -81,14 +93,21 @@ def run_pipeline(instance: dg.DagsterInstance, tags: dict | None = None,
     for line in release_dead_runs(instance):
         print(f"penguin_pipeline: {line}", file=sys.stderr)
     # No daemon retries a run the command line executed: its failure is reported right here.
-    run_tags = {**whole_landing_tags(instance), **this_process_tags(), "dagster/max_retries": "0", **(tags or {})}
+    run_tags = {
+        **whole_landing_tags(instance),
+        **this_process_tags(),
+        "dagster/max_retries": "0",
+        **(tags or {}),
+    }
     job = defs().resolve_job_def("penguin_job")
     run_config = None
     if log is not None:
         # Dagster uses only the loggers the run config names; its console logger is then not used.
         job = job.with_logger_defs({"run_log_file": _event_log_to(log)})
         run_config = {"loggers": {"run_log_file": {}}}
-    return job.execute_in_process(run_config=run_config, instance=instance, tags=run_tags, raise_on_error=False)
+    return job.execute_in_process(
+        run_config=run_config, instance=instance, tags=run_tags, raise_on_error=False
+    )
 
 
 def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
@@ -96,12 +115,16 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
     messages = []
     for event in result.all_events:
         if event.is_step_failure:
-            messages.append(f"{event.step_key}: {_reason(event.event_specific_data) or event.message}")
+            messages.append(
+                f"{event.step_key}: {_reason(event.event_specific_data) or event.message}"
+            )
     return messages
 
 
 def _reason(failure) -> str | None:
-    if failure.user_failure_data and failure.user_failure_data.description:  # a dg.Failure: its own words
+    if (
+        failure.user_failure_data and failure.user_failure_data.description
+    ):  # a dg.Failure: its own words
         return failure.user_failure_data.description.strip()
     error = failure.error
     if error is None:
@@ -115,21 +138,34 @@ def _reason(failure) -> str | None:
 
 def quarantined_files(result: dg.ExecuteInProcessResult) -> list[dict]:
     """The run's landing files that could not be read, each with its problem and where it went."""
-    return [file for evaluation in result.get_asset_check_evaluations()
-            if evaluation.check_name == "landing_files_readable" and not evaluation.passed
-            for file in evaluation.metadata[QUARANTINED].value]
+    return [
+        file
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name == "landing_files_readable" and not evaluation.passed
+        for file in evaluation.metadata[QUARANTINED].value
+    ]
 
 
 def describe_quarantined(quarantined: list[dict]) -> str:
-    lines = [f"penguin_pipeline: {len(quarantined)} landing file(s) could not be read and were moved to quarantine "
-             "(every other file loaded):"]
-    lines += [f"  {q['file']}: {q['problem']}\n    now at {q['moved_to']} (reason beside it)" for q in quarantined]
+    lines = [
+        f"penguin_pipeline: {len(quarantined)} landing file(s) could not be read and were moved to quarantine "
+        "(every other file loaded):"
+    ]
+    lines += [
+        f"  {q['file']}: {q['problem']}\n    now at {q['moved_to']} (reason beside it)"
+        for q in quarantined
+    ]
     return "\n".join(lines)
 
 
 def describe_outputs(log_path: Path | None = None) -> str:
     settings = load_settings()
-    facts = boards.latest_model_facts(boards.board_from_url(settings.board_url, settings.aws_endpoint_url)) or {}
+    facts = (
+        boards.latest_model_facts(
+            boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
+        )
+        or {}
+    )
     lines = [
         "penguin_pipeline: done.",
         f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
@@ -159,12 +195,16 @@ def new_season(rows: int, seed: int | None, settings=None) -> str:
     years = [int(m.group(1)) for f in zone.files() if (m := re.search(r"season-(\d{4})", f.name))]
     year = max(years, default=2009) + 1
     name = f"season-{year}.csv"
-    zone.land(name, synth.season_csv(synth.shipped_profile(), rows, year, seed if seed is not None else year))
+    zone.land(
+        name,
+        synth.season_csv(synth.shipped_profile(), rows, year, seed if seed is not None else year),
+    )
     return f"{zone.url}/{name}"
 
 
-def synth_landing(rows: int, fmt: str, seasons: int | None, seed: int, directory: str | None = None,
-                  settings=None) -> list:
+def synth_landing(
+    rows: int, fmt: str, seasons: int | None, seed: int, directory: str | None = None, settings=None
+) -> list:
     """Write `rows` synthetic birds as season x island landing files into a landing folder."""
     from pathlib import Path
 
@@ -173,10 +213,18 @@ def synth_landing(rows: int, fmt: str, seasons: int | None, seed: int, directory
     settings = settings or load_settings()
     target = Path(directory or settings.landing_url)
     if "://" in str(directory or settings.landing_url):
-        raise SystemExit("synth writes to a folder; pass --to DIR and upload the files for an S3 landing zone")
+        raise SystemExit(
+            "synth writes to a folder; pass --to DIR and upload the files for an S3 landing zone"
+        )
     return synth.write_landing_files(
-        synth.shipped_profile(), rows, target, fmt=fmt, seasons=seasons, seed=seed,
-        memory_limit=settings.duckdb_memory_limit, threads=settings.duckdb_threads,
+        synth.shipped_profile(),
+        rows,
+        target,
+        fmt=fmt,
+        seasons=seasons,
+        seed=seed,
+        memory_limit=settings.duckdb_memory_limit,
+        threads=settings.duckdb_threads,
         progress=lambda path, n: print(f"  {path.name}: {n} rows", flush=True),
     )
 
@@ -184,7 +232,9 @@ def synth_landing(rows: int, fmt: str, seasons: int | None, seed: int, directory
 def main(argv: list[str] | None = None) -> int:
     try:
         return _command(argv)
-    except s3.S3StorageError as exc:  # wrong bucket, endpoint or credentials: one line that names them
+    except (
+        s3.S3StorageError
+    ) as exc:  # wrong bucket, endpoint or credentials: one line that names them
         print(f"penguin_pipeline: {exc}", file=sys.stderr)
         return 1  # like a failed run; 2 means "ran, but some landing files were quarantined"
 
@@ -198,27 +248,42 @@ def _command(argv: list[str] | None) -> int:
         help="land the packaged LTER file if the landing zone is empty (first use), and "
         "register every landing file as a raw_penguins partition",
     )
-    new_data = sub.add_parser("new-data", help="land a synthetic next field season in the landing zone")
+    new_data = sub.add_parser(
+        "new-data", help="land a synthetic next field season in the landing zone"
+    )
     new_data.add_argument("--rows", type=int, default=150)
     new_data.add_argument("--seed", type=int, default=None)
-    synth_cmd = sub.add_parser("synth", help="write N synthetic penguin rows as season x island landing files")
-    synth_cmd.add_argument("--rows", "-n", type=float, default=1e6, help="number of rows, e.g. 1e8 (default 1e6)")
+    synth_cmd = sub.add_parser(
+        "synth", help="write N synthetic penguin rows as season x island landing files"
+    )
+    synth_cmd.add_argument(
+        "--rows", "-n", type=float, default=1e6, help="number of rows, e.g. 1e8 (default 1e6)"
+    )
     synth_cmd.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    synth_cmd.add_argument("--seasons", type=int, default=None, help="default: one per 3 million rows, at least 3")
+    synth_cmd.add_argument(
+        "--seasons", type=int, default=None, help="default: one per 3 million rows, at least 3"
+    )
     synth_cmd.add_argument("--seed", type=int, default=42)
-    synth_cmd.add_argument("--to", default=None, help="folder to write (default: the landing folder)")
+    synth_cmd.add_argument(
+        "--to", default=None, help="folder to write (default: the landing folder)"
+    )
     args = parser.parse_args(argv)
     if args.command == "synth":
         written = synth_landing(int(args.rows), args.format, args.seasons, args.seed, args.to)
         print(f"wrote {int(args.rows)} rows in {len(written)} landing files")
     if args.command == "new-data":
-        print(f"landed {new_season(args.rows, args.seed)}: the landing sensor picks it up within its interval")
+        print(
+            f"landed {new_season(args.rows, args.seed)}: the landing sensor picks it up within its interval"
+        )
     if args.command == "seed":
         settings = load_settings()
         check_storage(settings)
         zone = landing_zone(settings)
         seeded = landing.seed_if_empty(zone)
-        print(f"landing {settings.landing_url}: " + ("seeded with the packaged LTER file" if seeded else "not empty"))
+        print(
+            f"landing {settings.landing_url}: "
+            + ("seeded with the packaged LTER file" if seeded else "not empty")
+        )
         # Before the UI starts (make dev): "Materialize all" then offers every file at once, with no
         # wait for a sensor's first tick. The sensors register files that land later.
         with dg.DagsterInstance.get() as instance:
@@ -227,15 +292,21 @@ def _command(argv: list[str] | None) -> int:
         print(f"raw_penguins partitions: {len(new)} new, {known} in all")
     if args.command == "run":
         settings = load_settings()
-        check_storage(settings)  # a wrong bucket, endpoint or credential: one line, before anything runs
+        check_storage(
+            settings
+        )  # a wrong bucket, endpoint or credential: one line, before anything runs
         with run_log(settings) as log:
             log_path = Path(log.baseFilename)
             print(f"penguin_pipeline: running penguin_job (log: {log_path})", flush=True)
             with dg.DagsterInstance.get() as instance:
                 result = run_pipeline(instance, log=log)
         if not result.success:
-            print("penguin_pipeline: the run failed:\n  " + "\n  ".join(failure_messages(result))
-                  + f"\n  whole log: {log_path}", file=sys.stderr)
+            print(
+                "penguin_pipeline: the run failed:\n  "
+                + "\n  ".join(failure_messages(result))
+                + f"\n  whole log: {log_path}",
+                file=sys.stderr,
+            )
             return 1
         print(describe_outputs(log_path))
         quarantined = quarantined_files(result)

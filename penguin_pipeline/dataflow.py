@@ -43,7 +43,9 @@ def mermaid_chart() -> str:
         node = graph.get(key)
         stored = node.metadata.get("stored_in", "")
         stored = getattr(stored, "value", stored)
-        lines.append(f'    {_node_id(key.to_user_string())}["{key.to_user_string()}<br/><i>{stored}</i>{_freshness(node)}"]')
+        lines.append(
+            f'    {_node_id(key.to_user_string())}["{key.to_user_string()}<br/><i>{stored}</i>{_freshness(node)}"]'
+        )
     lines.append("  end")
     lines.append('  subgraph serving["presentation: served"]')
     lines.append('    api["prediction API<br/>vetiver + FastAPI<br/>reads pin penguin_model"]')
@@ -51,7 +53,9 @@ def mermaid_chart() -> str:
     lines.append("  end")
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
-            lines.append(f"  {_node_id(parent.to_user_string())} --> {_node_id(key.to_user_string())}")
+            lines.append(
+                f"  {_node_id(parent.to_user_string())} --> {_node_id(key.to_user_string())}"
+            )
     lines.append("  penguin_model -. new version .-> api")
     lines.append("  penguin_report --> report_file")
     lines.append("```")
@@ -69,7 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="write the data-flow chart into README.md")
     parser.add_argument("readme", nargs="?", default="README.md")
     path = Path(parser.parse_args().readme)
-    path.write_text(replace_chart(path.read_text(encoding="utf-8"), mermaid_chart()), encoding="utf-8")
+    path.write_text(
+        replace_chart(path.read_text(encoding="utf-8"), mermaid_chart()), encoding="utf-8"
+    )
     print(f"data-flow chart written to {path}")
 
 

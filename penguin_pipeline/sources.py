@@ -10,7 +10,7 @@ land under its prefix and feed raw_penguins like every other source's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from croniter import croniter
 
@@ -30,7 +30,7 @@ class Source:
         return folder == self.prefix
 
     def next_expected(self, after: datetime | None = None) -> datetime:
-        return croniter(self.cadence_cron, after or datetime.now(timezone.utc)).get_next(datetime)
+        return croniter(self.cadence_cron, after or datetime.now(UTC)).get_next(datetime)
 
     def cadence_text(self) -> str:
         return f"cron `{self.cadence_cron}` (UTC), next {self.next_expected():%Y-%m-%d %H:%M} UTC"

@@ -57,7 +57,9 @@ def fit_profile(clean: pd.DataFrame, raw: pd.DataFrame) -> Profile:
         for island, rows in counts.groupby(level=0)
     }
     island_share = (clean["island"].value_counts(normalize=True)).to_dict()
-    male_share = complete.groupby("species")["sex"].apply(lambda s: float((s == "male").mean())).to_dict()
+    male_share = (
+        complete.groupby("species")["sex"].apply(lambda s: float((s == "male").mean())).to_dict()
+    )
     means, covariances = {}, {}
     for key, rows in complete.groupby(["species", "sex"]):
         values = rows[MEASURES].to_numpy(dtype=float)
@@ -65,7 +67,9 @@ def fit_profile(clean: pd.DataFrame, raw: pd.DataFrame) -> Profile:
         covariances[key] = np.cov(values, rowvar=False)
     isotopes = {name: (float(raw[name].mean()), float(raw[name].std())) for name in ISOTOPES}
     clutch = float((raw["Clutch Completion"] == "Yes").mean())
-    return Profile(species_by_island, island_share, male_share, means, covariances, isotopes, clutch)
+    return Profile(
+        species_by_island, island_share, male_share, means, covariances, isotopes, clutch
+    )
 
 
 def shipped_profile() -> Profile:
@@ -107,7 +111,11 @@ def _profile_table_sql(profile: Profile) -> str:
         values = [f"'{species}'", f"'{sex}'"] + [repr(float(m)) for m in mean]
         values += [repr(float(chol[r, c])) for r in range(4) for c in range(r + 1)]
         rows.append("(" + ", ".join(values) + ")")
-    names = ["species", "sex"] + [f"m{k}" for k in range(4)] + [f"l{r}{c}" for r in range(4) for c in range(r + 1)]
+    names = (
+        ["species", "sex"]
+        + [f"m{k}" for k in range(4)]
+        + [f"l{r}{c}" for r in range(4) for c in range(r + 1)]
+    )
     return f"(VALUES {', '.join(rows)}) AS p({', '.join(names)})"
 
 
@@ -123,7 +131,9 @@ def _pick(u: str, shares: dict[str, float]) -> str:
     return f"(CASE {' '.join(cases)} ELSE '{items[-1][0]}' END)"
 
 
-def landing_file_sql(profile: Profile, rows: int, year: int, island: str, first_row: int, seed: int) -> str:
+def landing_file_sql(
+    profile: Profile, rows: int, year: int, island: str, first_row: int, seed: int
+) -> str:
     """SELECT producing `rows` birds of one season on one island in the raw LTER layout (all text).
 
     first_row numbers the birds across the season's islands, so Individual IDs are unique per season.
@@ -179,7 +189,9 @@ def split_rows(total: int, shares: list[float]) -> list[int]:
     """Whole numbers in proportion to shares that add up to exactly total (largest remainder)."""
     exact = [total * s / sum(shares) for s in shares]
     counts = [int(x) for x in exact]
-    for k in sorted(range(len(shares)), key=lambda k: exact[k] - counts[k], reverse=True)[: total - sum(counts)]:
+    for k in sorted(range(len(shares)), key=lambda k: exact[k] - counts[k], reverse=True)[
+        : total - sum(counts)
+    ]:
         counts[k] += 1
     return counts
 
@@ -192,22 +204,37 @@ class SynthFile:
     island: str
 
 
-def plan_files(profile: Profile, rows: int, seasons: int | None = None, first_year: int = 2007) -> list[SynthFile]:
+def plan_files(
+    profile: Profile, rows: int, seasons: int | None = None, first_year: int = 2007
+) -> list[SynthFile]:
     """One landing file per season and island; seasons default to one per ROWS_PER_SEASON rows (at least 3)."""
     seasons = seasons or max(3, -(-rows // ROWS_PER_SEASON))
     islands = sorted(profile.island_share)
     plan = []
     for season, season_rows in enumerate(split_rows(rows, [1.0] * seasons)):
         year = first_year + season
-        for island, n in zip(islands, split_rows(season_rows, [profile.island_share[i] for i in islands]), strict=True):
+        for island, n in zip(
+            islands,
+            split_rows(season_rows, [profile.island_share[i] for i in islands]),
+            strict=True,
+        ):
             if n:
                 plan.append(SynthFile(f"season-{year}-{island}", n, year, island))
     return plan
 
 
-def write_landing_files(profile: Profile, rows: int, directory, fmt: str = "parquet", seasons: int | None = None,
-                        seed: int = 42, first_year: int = 2007, memory_limit: str = "1GB", threads: int = 2,
-                        progress=None) -> list:
+def write_landing_files(
+    profile: Profile,
+    rows: int,
+    directory,
+    fmt: str = "parquet",
+    seasons: int | None = None,
+    seed: int = 42,
+    first_year: int = 2007,
+    memory_limit: str = "1GB",
+    threads: int = 2,
+    progress=None,
+) -> list:
     """Write `rows` synthetic birds as landing files (season x island) in `directory`; returns their paths.
 
     Files are written under a hidden name and renamed when complete, so a watching sensor never
@@ -217,7 +244,11 @@ def write_landing_files(profile: Profile, rows: int, directory, fmt: str = "parq
         raise ValueError(f"format must be one of {', '.join(LANDING_FORMATS)}, not {fmt!r}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    options = (
+        "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880"
+        if fmt == "parquet"
+        else "FORMAT csv, HEADER true"
+    )
     written = []
     with duckdb.connect(config={"memory_limit": memory_limit, "threads": threads}) as con:
         season_start: dict[int, int] = {}
@@ -243,7 +274,9 @@ def season_csv(profile: Profile, rows: int, year: int, seed: int) -> bytes:
     """
     parts, first = [], 0
     for planned in plan_files(profile, rows, seasons=1, first_year=year):
-        parts.append(f"({landing_file_sql(profile, planned.rows, year, planned.island, first, seed)})")
+        parts.append(
+            f"({landing_file_sql(profile, planned.rows, year, planned.island, first, seed)})"
+        )
         first += planned.rows
     season = " UNION ALL ".join(parts)
     with tempfile.TemporaryDirectory() as tmp, duckdb.connect() as con:

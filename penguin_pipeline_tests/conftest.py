@@ -22,7 +22,13 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     """Point every setting at a fresh folder under tmp_path (the code reads them at call time)."""
     root = tmp_path / "data"
     monkeypatch.setenv("PENGUIN_DATA_DIR", str(root))
-    for name in ("PENGUIN_DUCKDB", "PENGUIN_BOARD", "PENGUIN_LANDING", "PENGUIN_REPORTS", "PENGUIN_QUARANTINE"):
+    for name in (
+        "PENGUIN_DUCKDB",
+        "PENGUIN_BOARD",
+        "PENGUIN_LANDING",
+        "PENGUIN_REPORTS",
+        "PENGUIN_QUARANTINE",
+    ):
         monkeypatch.delenv(name, raising=False)
     return root
 
@@ -60,7 +66,9 @@ def no_instance_left_current():
     from dagster._core.storage.defs_state.base import DefsStateStorage
 
     yield
-    assert DefsStateStorage.get() is None, "a Dagster instance was left open: use contexts in `with`"
+    assert DefsStateStorage.get() is None, (
+        "a Dagster instance was left open: use contexts in `with`"
+    )
 
 
 @pytest.fixture

@@ -30,7 +30,9 @@ def instance_home(tmp: Path) -> Path:
 
 def project_env(home: Path, data_dir: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
-    env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **extra)
+    env.update(
+        DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", **extra
+    )
     return env
 
 
@@ -40,7 +42,11 @@ def running_daemon(home: Path, env: dict, log: Path):
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
-            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             yield process

@@ -31,13 +31,19 @@ def schedule_context(instance, settings) -> dg.ScheduleEvaluationContext:
     # Use it in a `with`: the context opens its own instance from the test instance's ref, and
     # left open it is closed by the garbage collector later, which restores a finished test's
     # instance as Dagster's current one and breaks a later test's defs() ("undefined weakref").
-    return dg.build_schedule_context(instance=instance, resources={"landing": landing_resource(settings)})
+    return dg.build_schedule_context(
+        instance=instance, resources={"landing": landing_resource(settings)}
+    )
 
 
 def tick(definitions, instance, settings, cursor=None, source="palmer_lter"):
     sensor = definitions.resolve_sensor_def(f"{source}_sensor")
-    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions,
-                                 resources={"landing": landing_resource(settings)}) as context:
+    with dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        definitions=definitions,
+        resources={"landing": landing_resource(settings)},
+    ) as context:
         # Calling the sensor returns its SensorResult as the daemon gets it (evaluate_tick would
         # first validate the partition keys that the same result is about to add).
         return sensor(context)
@@ -58,15 +64,25 @@ def test_schedule_and_freshness_follow_the_registry(data_dir, instance, monkeypa
     monkeypatch.setattr(sources, "SOURCES", (hourly, *sources.SOURCES[1:]))
     changed = defs()
     assert changed.resolve_schedule_def("palmer_lter_schedule").cron_schedule == "15 * * * *"
-    report_policy = changed.resolve_asset_graph().get(dg.AssetKey("penguin_report")).freshness_policy
-    assert (report_policy.deadline_cron, report_policy.lower_bound_delta) == ("15 * * * *", timedelta(hours=1))
+    report_policy = (
+        changed.resolve_asset_graph().get(dg.AssetKey("penguin_report")).freshness_policy
+    )
+    assert (report_policy.deadline_cron, report_policy.lower_bound_delta) == (
+        "15 * * * *",
+        timedelta(hours=1),
+    )
     assert "cron 15 * * * *" in mermaid_chart()
     assert hourly.next_expected().minute == 15
 
 
 def test_a_new_source_is_one_registry_entry(data_dir, instance, monkeypatch):
-    emperor = sources.Source(name="lter_emperor", description="Emperor penguins.", owner="team:field-data",
-                             prefix="emperor", cadence_cron="0 9 * * *")
+    emperor = sources.Source(
+        name="lter_emperor",
+        description="Emperor penguins.",
+        owner="team:field-data",
+        prefix="emperor",
+        cadence_cron="0 9 * * *",
+    )
     monkeypatch.setattr(sources, "SOURCES", (*sources.SOURCES, emperor))
     definitions = defs()
     assert definitions.resolve_sensor_def("lter_emperor_sensor")
@@ -81,19 +97,28 @@ def test_each_source_sensor_sees_only_its_own_prefix(settings, landing_dir, inst
     header, *rows = lter_lines()
     for species, study in (("adelie", "PAL1011"), ("gentoo", "PAL1112"), ("elsewhere", "PAL1213")):
         (landing_dir / species).mkdir()
-        write_lines(landing_dir / species / "2010.csv", [header] + [r.replace("PAL0708", study) for r in rows[:5]])
+        write_lines(
+            landing_dir / species / "2010.csv",
+            [header] + [r.replace("PAL0708", study) for r in rows[:5]],
+        )
     [adelie] = tick(definitions, instance, settings, source="lter_adelie").run_requests
     [gentoo] = tick(definitions, instance, settings, source="lter_gentoo").run_requests
     assert (adelie.partition_key, gentoo.partition_key) == ("adelie/2010.csv", "gentoo/2010.csv")
     assert adelie.tags["penguin/source"] == "lter_adelie"
     assert isinstance(tick(definitions, instance, settings, source="lter_chinstrap"), dg.SkipReason)
-    assert isinstance(tick(definitions, instance, settings), dg.SkipReason)  # nothing at the landing root
+    assert isinstance(
+        tick(definitions, instance, settings), dg.SkipReason
+    )  # nothing at the landing root
     register_new_partitions(instance, ["adelie/2010.csv", "gentoo/2010.csv"])
     raw_only = definitions.resolve_job_def("penguin_job").execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey("raw_penguins")], tags=whole_landing_tags(instance))
+        instance=instance,
+        asset_selection=[dg.AssetKey("raw_penguins")],
+        tags=whole_landing_tags(instance),
+    )
     assert raw_only.success  # the unregistered folder "elsewhere" is not loaded
-    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
-        ("adelie/2010.csv", 5), ("gentoo/2010.csv", 5)]
+    assert query(
+        settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1"
+    ) == [("adelie/2010.csv", 5), ("gentoo/2010.csv", 5)]
 
 
 def test_report_names_the_next_expected_update(settings, instance, monkeypatch):
@@ -152,13 +177,24 @@ def test_sensor_run_loads_the_file_and_refreshes_downstream(settings, landing_di
     cli.new_season(rows=120, seed=7)
     result = tick(definitions, instance, settings, cursor=cursor)
     [request] = result.run_requests
-    instance.add_dynamic_partitions("landing_files", result.dynamic_partitions_requests[0].partition_keys)
+    instance.add_dynamic_partitions(
+        "landing_files", result.dynamic_partitions_requests[0].partition_keys
+    )
     run = definitions.resolve_job_def("penguin_job").execute_in_process(
-        instance=instance, partition_key=request.partition_key, raise_on_error=False)
+        instance=instance, partition_key=request.partition_key, raise_on_error=False
+    )
     assert run.success
     done = sorted({e.asset_key.to_user_string() for e in run.get_asset_materialization_events()})
-    assert done == ["penguin_model", "penguin_report", "penguin_summary", "penguins", "raw_penguins"]
-    rows = query(settings, "SELECT count(*) FROM raw_penguins WHERE source_file = 'season-2010.csv'")[0][0]
+    assert done == [
+        "penguin_model",
+        "penguin_report",
+        "penguin_summary",
+        "penguins",
+        "raw_penguins",
+    ]
+    rows = query(
+        settings, "SELECT count(*) FROM raw_penguins WHERE source_file = 'season-2010.csv'"
+    )[0][0]
     rejected = query(settings, "SELECT count(*) FROM rejected_penguins")[0][0]
     assert rows + rejected == 120 and rejected == 0
 
@@ -191,16 +227,21 @@ def test_new_data_lands_a_realistic_next_season(settings, seeded_landing, rows):
     assert all(line.startswith("PAL1011,") for line in text[1:])
 
 
-def test_sensor_run_on_a_bad_file_quarantines_it_and_the_next_tick_skips(settings, seeded_landing, instance):
+def test_sensor_run_on_a_bad_file_quarantines_it_and_the_next_tick_skips(
+    settings, seeded_landing, instance
+):
     assert cli.run_pipeline(instance).success
     definitions = defs()
     cursor = tick(definitions, instance, settings).cursor
     (seeded_landing / "scan.csv").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
     result = tick(definitions, instance, settings, cursor=cursor)
     [request] = result.run_requests
-    instance.add_dynamic_partitions("landing_files", result.dynamic_partitions_requests[0].partition_keys)
+    instance.add_dynamic_partitions(
+        "landing_files", result.dynamic_partitions_requests[0].partition_keys
+    )
     run = definitions.resolve_job_def("penguin_job").execute_in_process(
-        instance=instance, partition_key=request.partition_key, raise_on_error=False)
+        instance=instance, partition_key=request.partition_key, raise_on_error=False
+    )
     assert run.success  # the file's run warns (check landing_files_readable) and changes no table
     [quarantined] = cli.quarantined_files(run)
     assert quarantined["file"] == "scan.csv" and "cannot be read" in quarantined["problem"]

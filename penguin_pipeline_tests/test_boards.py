@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
@@ -30,10 +30,10 @@ def test_versions_written_in_the_same_second_stay_in_order(clean, tmp_path):  # 
 
 def test_created_is_utc(clean, tmp_path):  # noqa: F811
     board = boards.board_from_url(str(tmp_path / "board"))
-    before = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     boards.write_vetiver_pin(board, modeling.to_vetiver(fitted_model(clean), "m"))
     created = board.pin_meta("m").version.created
-    assert before <= created <= datetime.now(timezone.utc).replace(tzinfo=None)
+    assert before <= created <= datetime.now(UTC).replace(tzinfo=None)
 
 
 def test_pin_reads_back_as_a_vetiver_model_with_our_metadata(clean, tmp_path):  # noqa: F811

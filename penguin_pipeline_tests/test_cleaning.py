@@ -29,13 +29,17 @@ def test_clean_table_equals_the_packages_penguins_csv_row_for_row(con):
 
 def test_checks_pass_on_shipped_data(con):
     load_shipped(con)
-    assert cleaning.rebuild_clean_table(con).failures == {name: [] for name in cleaning.CLEAN_CHECKS}
+    assert cleaning.rebuild_clean_table(con).failures == {
+        name: [] for name in cleaning.CLEAN_CHECKS
+    }
 
 
 def test_invalid_values_name_the_column_and_the_values(con):
-    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('Emperor', 'Dream', 40.0, 18.0, 190, 3800, 'male', 2008),"
-                "('Adelie', 'Dream', 400.0, 18.0, 190, 3800, 'x', 2008)) "
-                "v(species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)")
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES ('Emperor', 'Dream', 40.0, 18.0, 190, 3800, 'male', 2008),"
+        "('Adelie', 'Dream', 400.0, 18.0, 190, 3800, 'x', 2008)) "
+        "v(species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)"
+    )
     failures = cleaning.invalid_values(con, "t")
     assert any("species in [Emperor]" in f and "Adelie, Chinstrap, Gentoo" in f for f in failures)
     assert any("bill_length_mm in [400.0]" in f for f in failures)
@@ -44,7 +48,9 @@ def test_invalid_values_name_the_column_and_the_values(con):
 
 def test_duplicate_individuals_point_at_file_and_line(con):
     load_shipped(con)
-    con.execute(f"INSERT INTO {tables.RAW} SELECT * REPLACE ('other.csv' AS source_file) FROM {tables.RAW} LIMIT 1")
+    con.execute(
+        f"INSERT INTO {tables.RAW} SELECT * REPLACE ('other.csv' AS source_file) FROM {tables.RAW} LIMIT 1"
+    )
     [failure] = cleaning.duplicate_individuals(con, tables.RAW)
     assert "PAL0708 N1A1 appears 2 times" in failure and "other.csv:2" in failure
 
@@ -52,7 +58,9 @@ def test_duplicate_individuals_point_at_file_and_line(con):
 def test_row_count_may_only_drop_with_a_reason():
     assert cleaning.row_count_drop(None, 10, None) == []
     assert cleaning.row_count_drop(10, 12, None) == []
-    assert cleaning.row_count_drop(10, 5, None) == ["row count fell from 10 to 5 with no penguin/row_drop_reason tag on the run"]
+    assert cleaning.row_count_drop(10, 5, None) == [
+        "row count fell from 10 to 5 with no penguin/row_drop_reason tag on the run"
+    ]
     assert cleaning.row_count_drop(10, 5, "retracted season 2009") == []
 
 
@@ -63,5 +71,7 @@ def test_failed_checks_keep_the_last_good_table(con):
     outcome = cleaning.rebuild_clean_table(con)
     assert not outcome.published
     assert outcome.failures["penguins_values_allowed"]
-    assert con.execute(f"SELECT count(*) FROM {tables.CLEAN} WHERE island = 'Atlantis'").fetchall() == [(0,)]
+    assert con.execute(
+        f"SELECT count(*) FROM {tables.CLEAN} WHERE island = 'Atlantis'"
+    ).fetchall() == [(0,)]
     assert con.execute(f"SELECT count(*) FROM {tables.CLEAN}").fetchall() == [(344,)]

@@ -42,16 +42,30 @@ def test_two_runs_at_once_each_load_their_file_exactly_once(tmp_path):
     season(landing / "a.csv", "PAL1011", lter_lines()[1::2])
     season(landing / "b.csv", "PAL1112", lter_lines()[2::2])
     env = project_env(home, data)
-    dg.DagsterInstance.from_config(str(home)).dispose()  # create the SQLite storage once, not in a race
-    runs = [subprocess.Popen([sys.executable, "-c", RUN_PARTITION, name], env=env, cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name in ("a.csv", "b.csv")]
+    dg.DagsterInstance.from_config(
+        str(home)
+    ).dispose()  # create the SQLite storage once, not in a race
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUN_PARTITION, name],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for name in ("a.csv", "b.csv")
+    ]
     outputs = [run.communicate(timeout=240)[0].decode() for run in runs]
     assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
 
     with duckdb.connect(str(data / "penguins.duckdb"), read_only=True) as con:
-        per_file = dict(con.execute("SELECT source_file, count(*) FROM raw_penguins GROUP BY 1").fetchall())
+        per_file = dict(
+            con.execute("SELECT source_file, count(*) FROM raw_penguins GROUP BY 1").fetchall()
+        )
         assert per_file == {"a.csv": 172, "b.csv": 172}
         assert con.execute("SELECT count(*) FROM penguins").fetchall() == [(344,)]
         assert con.execute("SELECT sum(n_penguins) FROM penguin_summary").fetchall() == [(344,)]
-        ledger = con.execute("SELECT source_file, rows_loaded FROM landed_files ORDER BY 1").fetchall()
+        ledger = con.execute(
+            "SELECT source_file, rows_loaded FROM landed_files ORDER BY 1"
+        ).fetchall()
         assert ledger == [("a.csv", 172), ("b.csv", 172)]

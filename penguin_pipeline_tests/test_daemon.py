@@ -30,7 +30,9 @@ def raw_rows(settings, source_file):
 
     try:
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-            return con.execute("SELECT count(*) FROM raw_penguins WHERE source_file = ?", [source_file]).fetchall()[0][0]
+            return con.execute(
+                "SELECT count(*) FROM raw_penguins WHERE source_file = ?", [source_file]
+            ).fetchall()[0][0]
     except duckdb.Error:  # not created yet, or the pipeline holds the write lock right now
         return None
 
@@ -46,13 +48,29 @@ def test_daemon_picks_up_new_files_end_to_end(tmp_path):
 
     with running_daemon(home, env, tmp_path / "daemon.log"):
         first = wait_for(lambda: model_version(settings), timeout=150, what="first model version")
-        report_time = wait_for(lambda: Path(settings.report_url).exists() and Path(settings.report_url).stat().st_mtime,
-                               timeout=60, what="first report")
+        report_time = wait_for(
+            lambda: (
+                Path(settings.report_url).exists() and Path(settings.report_url).stat().st_mtime
+            ),
+            timeout=60,
+            what="first report",
+        )
         new_season(rows=120, seed=11, settings=settings)
 
-        wait_for(lambda: (model_version(settings) or "") > first, timeout=150, what="second model version")
-        wait_for(lambda: Path(settings.report_url).stat().st_mtime > report_time, timeout=60, what="report rebuilt")
-        assert wait_for(lambda: raw_rows(settings, "season-2010.csv"), timeout=30, what="rows loaded") > 100
+        wait_for(
+            lambda: (model_version(settings) or "") > first,
+            timeout=150,
+            what="second model version",
+        )
+        wait_for(
+            lambda: Path(settings.report_url).stat().st_mtime > report_time,
+            timeout=60,
+            what="report rebuilt",
+        )
+        assert (
+            wait_for(lambda: raw_rows(settings, "season-2010.csv"), timeout=30, what="rows loaded")
+            > 100
+        )
     assert second_version_in_report(settings)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -16,7 +15,12 @@ from penguin_pipeline.storage import boards
 from .conftest import LTER_FILE, lter_lines, pinned_report, query, write_lines
 
 ASSETS = ["raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"]
-SOURCES = ["lter_adelie", "lter_chinstrap", "lter_gentoo", "palmer_lter"]  # external: the source registry
+SOURCES = [
+    "lter_adelie",
+    "lter_chinstrap",
+    "lter_gentoo",
+    "palmer_lter",
+]  # external: the source registry
 
 
 def materialized(result) -> list[str]:
@@ -24,8 +28,11 @@ def materialized(result) -> list[str]:
 
 
 def failed_checks(result) -> list[str]:
-    return [e.event_specific_data.asset_check_key.name for e in result.all_events
-            if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed]
+    return [
+        e.event_specific_data.asset_check_key.name
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
 
 
 def latest_version(settings):
@@ -37,11 +44,16 @@ def test_definitions_load_with_the_public_asset_graph(data_dir, instance):
     graph = definitions.resolve_asset_graph()
     assert sorted(k.to_user_string() for k in graph.materializable_asset_keys) == sorted(ASSETS)
     assert sorted(k.to_user_string() for k in graph.external_asset_keys) == SOURCES
-    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
-               for k in graph.materializable_asset_keys}
+    parents = {
+        k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+        for k in graph.materializable_asset_keys
+    }
     assert parents == {
-        "raw_penguins": SOURCES, "penguins": ["raw_penguins"], "penguin_summary": ["penguins"],
-        "penguin_model": ["penguins"], "penguin_report": ["penguin_model", "penguin_summary"],
+        "raw_penguins": SOURCES,
+        "penguins": ["raw_penguins"],
+        "penguin_summary": ["penguins"],
+        "penguin_model": ["penguins"],
+        "penguin_report": ["penguin_model", "penguin_summary"],
     }
     assert definitions.resolve_job_def("penguin_job")
 
@@ -108,7 +120,9 @@ def test_new_file_adds_rows_and_a_model_version(settings, seeded_landing, instan
     assert cli.run_pipeline(instance).success
     first = latest_version(settings)
     season = lter_lines()[1:21]
-    extra = [re.sub(r",N(\d+A\d),", r",X\1,", line.replace("PAL0708", "PAL1011")) for line in season]
+    extra = [
+        re.sub(r",N(\d+A\d),", r",X\1,", line.replace("PAL0708", "PAL1011")) for line in season
+    ]
     write_lines(seeded_landing / "season-2010.csv", [lter_lines()[0]] + extra)
     assert cli.run_pipeline(instance).success
     assert query(settings, "SELECT count(*) FROM penguins") == [(364,)]
@@ -120,10 +134,14 @@ def next_seasons(landing, *names):
     lines = lter_lines()
     for number, name in enumerate(names):
         study = f"PAL{11 + number:02d}{12 + number:02d}"
-        write_lines(landing / name, [lines[0]] + [line.replace("PAL0708", study) for line in lines[1:41]])
+        write_lines(
+            landing / name, [lines[0]] + [line.replace("PAL0708", study) for line in lines[1:41]]
+        )
 
 
-def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(settings, seeded_landing, instance, capsys):
+def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(
+    settings, seeded_landing, instance, capsys
+):
     """A bad delivery beside good files: one run handles all of it, and the command exits non-zero."""
     assert cli.run_pipeline(instance).success
     (seeded_landing / "binary.csv").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 20)
@@ -137,13 +155,21 @@ def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(settings, s
     assert "2 landing file(s) could not be read" in summary
     assert "binary.csv: cannot be read as CSV or Parquet" in summary
     assert "notes.csv: not the Palmer LTER layout: missing column(s)" in summary
-    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
-        ("penguins-raw.csv", 344), ("season-a.csv", 40), ("season-b.csv", 40)]
-    assert query(settings, "SELECT count(*) FROM penguins") == [(424,)]  # downstream refreshed from the good files
+    assert query(
+        settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1"
+    ) == [("penguins-raw.csv", 344), ("season-a.csv", 40), ("season-b.csv", 40)]
+    assert query(settings, "SELECT count(*) FROM penguins") == [
+        (424,)
+    ]  # downstream refreshed from the good files
     assert "season-b.csv" in Path(settings.report_url).read_text(encoding="utf-8")
     reasons = sorted(p.name for p in Path(settings.quarantine_url).glob("*.reason.txt"))
-    assert [r.split("-", 1)[1] for r in reasons] == ["binary.csv.reason.txt", "notes.csv.reason.txt"]
-    assert not (seeded_landing / "binary.csv").exists() and not (seeded_landing / "notes.csv").exists()
+    assert [r.split("-", 1)[1] for r in reasons] == [
+        "binary.csv.reason.txt",
+        "notes.csv.reason.txt",
+    ]
+    assert (
+        not (seeded_landing / "binary.csv").exists() and not (seeded_landing / "notes.csv").exists()
+    )
     assert cli.main(["run"]) == 0  # the bad files are gone from landing: the next run is clean
 
 
@@ -165,9 +191,12 @@ def test_failing_model_check_keeps_the_last_model_and_report(settings, instance)
     version = latest_version(settings)
     job = defs().resolve_job_def("penguin_job")
     result = job.execute_in_process(
-        instance=instance, raise_on_error=False,
+        instance=instance,
+        raise_on_error=False,
         asset_selection=[dg.AssetKey("penguin_model"), dg.AssetKey("penguin_report")],
-        run_config={"ops": {"penguin_model": {"config": {"r2_floor": 0.99, "retrain_unchanged": True}}}},
+        run_config={
+            "ops": {"penguin_model": {"config": {"r2_floor": 0.99, "retrain_unchanged": True}}}
+        },
     )
     assert not result.success
     assert failed_checks(result) == ["r2_floor"]
@@ -175,13 +204,20 @@ def test_failing_model_check_keeps_the_last_model_and_report(settings, instance)
     assert "penguin_report" not in materialized(result)
 
 
-def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(settings, seeded_landing, instance,
-                                                                               monkeypatch):
+def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(
+    settings, seeded_landing, instance, monkeypatch
+):
     from penguin_pipeline.processing import ingest
 
     lines = lter_lines()
-    for name, start in (("season-a.csv", 1), ("season-b.csv", 11)):  # loaded after penguins-raw.csv, in name order
-        rows = [re.sub(r",N(\d+A\d),", rf",{name[-5].upper()}\1,", line) for line in lines[start:start + 10]]
+    for name, start in (
+        ("season-a.csv", 1),
+        ("season-b.csv", 11),
+    ):  # loaded after penguins-raw.csv, in name order
+        rows = [
+            re.sub(r",N(\d+A\d),", rf",{name[-5].upper()}\1,", line)
+            for line in lines[start : start + 10]
+        ]
         write_lines(seeded_landing / name, [lines[0]] + rows)
     real_stage = ingest.stage_file
 
@@ -196,9 +232,12 @@ def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(se
     [failure] = cli.failure_messages(result)
     assert "season-a.csv: load failed (disk full while staging)" in failure
     assert "stay loaded: penguins-raw.csv" in failure
-    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1") == [("penguins-raw.csv", 344)]
+    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1") == [
+        ("penguins-raw.csv", 344)
+    ]
     assert (seeded_landing / "season-a.csv").exists()  # not the file's fault: not quarantined
     monkeypatch.setattr(ingest, "stage_file", real_stage)
     assert cli.run_pipeline(instance).success
-    assert query(settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1") == [
-        ("penguins-raw.csv", 344), ("season-a.csv", 10), ("season-b.csv", 10)]
+    assert query(
+        settings, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1 ORDER BY 1"
+    ) == [("penguins-raw.csv", 344), ("season-a.csv", 10), ("season-b.csv", 10)]

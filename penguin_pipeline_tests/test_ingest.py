@@ -8,12 +8,27 @@ from contextlib import contextmanager
 
 import pytest
 
+from penguin_pipeline.processing import ingest as ingest_module
 from penguin_pipeline.processing import tables
 from penguin_pipeline.processing.db import transaction
-from penguin_pipeline.processing import ingest as ingest_module
-from penguin_pipeline.processing.ingest import (FileLoadFailed, LandingFileError, LandingInput, check_utf8,
-                                                ingest_file, ingest_files, preflight_file, stage_file)
-from penguin_pipeline.processing.lter import LTER_COLUMNS, missing, quote, raw_number, row_is_valid, row_problems
+from penguin_pipeline.processing.ingest import (
+    FileLoadFailed,
+    LandingFileError,
+    LandingInput,
+    check_utf8,
+    ingest_file,
+    ingest_files,
+    preflight_file,
+    stage_file,
+)
+from penguin_pipeline.processing.lter import (
+    LTER_COLUMNS,
+    missing,
+    quote,
+    raw_number,
+    row_is_valid,
+    row_problems,
+)
 from penguin_pipeline.storage.locations import file_hash
 
 from .conftest import LTER_FILE, lter_lines, write_lines
@@ -25,13 +40,22 @@ def ingest(con, path, name=None):
 
 
 def rejects(con):
-    return con.execute(f"SELECT source_line, reason, raw_record FROM {tables.REJECTS} ORDER BY source_line").fetchall()
+    return con.execute(
+        f"SELECT source_line, reason, raw_record FROM {tables.REJECTS} ORDER BY source_line"
+    ).fetchall()
 
 
 def test_shipped_file_loads_every_row_with_its_line(con):
     account = ingest(con, LTER_FILE)
-    assert (account.rows_read, account.rows_loaded, account.rows_rejected, account.duplicates_dropped) == (344, 344, 0, 0)
-    lines = con.execute(f'SELECT source_line, "Individual ID" FROM {tables.RAW} ORDER BY source_line').fetchall()
+    assert (
+        account.rows_read,
+        account.rows_loaded,
+        account.rows_rejected,
+        account.duplicates_dropped,
+    ) == (344, 344, 0, 0)
+    lines = con.execute(
+        f'SELECT source_line, "Individual ID" FROM {tables.RAW} ORDER BY source_line'
+    ).fetchall()
     assert lines[0] == (2, "N1A1") and lines[-1] == (345, lter_lines()[-1].split(",")[7])
 
 
@@ -43,7 +67,9 @@ def test_unchanged_file_is_skipped_and_changed_file_replaces_only_its_rows(con, 
     assert "skipped" in ingest(con, a).note
     write_lines(a, lines[:6])  # a shrinks to 5 rows
     ingest(con, a)
-    counts = dict(con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1").fetchall())
+    counts = dict(
+        con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1").fetchall()
+    )
     assert counts == {"a.csv": 5, "b.csv": 10}
 
 
@@ -63,31 +89,67 @@ def test_bad_rows_are_quarantined_with_line_and_reason(con, tmp_path):
     assert json.loads(found[0][2])["Species"] == "Emperor Penguin"
 
 
-TRICKY_VALUES = [None, "", "  ", "NA", "na", " N/A ", "null", ".", "nan", "inf", "-inf", "1e2", "1_000", "0x10",
-                 " 45.1 ", "45,1", "abc", "19.9", "20", "80", "80.01", "3450", "-3450", "7500"]
+TRICKY_VALUES = [
+    None,
+    "",
+    "  ",
+    "NA",
+    "na",
+    " N/A ",
+    "null",
+    ".",
+    "nan",
+    "inf",
+    "-inf",
+    "1e2",
+    "1_000",
+    "0x10",
+    " 45.1 ",
+    "45,1",
+    "abc",
+    "19.9",
+    "20",
+    "80",
+    "80.01",
+    "3450",
+    "-3450",
+    "7500",
+]
 
 
-@pytest.mark.parametrize("column", ["Culmen Length (mm)", "Body Mass (g)", "Sex", "studyName", "Date Egg"])
+@pytest.mark.parametrize(
+    "column", ["Culmen Length (mm)", "Body Mass (g)", "Sex", "studyName", "Date Egg"]
+)
 def test_the_validity_flag_and_the_reasons_agree_on_any_value(con, column):
     # Ingestion evaluates the cheap flag on every row and the reasons only where it is false: the
     # two must agree, or a row would be rejected without a reason (or loaded despite one).
     values = TRICKY_VALUES + ["male", "FEMALE", "Unknown", "2007-11-11", "11/11/07", "2007-13-45"]
     shipped = dict(zip(lter_lines()[0].split(","), lter_lines()[1].split(",")))
-    con.execute("CREATE TEMP TABLE rows_under_test AS SELECT " + ", ".join(
-        f"CAST(? AS VARCHAR) AS {quote(c)}" for c in LTER_COLUMNS) + " FROM range(0)", [None] * len(LTER_COLUMNS))
+    con.execute(
+        "CREATE TEMP TABLE rows_under_test AS SELECT "
+        + ", ".join(f"CAST(? AS VARCHAR) AS {quote(c)}" for c in LTER_COLUMNS)
+        + " FROM range(0)",
+        [None] * len(LTER_COLUMNS),
+    )
     for value in values:
         row = [value if c == column else shipped.get(c) for c in LTER_COLUMNS]
         con.execute("INSERT INTO rows_under_test VALUES (" + ", ".join("?" * len(row)) + ")", row)
     disagreements = con.execute(
         f"SELECT {quote(column)}, {row_is_valid()}, {row_problems()} FROM rows_under_test "
-        f"WHERE ({row_is_valid()}) = (len({row_problems()}) > 0)").fetchall()
+        f"WHERE ({row_is_valid()}) = (len({row_problems()}) > 0)"
+    ).fetchall()
     assert disagreements == []
 
 
 def test_missing_markers_and_numbers_read_as_before(con):
     got = con.execute(
-        "SELECT x, " + missing(quote("x")) + ", " + raw_number("x") + " FROM unnest(?::VARCHAR[]) t(x)",
-        [[None, "", " NA ", "n/a", "NULL", ".", " 45.1", "abc", "nan"]]).fetchall()
+        "SELECT x, "
+        + missing(quote("x"))
+        + ", "
+        + raw_number("x")
+        + " FROM unnest(?::VARCHAR[]) t(x)",
+        [[None, "", " NA ", "n/a", "NULL", ".", " 45.1", "abc", "nan"]],
+    ).fetchall()
     assert [m for _, m, _ in got] == [True] * 6 + [False] * 3
     assert [n for _, _, n in got][:7] == [None] * 6 + [45.1] and got[7][2] is None
 
@@ -114,11 +176,17 @@ def test_lines_the_parser_cannot_split_are_rejected_not_fatal(con, tmp_path):
 def test_real_world_encodings_load(con, tmp_path):
     lines = lter_lines()[:8]
     header = lines[0].split(",")
-    reordered = [",".join(reversed(header))] + [",".join(reversed(split_csv(line))) for line in lines[1:]]
+    reordered = [",".join(reversed(header))] + [
+        ",".join(reversed(split_csv(line))) for line in lines[1:]
+    ]
     path = write_lines(tmp_path / "windows.csv", reordered, newline="\r\n", bom=True)
     account = ingest(con, path)
     assert account.rows_loaded == 7
-    assert con.execute(f'SELECT "Species" FROM {tables.RAW} LIMIT 1').fetchall()[0][0].startswith("Adelie")
+    assert (
+        con.execute(f'SELECT "Species" FROM {tables.RAW} LIMIT 1')
+        .fetchall()[0][0]
+        .startswith("Adelie")
+    )
 
 
 def split_csv(line: str) -> list[str]:
@@ -132,7 +200,10 @@ def split_csv(line: str) -> list[str]:
     [
         (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 20, "cannot be read"),
         (b"name,value\nx,1\n", "missing column(s) studyName"),
-        ("\n".join(lter_lines()[:3]).encode("utf-8").replace(b"Torgersen", b"Torg\xe9rsen"), "not valid UTF-8"),
+        (
+            "\n".join(lter_lines()[:3]).encode("utf-8").replace(b"Torgersen", b"Torg\xe9rsen"),
+            "not valid UTF-8",
+        ),
     ],
     ids=["binary", "wrong-columns", "latin-1"],
 )
@@ -162,7 +233,10 @@ def test_utf8_check_names_the_line_across_chunk_boundaries(tmp_path):
 
 def run_files(con, tmp_path, count=3):
     lines = lter_lines()
-    paths = [write_lines(tmp_path / f"f{i}.csv", [lines[0]] + lines[1 + 10 * i:11 + 10 * i]) for i in range(count)]
+    paths = [
+        write_lines(tmp_path / f"f{i}.csv", [lines[0]] + lines[1 + 10 * i : 11 + 10 * i])
+        for i in range(count)
+    ]
     return [LandingInput(p, p.name, file_hash(p)) for p in paths]
 
 
@@ -173,12 +247,15 @@ def test_an_unreadable_file_is_set_aside_and_every_other_file_loads(con, tmp_pat
     load = ingest_files(con, files)
     assert [(e.source_file, e.problem[:40]) for e in load.unreadable] == [
         ("f1.csv", "line 2 is not valid UTF-8 (byte 0xe9: in"),
-        ("f3.csv", "not the Palmer LTER layout: missing colu")]
+        ("f3.csv", "not the Palmer LTER layout: missing colu"),
+    ]
     assert [a.source_file for a in load.accounts] == ["f0.csv", "f2.csv"]
-    assert con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1 ORDER BY 1").fetchall() == [
-        ("f0.csv", 10), ("f2.csv", 10)]
-    assert [r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER} ORDER BY 1").fetchall()] == [
-        "f0.csv", "f2.csv"]
+    assert con.execute(
+        f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1 ORDER BY 1"
+    ).fetchall() == [("f0.csv", 10), ("f2.csv", 10)]
+    assert [
+        r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER} ORDER BY 1").fetchall()
+    ] == ["f0.csv", "f2.csv"]
 
 
 def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp_path, monkeypatch):
@@ -191,15 +268,22 @@ def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp
         return real_stage(con, path, source_file, file_hash)
 
     monkeypatch.setattr(ingest_module, "stage_file", stage_failing_second)
-    with pytest.raises(FileLoadFailed, match="f1.csv: load failed \\(disk full while staging\\).*stay loaded: f0.csv") as failed:
+    with pytest.raises(
+        FileLoadFailed,
+        match="f1.csv: load failed \\(disk full while staging\\).*stay loaded: f0.csv",
+    ) as failed:
         ingest_files(con, files)
     assert [a.source_file for a in failed.value.committed] == ["f0.csv"]
     counts = con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1").fetchall()
     assert counts == [("f0.csv", 10)]
-    assert [r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER}").fetchall()] == ["f0.csv"]
+    assert [r[0] for r in con.execute(f"SELECT source_file FROM {tables.LEDGER}").fetchall()] == [
+        "f0.csv"
+    ]
     monkeypatch.setattr(ingest_module, "stage_file", real_stage)
     accounts = ingest_files(con, files).accounts  # the retry skips f0 by content hash
-    assert [a.note for a in accounts][0].startswith("unchanged") and [a.rows_loaded for a in accounts] == [0, 10, 10]
+    assert [a.note for a in accounts][0].startswith("unchanged") and [
+        a.rows_loaded for a in accounts
+    ] == [0, 10, 10]
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(30,)]
 
 
@@ -213,8 +297,10 @@ def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):
 
 
 def parquet_rows(con, name):
-    return con.execute(f"SELECT * EXCLUDE (loaded_at) FROM {tables.RAW} WHERE source_file = ? ORDER BY source_line",
-                       [name]).fetchall()
+    return con.execute(
+        f"SELECT * EXCLUDE (loaded_at) FROM {tables.RAW} WHERE source_file = ? ORDER BY source_line",
+        [name],
+    ).fetchall()
 
 
 def test_parquet_landing_file_loads(con, tmp_path):
@@ -239,12 +325,25 @@ def test_parquet_with_a_duplicate_or_a_bad_row_takes_the_checked_path(con, tmp_p
     frame.to_parquet(tmp_path / "clean.parquet")
     dirty = pd.concat([frame, frame.iloc[[3]]], ignore_index=True)  # row 21 duplicates row 4
     dirty.loc[21] = frame.iloc[5].copy()
-    dirty.loc[21, "Individual ID"], dirty.loc[21, "Body Mass (g)"] = "N99A1", "-1"  # row 22: invalid
+    dirty.loc[21, "Individual ID"], dirty.loc[21, "Body Mass (g)"] = (
+        "N99A1",
+        "-1",
+    )  # row 22: invalid
     dirty.to_parquet(tmp_path / "dirty.parquet")
-    clean, checked = ingest(con, tmp_path / "clean.parquet"), ingest(con, tmp_path / "dirty.parquet")
+    clean, checked = (
+        ingest(con, tmp_path / "clean.parquet"),
+        ingest(con, tmp_path / "dirty.parquet"),
+    )
     assert (clean.rows_read, clean.rows_loaded) == (20, 20)
-    assert (checked.rows_read, checked.rows_loaded, checked.duplicates_dropped, checked.rows_rejected) == (22, 20, 1, 1)
-    assert [r[:-2] for r in parquet_rows(con, "clean.parquet")] == [r[:-2] for r in parquet_rows(con, "dirty.parquet")]
+    assert (
+        checked.rows_read,
+        checked.rows_loaded,
+        checked.duplicates_dropped,
+        checked.rows_rejected,
+    ) == (22, 20, 1, 1)
+    assert [r[:-2] for r in parquet_rows(con, "clean.parquet")] == [
+        r[:-2] for r in parquet_rows(con, "dirty.parquet")
+    ]
     assert rejects(con)[0][0] == 22 and "Body Mass (g) -1 outside" in rejects(con)[0][1]
 
 
@@ -258,7 +357,9 @@ def test_a_parquet_file_with_a_corrupt_page_fails_by_name_and_changes_nothing(co
     data[200:4000] = b"\xff" * 3800
     path.write_bytes(bytes(data))
     preflight_file(con, path, "broken.parquet")
-    [unreadable] = ingest_files(con, [LandingInput(path, "broken.parquet", file_hash(path))]).unreadable
+    [unreadable] = ingest_files(
+        con, [LandingInput(path, "broken.parquet", file_hash(path))]
+    ).unreadable
     assert unreadable.source_file == "broken.parquet" and "cannot be read" in unreadable.problem
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(0,)]
 
@@ -273,10 +374,13 @@ def test_files_the_ledger_holds_are_not_fetched(con, tmp_path):
         fetched.append(name)
         yield tmp_path / name
 
-    ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy)
+    ingest_files(
+        con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy
+    )
     write_lines(tmp_path / "f3.csv", [lter_lines()[0]] + lter_lines()[31:41])
     files.append(LandingInput(None, "f3.csv", file_hash(tmp_path / "f3.csv")))
-    accounts = ingest_files(con, [LandingInput(None, f.source_file, f.file_hash) for f in files],
-                            local_copy=local_copy).accounts
+    accounts = ingest_files(
+        con, [LandingInput(None, f.source_file, f.file_hash) for f in files], local_copy=local_copy
+    ).accounts
     assert fetched == ["f0.csv", "f1.csv", "f2.csv", "f3.csv"]
     assert [a.rows_loaded for a in accounts] == [0, 0, 0, 10]

@@ -98,7 +98,9 @@ def test_the_report_is_drawn_again_only_when_its_inputs_change(clean, tmp_path):
     assert inputs.model["version"] in path.read_text(encoding="utf-8")
     assert not publish_if_changed(inputs, reports, board)
     assert publish_if_changed(
-        ReportInputs(inputs.summary, inputs.landed, {**inputs.model, "version": "v2"}), reports, board
+        ReportInputs(inputs.summary, inputs.landed, {**inputs.model, "version": "v2"}),
+        reports,
+        board,
     )
     assert "v2" in path.read_text(encoding="utf-8") and [p.name for p in path.parent.iterdir()] == [
         path.name

@@ -25,17 +25,26 @@ SOURCE_TAG = "penguin/source"
 
 def freshness_policy(source: Source) -> dg.FreshnessPolicy:
     """Fresh when refreshed within one cadence period before each expected update."""
-    return dg.FreshnessPolicy.cron(deadline_cron=source.cadence_cron,
-                                   lower_bound_delta=get_smallest_cron_interval(source.cadence_cron),
-                                   timezone="UTC")
+    return dg.FreshnessPolicy.cron(
+        deadline_cron=source.cadence_cron,
+        lower_bound_delta=get_smallest_cron_interval(source.cadence_cron),
+        timezone="UTC",
+    )
 
 
 def source_asset(source: Source) -> dg.AssetSpec:
     """The source itself in the lineage graph; its sensor records each file that lands."""
     return dg.AssetSpec(
-        source.name, group_name="sources", description=source.description, owners=[source.owner],
-        kinds=set(source.formats), freshness_policy=freshness_policy(source),
-        metadata={"landing_prefix": source.prefix or "(landing root)", "cadence_cron": source.cadence_cron},
+        source.name,
+        group_name="sources",
+        description=source.description,
+        owners=[source.owner],
+        kinds=set(source.formats),
+        freshness_policy=freshness_policy(source),
+        metadata={
+            "landing_prefix": source.prefix or "(landing root)",
+            "cadence_cron": source.cadence_cron,
+        },
     )
 
 
@@ -107,7 +116,9 @@ def source_sensor(source: Source, interval_seconds: int) -> dg.SensorDefinition:
     )
     def _sensor(context: dg.SensorEvaluationContext, landing: LandingZone):
         cursor = json.loads(context.cursor) if context.cursor else {}
-        changed = changed_files([f for f in landing.landing().files() if source.owns(f.name)], cursor)
+        changed = changed_files(
+            [f for f in landing.landing().files() if source.owns(f.name)], cursor
+        )
         if not changed:
             return dg.SkipReason(f"no new or changed {source.name} files")
         requests, landed = [], []
@@ -116,10 +127,20 @@ def source_sensor(source: Source, interval_seconds: int) -> dg.SensorDefinition:
             # still stops duplicate runs if the same tick is evaluated twice.
             generation = cursor.get(f.name, {}).get("generation", 0) + 1
             cursor[f.name] = {"hash": f.content_hash, "generation": generation}
-            requests.append(dg.RunRequest(run_key=f"{f.name}:{f.content_hash}:{generation}", partition_key=f.name,
-                                          tags={"penguin/landing_file": f.name, SOURCE_TAG: source.name}))
-            landed.append(dg.AssetMaterialization(source.name, description=f"{f.name} landed",
-                                                  metadata={"file": f.name, "bytes": f.size}))
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{f.name}:{f.content_hash}:{generation}",
+                    partition_key=f.name,
+                    tags={"penguin/landing_file": f.name, SOURCE_TAG: source.name},
+                )
+            )
+            landed.append(
+                dg.AssetMaterialization(
+                    source.name,
+                    description=f"{f.name} landed",
+                    metadata={"file": f.name, "bytes": f.size},
+                )
+            )
         new = new_partitions(context.instance, [f.name for f in changed])
         return dg.SensorResult(
             run_requests=requests,
@@ -133,5 +154,8 @@ def source_sensor(source: Source, interval_seconds: int) -> dg.SensorDefinition:
 
 def source_definitions(source: Source, sensor_interval_seconds: int) -> dg.Definitions:
     """Everything one registry entry brings: its asset, its sensor, its schedule."""
-    return dg.Definitions(assets=[source_asset(source)], schedules=[source_schedule(source)],
-                          sensors=[source_sensor(source, sensor_interval_seconds)])
+    return dg.Definitions(
+        assets=[source_asset(source)],
+        schedules=[source_schedule(source)],
+        sensors=[source_sensor(source, sensor_interval_seconds)],
+    )

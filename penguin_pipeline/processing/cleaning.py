@@ -8,7 +8,17 @@ import duckdb
 
 from . import tables
 from .db import first_row, row_count, scalar, swap_in, table_exists
-from .lter import ISLANDS, MEASUREMENTS, SEXES, SPECIES, raw_date, raw_number, raw_sex, raw_species, sql_list
+from .lter import (
+    ISLANDS,
+    MEASUREMENTS,
+    SEXES,
+    SPECIES,
+    raw_date,
+    raw_number,
+    raw_sex,
+    raw_species,
+    sql_list,
+)
 
 CLEAN_COLUMNS = (
     "species",
@@ -64,26 +74,38 @@ def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     for name, low, high in MEASUREMENTS.values():
         conditions.append((name, f"{name} NOT BETWEEN {low} AND {high}", (f"{low:g}..{high:g}",)))
     # One scan counts every condition; only the failing ones are looked at again for examples.
-    counts = first_row(con, "SELECT " + ", ".join(f"count_if(coalesce({c}, false))" for _, c, _ in conditions)
-                       + f" FROM {table}")
+    counts = first_row(
+        con,
+        "SELECT "
+        + ", ".join(f"count_if(coalesce({c}, false))" for _, c, _ in conditions)
+        + f" FROM {table}",
+    )
     failures = []
     for (column, condition, allowed), found in zip(conditions, counts):
         if not found:
             continue
         examples = scalar(
-            con, f"SELECT list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] FROM {table} WHERE {condition}")
-        failures.append(f"{found} row(s) with {column} in [{', '.join(examples)}] (allowed: {', '.join(allowed)})")
+            con,
+            f"SELECT list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] FROM {table} WHERE {condition}",
+        )
+        failures.append(
+            f"{found} row(s) with {column} in [{', '.join(examples)}] (allowed: {', '.join(allowed)})"
+        )
     return failures
 
 
-def duplicate_individuals(con: duckdb.DuckDBPyConnection, raw_table: str, limit: int = 20) -> list[str]:
+def duplicate_individuals(
+    con: duckdb.DuckDBPyConnection, raw_table: str, limit: int = 20
+) -> list[str]:
     """Individuals recorded more than once in the same study (the clean table has one row per raw row).
 
     Grouping 10^8 (study, individual) text pairs is costly; grouping their 64-bit hash is not. Only
     hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
     """
     key = 'hash("studyName", "Individual ID")'
-    repeated = con.execute(f"SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1 LIMIT 1").fetchall()
+    repeated = con.execute(
+        f"SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
     if not repeated:
         return []
     rows = con.execute(
@@ -92,17 +114,25 @@ def duplicate_individuals(con: duckdb.DuckDBPyConnection, raw_table: str, limit:
             WHERE {key} IN (SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1)
             GROUP BY ALL HAVING count(*) > 1 ORDER BY 1, 2 LIMIT {limit}"""
     ).fetchall()
-    return [f"{study} {individual} appears {n} times ({where})" for study, individual, n, where in rows]
+    return [
+        f"{study} {individual} appears {n} times ({where})" for study, individual, n, where in rows
+    ]
 
 
 def row_count_drop(previous: int | None, current: int, explanation: str | None) -> list[str]:
     """The clean table may only shrink when the run explains why (tag penguin/row_drop_reason)."""
     if previous is None or current >= previous or explanation:
         return []
-    return [f"row count fell from {previous} to {current} with no penguin/row_drop_reason tag on the run"]
+    return [
+        f"row count fell from {previous} to {current} with no penguin/row_drop_reason tag on the run"
+    ]
 
 
-CLEAN_CHECKS = ("penguins_values_allowed", "penguins_one_row_per_individual", "penguins_row_count_kept")
+CLEAN_CHECKS = (
+    "penguins_values_allowed",
+    "penguins_one_row_per_individual",
+    "penguins_row_count_kept",
+)
 
 
 @dataclass
@@ -116,7 +146,9 @@ class CleanOutcome:
         return not any(self.failures.values())
 
 
-def rebuild_clean_table(con: duckdb.DuckDBPyConnection, row_drop_reason: str | None = None) -> CleanOutcome:
+def rebuild_clean_table(
+    con: duckdb.DuckDBPyConnection, row_drop_reason: str | None = None
+) -> CleanOutcome:
     """Build the clean table aside, check it, and only then swap it in: a failing check leaves the last good one."""
     candidate = f"{tables.CLEAN}__candidate"
     previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None

@@ -71,7 +71,9 @@ def reader_sql(path: Path, file: str = "?") -> str:
     """DuckDB's reader for the file; `file` is a parameter placeholder or, for a view, a literal."""
     suffix = path.suffix.lower()
     if suffix not in _READERS:
-        raise LandingFileError(path.name, f"unsupported file type '{suffix}' (expected .csv or .parquet)")
+        raise LandingFileError(
+            path.name, f"unsupported file type '{suffix}' (expected .csv or .parquet)"
+        )
     return _READERS[suffix].format(file=file)
 
 
@@ -80,10 +82,14 @@ def _ordinal_sql(path: Path) -> str:
     # scan order; rowid cannot be used, because rows written inside a transaction get
     # transaction-local rowids.
     # The offsets give source_line directly: CSV line (header = line 1), Parquet row number (from 1).
-    return "file_row_number + 1" if path.suffix.lower() == ".parquet" else "row_number() OVER () + 1"
+    return (
+        "file_row_number + 1" if path.suffix.lower() == ".parquet" else "row_number() OVER () + 1"
+    )
 
 
-def stage_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str) -> FileAccount:
+def stage_file(
+    con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str
+) -> FileAccount:
     """Fill temp tables staged_rows (loadable) and staged_rejects (quarantined) from one landing file.
 
     A Parquet file whose rows are all valid and distinct (one checking scan) is staged as a view
@@ -135,7 +141,9 @@ def _first_line(exc: BaseException) -> str:
 def _rows_sql(path: Path, columns: dict[str, str], file: str = "?") -> str:
     """SELECT of a file's rows as the LTER columns (text; absent optional columns NULL) and source_line."""
     selected = ", ".join(
-        f"CAST({quote(columns[c])} AS VARCHAR) AS {quote(c)}" if c in columns else f"NULL::VARCHAR AS {quote(c)}"
+        f"CAST({quote(columns[c])} AS VARCHAR) AS {quote(c)}"
+        if c in columns
+        else f"NULL::VARCHAR AS {quote(c)}"
         for c in LTER_COLUMNS
     )
     return f"SELECT {selected}, {_ordinal_sql(path)} AS source_line FROM {reader_sql(path, file)}"
@@ -143,8 +151,21 @@ def _rows_sql(path: Path, columns: dict[str, str], file: str = "?") -> str:
 
 # Exact duplicates share every column, so a hash of a few discriminating ones finds the candidates
 # (cheaper than hashing all 17); each candidate is then confirmed on every column.
-_ROW_HASH = "hash(" + ", ".join(quote(c) for c in ("studyName", "Sample Number", "Individual ID", "Date Egg",
-                                                    "Culmen Length (mm)", "Body Mass (g)")) + ")"
+_ROW_HASH = (
+    "hash("
+    + ", ".join(
+        quote(c)
+        for c in (
+            "studyName",
+            "Sample Number",
+            "Individual ID",
+            "Date Egg",
+            "Culmen Length (mm)",
+            "Body Mass (g)",
+        )
+    )
+    + ")"
+)
 
 
 def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
@@ -176,8 +197,11 @@ def _clean_parquet_rows(con, path: Path, source_file: str, columns: dict[str, st
         return 0
     try:
         rows, invalid, distinct = first_row(
-            con, f"SELECT count(*), count_if(NOT ({row_is_valid()})), count(DISTINCT {_ROW_HASH}) "
-            f"FROM ({_rows_sql(path, columns)})", [str(path)])
+            con,
+            f"SELECT count(*), count_if(NOT ({row_is_valid()})), count(DISTINCT {_ROW_HASH}) "
+            f"FROM ({_rows_sql(path, columns)})",
+            [str(path)],
+        )
     except duckdb.Error as exc:
         raise _unreadable(source_file, exc) from exc
     return rows if rows and not invalid and distinct == rows else 0
@@ -191,8 +215,10 @@ def _stage_straight_from_file(con, path: Path, source_file: str, columns: dict[s
 
 def _stage_rows(con, source_file: str, rows_sql: str) -> None:
     """The view publish_file inserts from: the loadable rows, not a copy of them."""
-    con.execute(f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {_LTER}, '{_sql_text(source_file)}' AS "
-                f"source_file, source_line FROM ({rows_sql})")
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {_LTER}, '{_sql_text(source_file)}' AS "
+        f"source_file, source_line FROM ({rows_sql})"
+    )
 
 
 def _sql_text(value: str) -> str:
@@ -224,7 +250,9 @@ def _parse_rejects(con, path: Path, source_file: str) -> list[tuple[int, str, st
     ).fetchall()
     for line, _, reason, bad_encoding in rows:
         if bad_encoding:
-            raise LandingFileError(source_file, f"line {line} is not valid UTF-8 ({reason}); save the file as UTF-8")
+            raise LandingFileError(
+                source_file, f"line {line} is not valid UTF-8 ({reason}); save the file as UTF-8"
+            )
     return [(line, (text or "").strip("\r\n"), reason) for line, text, reason, _ in rows]
 
 
@@ -234,7 +262,9 @@ def _number_lines(con, parse_rejects) -> None:
     CSV: the line in the file (the header is line 1, parser-rejected lines are skipped).
     Parquet: the row number in the file (the first row is 1); Parquet has no lines.
     """
-    con.execute("CREATE OR REPLACE TEMP TABLE parse_rejects (line BIGINT, raw_record VARCHAR, reason VARCHAR)")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE parse_rejects (line BIGINT, raw_record VARCHAR, reason VARCHAR)"
+    )
     if not parse_rejects:
         return
     con.executemany("INSERT INTO parse_rejects VALUES (?, ?, ?)", parse_rejects)
@@ -260,7 +290,9 @@ def _drop_duplicates(con) -> int:
     Grouping by one 64-bit hash is cheap; only rows whose hash repeats (usually none) are compared
     on every column, so a hash collision never drops a row that merely shares the hash.
     """
-    repeated = con.execute(f"SELECT {_HASH} FROM landed GROUP BY {_HASH} HAVING count(*) > 1 LIMIT 1").fetchall()
+    repeated = con.execute(
+        f"SELECT {_HASH} FROM landed GROUP BY {_HASH} HAVING count(*) > 1 LIMIT 1"
+    ).fetchall()
     if not repeated:
         return 0
     copies = con.execute(
@@ -273,9 +305,13 @@ def _drop_duplicates(con) -> int:
         """
     ).fetchall()
     if copies:
-        con.execute("CREATE OR REPLACE TEMP TABLE duplicate_lines AS SELECT unnest(?) AS source_line",
-                    [[line for (line,) in copies]])
-        con.execute("DELETE FROM landed WHERE source_line IN (SELECT source_line FROM duplicate_lines)")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE duplicate_lines AS SELECT unnest(?) AS source_line",
+            [[line for (line,) in copies]],
+        )
+        con.execute(
+            "DELETE FROM landed WHERE source_line IN (SELECT source_line FROM duplicate_lines)"
+        )
     return len(copies)
 
 
@@ -296,7 +332,9 @@ def _split_valid_and_rejected(con, source_file: str) -> None:
 
 def _create_empty_stage(con, source_file: str) -> None:
     columns = ", ".join(f"{quote(c)} VARCHAR" for c in LTER_COLUMNS)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE landed ({columns}, source_line BIGINT, {_HASH} UBIGINT, {_VALID} BOOLEAN)")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE landed ({columns}, source_line BIGINT, {_HASH} UBIGINT, {_VALID} BOOLEAN)"
+    )
     _number_lines(con, [])
     _split_valid_and_rejected(con, source_file)
 
@@ -307,7 +345,9 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
     Call inside a transaction (db.transaction) so a failure anywhere leaves every table as it was.
     """
     # Deleting scans the whole table's source_file column: only worth it for a file seen before.
-    if scalar(con, f"SELECT count(*) FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file]):
+    if scalar(
+        con, f"SELECT count(*) FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file]
+    ):
         con.execute(f"DELETE FROM {tables.RAW} WHERE source_file = ?", [account.source_file])
         con.execute(f"DELETE FROM {tables.REJECTS} WHERE source_file = ?", [account.source_file])
     # staged_rows is already in file order; no sort needed.
@@ -320,26 +360,45 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
     )
     con.execute(
         f"INSERT OR REPLACE INTO {tables.LEDGER} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
-        [account.source_file, account.file_hash, account.rows_read, account.rows_loaded,
-         account.rows_rejected, account.duplicates_dropped],
+        [
+            account.source_file,
+            account.file_hash,
+            account.rows_read,
+            account.rows_loaded,
+            account.rows_rejected,
+            account.duplicates_dropped,
+        ],
     )
 
 
 def is_unchanged(con: duckdb.DuckDBPyConnection, source_file: str, file_hash: str) -> bool:
     """The ledger already holds this exact content for this file."""
-    return scalar(con, f"SELECT file_hash FROM {tables.LEDGER} WHERE source_file = ?", [source_file]) == file_hash
+    return (
+        scalar(con, f"SELECT file_hash FROM {tables.LEDGER} WHERE source_file = ?", [source_file])
+        == file_hash
+    )
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str,
-                force: bool = False) -> FileAccount:
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    source_file: str,
+    file_hash: str,
+    force: bool = False,
+) -> FileAccount:
     """Load one landing file unless the ledger already holds this exact content (then say so)."""
     if is_unchanged(con, source_file, file_hash) and not force:
-        return FileAccount(source_file=source_file, file_hash=file_hash, note="unchanged since last load: skipped")
+        return FileAccount(
+            source_file=source_file, file_hash=file_hash, note="unchanged since last load: skipped"
+        )
     started = time.perf_counter()
     account = stage_file(con, path, source_file, file_hash)
     staged = time.perf_counter()
     publish_file(con, account)
-    account.seconds = {"stage": round(staged - started, 3), "publish": round(time.perf_counter() - staged, 3)}
+    account.seconds = {
+        "stage": round(staged - started, 3),
+        "publish": round(time.perf_counter() - staged, 3),
+    }
     return account
 
 
@@ -355,14 +414,18 @@ class LandingInput:
     file_hash: str
 
 
-LocalCopy = Callable[[str], AbstractContextManager[Path]]  # landing file name -> a local path while open
+LocalCopy = Callable[
+    [str], AbstractContextManager[Path]
+]  # landing file name -> a local path while open
 
 
 class UnbalancedAccount(ValueError):
     """rows read != rows loaded + rejected + duplicates dropped for one file (its load is rolled back)."""
 
     def __init__(self, account: FileAccount):
-        super().__init__(f"{account.source_file}: row accounting does not add up ({account.as_metadata()})")
+        super().__init__(
+            f"{account.source_file}: row accounting does not add up ({account.as_metadata()})"
+        )
         self.account = account
 
 
@@ -375,9 +438,11 @@ class FileLoadFailed(Exception):
 
     def __init__(self, source_file: str, committed: list[FileAccount], cause: BaseException):
         done = ", ".join(a.source_file for a in committed) or "none"
-        super().__init__(f"{source_file}: load failed ({_first_line(cause) or type(cause).__name__}); this file's "
-                         f"transaction was rolled back, so it changed nothing. Files committed earlier in this run "
-                         f"stay loaded: {done}")
+        super().__init__(
+            f"{source_file}: load failed ({_first_line(cause) or type(cause).__name__}); this file's "
+            f"transaction was rolled back, so it changed nothing. Files committed earlier in this run "
+            f"stay loaded: {done}"
+        )
         self.source_file = source_file
         self.committed = committed
         self.cause = cause
@@ -429,8 +494,12 @@ class RunLoad:
     unreadable: list[LandingFileError]
 
 
-def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], force: bool = False,
-                 local_copy: LocalCopy | None = None) -> RunLoad:
+def ingest_files(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingInput],
+    force: bool = False,
+    local_copy: LocalCopy | None = None,
+) -> RunLoad:
     """Load a run's files: pre-flight every file to be loaded, then each good file in its own transaction.
 
     - A whole-file problem (not CSV/Parquet, wrong columns, not UTF-8, a corrupt Parquet page found
@@ -445,8 +514,10 @@ def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], forc
     todo = [f for f in files if force or not is_unchanged(con, f.source_file, f.file_hash)]
     unreadable: list[LandingFileError] = []
     with ExitStack() as copies:
-        paths = {f.source_file: copies.enter_context(local_copy(f.source_file)) if local_copy else f.path
-                 for f in todo}
+        paths = {
+            f.source_file: copies.enter_context(local_copy(f.source_file)) if local_copy else f.path
+            for f in todo
+        }
         for f in todo:
             try:
                 preflight_file(con, paths[f.source_file], f.source_file)
@@ -458,7 +529,11 @@ def ingest_files(con: duckdb.DuckDBPyConnection, files: list[LandingInput], forc
             if f.source_file in bad:
                 continue
             if f.source_file not in paths:
-                accounts.append(FileAccount(f.source_file, f.file_hash, note="unchanged since last load: skipped"))
+                accounts.append(
+                    FileAccount(
+                        f.source_file, f.file_hash, note="unchanged since last load: skipped"
+                    )
+                )
                 continue
             try:
                 account = _load_one(con, paths[f.source_file], f)

@@ -27,8 +27,15 @@ LTER_COLUMNS = (
 )
 
 # A file may lack these (they load as NULL); lacking any other LTER column, it is not the LTER layout.
-OPTIONAL_COLUMNS = ("Sample Number", "Region", "Stage", "Clutch Completion", "Delta 15 N (o/oo)",
-                    "Delta 13 C (o/oo)", "Comments")
+OPTIONAL_COLUMNS = (
+    "Sample Number",
+    "Region",
+    "Stage",
+    "Clutch Completion",
+    "Delta 15 N (o/oo)",
+    "Delta 13 C (o/oo)",
+    "Comments",
+)
 REQUIRED_COLUMNS = tuple(c for c in LTER_COLUMNS if c not in OPTIONAL_COLUMNS)
 
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
@@ -77,7 +84,7 @@ def raw_species() -> str:
 
 
 def raw_sex() -> str:
-    return f"(CASE WHEN {missing(quote('Sex'))} THEN NULL ELSE lower(trim(\"Sex\")) END)"
+    return f'(CASE WHEN {missing(quote("Sex"))} THEN NULL ELSE lower(trim("Sex")) END)'
 
 
 def raw_date() -> str:
@@ -92,7 +99,8 @@ def raw_date() -> str:
 def row_problems() -> str:
     """SQL: a list of every reason a raw row cannot enter the clean table (empty when it can)."""
     cases = ", ".join(
-        f"CASE WHEN {cond} THEN {reason} END" for cond, reason in zip(_problem_conditions(), _problem_reasons())
+        f"CASE WHEN {cond} THEN {reason} END"
+        for cond, reason in zip(_problem_conditions(), _problem_reasons())
     )
     return f"list_filter([{cases}], lambda x: x IS NOT NULL)"
 
@@ -127,7 +135,7 @@ def _problem_conditions() -> list[str]:
     conditions = [
         missing(quote("studyName")),
         missing(quote("Individual ID")),
-        f"{raw_species()} NOT IN ({sql_list(SPECIES)}) OR \"Species\" IS NULL",
+        f'{raw_species()} NOT IN ({sql_list(SPECIES)}) OR "Species" IS NULL',
         f"coalesce(trim(\"Island\"), '') NOT IN ({sql_list(ISLANDS)})",
         f"{raw_sex()} IS NOT NULL AND {raw_sex()} NOT IN ({sql_list(SEXES)})",
         f"{raw_date()} IS NULL",

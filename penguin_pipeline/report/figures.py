@@ -31,9 +31,13 @@ def _png(fig) -> str:
 
 
 def counts_by_island(summary: pd.DataFrame) -> str:
-    table = rollup(summary, ["island", "species"]).pivot(index="island", columns="species", values="n_penguins")
+    table = rollup(summary, ["island", "species"]).pivot(
+        index="island", columns="species", values="n_penguins"
+    )
     fig, ax = _axes(3.2)
-    table.fillna(0).plot.bar(ax=ax, color=[SPECIES_COLOURS.get(s, "grey") for s in table.columns], rot=0)
+    table.fillna(0).plot.bar(
+        ax=ax, color=[SPECIES_COLOURS.get(s, "grey") for s in table.columns], rot=0
+    )
     ax.set_ylabel("penguins")
     ax.set_title("Penguins by island and species")
     return _png(fig)
@@ -41,7 +45,9 @@ def counts_by_island(summary: pd.DataFrame) -> str:
 
 def body_mass_by_species_and_sex(summary: pd.DataFrame) -> str:
     known_sex = summary[summary["sex"].notna()]
-    table = rollup(known_sex, ["species", "sex"]).pivot(index="species", columns="sex", values="mean_body_mass_g")
+    table = rollup(known_sex, ["species", "sex"]).pivot(
+        index="species", columns="sex", values="mean_body_mass_g"
+    )
     fig, ax = _axes(3.2)
     table.plot.bar(ax=ax, rot=0, color=["#c44e52", "#4c72b0"])
     ax.set_ylabel("mean body mass (g)")
@@ -56,8 +62,14 @@ def bill_length_vs_mass(summary: pd.DataFrame) -> str:
     # (the shipped data's groups are unchanged; 10^8 rows would otherwise fill the plot).
     scale = 4 * min(1.0, 30 / max(float(groups["n_penguins"].max()), 1.0))
     for species, rows in groups.groupby("species"):
-        ax.scatter(rows["mean_bill_length_mm"], rows["mean_body_mass_g"], s=rows["n_penguins"] * scale,
-                   alpha=0.6, label=species, color=SPECIES_COLOURS.get(species, "grey"))
+        ax.scatter(
+            rows["mean_bill_length_mm"],
+            rows["mean_body_mass_g"],
+            s=rows["n_penguins"] * scale,
+            alpha=0.6,
+            label=species,
+            color=SPECIES_COLOURS.get(species, "grey"),
+        )
     ax.set_xlabel("mean bill length (mm)")
     ax.set_ylabel("mean body mass (g)")
     ax.set_title("Group means (species x island x sex x year; size = penguins)")

@@ -14,14 +14,20 @@ from .conftest import Server, wait_for, write_version
 
 pytestmark = pytest.mark.integration
 
-ROWS = [{"species": s, "sex": x, "bill_length_mm": b}
-        for s in ("Adelie", "Chinstrap", "Gentoo") for x in ("female", "male") for b in (35.0, 47.5, 58.25)]
+ROWS = [
+    {"species": s, "sex": x, "bill_length_mm": b}
+    for s in ("Adelie", "Chinstrap", "Gentoo")
+    for x in ("female", "male")
+    for b in (35.0, 47.5, 58.25)
+]
 
 
 @pytest.fixture(scope="module")
 def open_server(board_factory, tmp_path_factory):
     path, board = board_factory("reliability")
-    server = Server(path, tmp_path_factory.mktemp("logs") / "server.log", PENGUIN_MODEL_POLL_SECONDS="0.2")
+    server = Server(
+        path, tmp_path_factory.mktemp("logs") / "server.log", PENGUIN_MODEL_POLL_SECONDS="0.2"
+    )
     server.board = board
     yield server
     server.stop()
@@ -49,13 +55,18 @@ def test_three_swaps_under_load_fail_no_request_and_mix_no_versions(open_server,
             batch = [ROWS[(worker + i) % len(ROWS)]] if i % 2 else ROWS  # single rows and batches
             i += 1
             try:
-                response = session.post(url, json=batch[0] if len(batch) == 1 else batch, timeout=10)
+                response = session.post(
+                    url, json=batch[0] if len(batch) == 1 else batch, timeout=10
+                )
                 body = response.json()
                 with lock:
                     delta = deltas.get(body.get("model_version"))
                 expected = [base[ROWS.index(r)] + (delta or 0.0) for r in batch]
-                ok = (response.status_code == 200 and delta is not None
-                      and body["predict"] == pytest.approx(expected, abs=1e-6))
+                ok = (
+                    response.status_code == 200
+                    and delta is not None
+                    and body["predict"] == pytest.approx(expected, abs=1e-6)
+                )
             except Exception as exc:  # noqa: BLE001 - any failure counts
                 ok, body = False, repr(exc)
             with lock:
@@ -90,4 +101,6 @@ def test_three_swaps_under_load_fail_no_request_and_mix_no_versions(open_server,
     assert len(versions_seen) == 4
     assert "replacing" in open_server.log()
     growth_mb = (rss[-1] - rss[0]) / 2**20
-    assert growth_mb < 40, f"RSS grew {growth_mb:.1f} MiB over three swaps: {[r // 2**20 for r in rss]}"
+    assert growth_mb < 40, (
+        f"RSS grew {growth_mb:.1f} MiB over three swaps: {[r // 2**20 for r in rss]}"
+    )

@@ -31,7 +31,8 @@ def frame(folder) -> pd.DataFrame:
 def test_files_by_season_and_island_add_up_to_n(landed):
     folder, files = landed
     assert sorted(f.name for f in files) == sorted(
-        f"season-{y}-{i}.parquet" for y in (2007, 2008) for i in ("Biscoe", "Dream", "Torgersen"))
+        f"season-{y}-{i}.parquet" for y in (2007, 2008) for i in ("Biscoe", "Dream", "Torgersen")
+    )
     assert len(frame(folder)) == N
     assert not list(folder.glob(".*"))  # no partial files left behind
 
@@ -59,13 +60,17 @@ def test_islands_species_mix_and_faults_match_the_real_files(landed, profile):
     species = rows["Species"].str.split(" ").str[0]
     mix = pd.crosstab(rows["Island"], species, normalize="index")
     assert set(species[rows["Island"] == "Torgersen"]) == {"Adelie"}
-    assert mix.loc["Biscoe", "Gentoo"] == pytest.approx(profile.species_by_island["Biscoe"]["Gentoo"], abs=0.02)
+    assert mix.loc["Biscoe", "Gentoo"] == pytest.approx(
+        profile.species_by_island["Biscoe"]["Gentoo"], abs=0.02
+    )
     shares = rows["Island"].value_counts(normalize=True)
     assert shares["Biscoe"] == pytest.approx(profile.island_share["Biscoe"], abs=0.01)
     assert (rows["Sex"] == ".").sum() > 0
     no_sex = rows["Sex"].isin([".", "NA"]).mean()
     assert no_sex == pytest.approx(synth.MISSING_SEX_SHARE + synth.MISSING_MEASURE_SHARE, abs=0.006)
-    assert (rows["Body Mass (g)"] == "NA").mean() == pytest.approx(synth.MISSING_MEASURE_SHARE, abs=0.003)
+    assert (rows["Body Mass (g)"] == "NA").mean() == pytest.approx(
+        synth.MISSING_MEASURE_SHARE, abs=0.003
+    )
 
 
 def test_individuals_are_unique_per_season_and_rows_reproducible(landed, profile, tmp_path):
@@ -73,13 +78,19 @@ def test_individuals_are_unique_per_season_and_rows_reproducible(landed, profile
     assert not rows.duplicated(["studyName", "Individual ID"]).any()
     again = synth.write_landing_files(profile, N, tmp_path, seasons=2, seed=7)
     other = synth.write_landing_files(profile, N, tmp_path / "other", seasons=2, seed=8)
-    pd.testing.assert_frame_equal(frame(tmp_path).drop(columns="filename"), rows.drop(columns="filename"))
+    pd.testing.assert_frame_equal(
+        frame(tmp_path).drop(columns="filename"), rows.drop(columns="filename")
+    )
     assert not frame(tmp_path / "other")["Body Mass (g)"].equals(rows["Body Mass (g)"])
     assert len(again) == len(other) == 6
 
 
 def test_csv_landing_files_too(profile, tmp_path):
     [path, *_] = synth.write_landing_files(profile, 300, tmp_path, fmt="csv", seasons=1)
-    assert path.read_text().splitlines()[0].split(",")[:3] == ["studyName", "Sample Number", "Species"]
+    assert path.read_text().splitlines()[0].split(",")[:3] == [
+        "studyName",
+        "Sample Number",
+        "Species",
+    ]
     with pytest.raises(ValueError, match="format must be one of"):
         synth.write_landing_files(profile, 10, tmp_path, fmt="xlsx")

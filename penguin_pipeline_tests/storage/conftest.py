@@ -31,7 +31,7 @@ class MotoServer:
         self.port = 0
         self._server = None
 
-    def start(self) -> "MotoServer":
+    def start(self) -> MotoServer:
         from moto.server import ThreadedMotoServer
 
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -138,23 +138,30 @@ class Backend:
         from penguin_pipeline.storage import s3
 
         location = s3.S3Location.parse(url, self.endpoint_url)
-        direct_client(self.endpoint_url).put_object(Bucket=location.bucket, Key=location.key(relative), Body=content)
+        direct_client(self.endpoint_url).put_object(
+            Bucket=location.bucket, Key=location.key(relative), Body=content
+        )
 
     def list_raw(self, url: str) -> dict[str, bytes]:
         """Every object/file under a URL, by relative name."""
         if self.kind == "folder":
             root = Path(url)
-            return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+            return {
+                p.relative_to(root).as_posix(): p.read_bytes()
+                for p in sorted(root.rglob("*"))
+                if p.is_file()
+            }
         from penguin_pipeline.storage import s3
 
         location = s3.S3Location.parse(url, self.endpoint_url)
         client = direct_client(self.endpoint_url)
         found = {}
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=location.bucket,
-                                                                       Prefix=location.prefix + "/"):
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket=location.bucket, Prefix=location.prefix + "/"
+        ):
             for item in page.get("Contents", []):
                 body = client.get_object(Bucket=location.bucket, Key=item["Key"])["Body"].read()
-                found[item["Key"][len(location.prefix) + 1:]] = body
+                found[item["Key"][len(location.prefix) + 1 :]] = body
         return found
 
 
@@ -162,9 +169,20 @@ class Backend:
 def backend(request, tmp_path) -> Backend:
     """The same contract test once on folders, once on S3 (moto over HTTP)."""
     if request.param == "folder":
-        return Backend("folder", str(tmp_path / "board"), str(tmp_path / "raw"), str(tmp_path / "quarantine"),
-                       str(tmp_path / "reports"))
+        return Backend(
+            "folder",
+            str(tmp_path / "board"),
+            str(tmp_path / "raw"),
+            str(tmp_path / "quarantine"),
+            str(tmp_path / "reports"),
+        )
     server = request.getfixturevalue("moto_server")
     bucket = request.getfixturevalue("s3_bucket")
-    return Backend("s3", f"s3://{bucket}/board", f"s3://{bucket}/raw", f"s3://{bucket}/quarantine",
-                   f"s3://{bucket}/reports", server.endpoint_url)
+    return Backend(
+        "s3",
+        f"s3://{bucket}/board",
+        f"s3://{bucket}/raw",
+        f"s3://{bucket}/quarantine",
+        f"s3://{bucket}/reports",
+        server.endpoint_url,
+    )

@@ -8,8 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from penguin_pipeline import cli
-from penguin_pipeline import synth
+from penguin_pipeline import cli, synth
 from penguin_pipeline.storage import warehouse
 
 from ..conftest import query
