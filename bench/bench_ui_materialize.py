@@ -41,6 +41,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from penguin_pipeline import sources
 from penguin_pipeline_tests.browser import dagster_pages as ui
 from penguin_pipeline_tests.browser.conftest import (
     answers,
@@ -58,8 +59,6 @@ from penguin_pipeline_tests.processes import (
     project_env,
     wait_for,
 )
-
-SENSORS = 4  # the source registry's entries, one sensor each
 
 THREADS_YAML = """
 backfills:
@@ -138,7 +137,8 @@ class Server:
         # Every sensor's first tick has seen the empty landing zone: none runs for the files.
         wait_for(
             lambda: (
-                self.log.read_text(errors="replace").count("skipped: no new or changed") >= SENSORS
+                self.log.read_text(errors="replace").count("skipped: no new or changed")
+                >= len(sources.SOURCES)
             ),
             timeout=120,
             what="the sensors' first ticks",

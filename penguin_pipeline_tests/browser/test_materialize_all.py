@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
+from penguin_pipeline import sources
 from penguin_pipeline.defs.automation import RANGE_END, RANGE_START
 from penguin_pipeline.settings import load_settings
 
@@ -43,10 +46,14 @@ def quiet_ui(tmp_path_factory):
     home = instance_home(tmp)
     data = tmp / "data"
     (data / "raw").mkdir(parents=True)
-    env = project_env(home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="3600")
+    env = project_env(
+        home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="3600", VIRTUAL_ENV=str(Path(sys.prefix))
+    )
     with dg_dev(tmp, home, data, env) as served:
         wait_for(
-            lambda: served.log.read_text(errors="replace").count(SENSORS_LOGGED) >= 4,
+            lambda: (
+                served.log.read_text(errors="replace").count(SENSORS_LOGGED) >= len(sources.SOURCES)
+            ),
             timeout=60,
             what="every sensor's first tick",
         )
