@@ -148,8 +148,8 @@ def quarantined_files(result: dg.ExecuteInProcessResult) -> list[dict]:
 
 def describe_quarantined(quarantined: list[dict]) -> str:
     lines = [
-        f"penguin_pipeline: {len(quarantined)} landing file(s) could not be read and were moved to quarantine "
-        "(every other file loaded):"
+        f"penguin_pipeline: {len(quarantined)} landing file(s) could not be read and were moved to "
+        "quarantine (every other file loaded):"
     ]
     lines += [
         f"  {q['file']}: {q['problem']}\n    now at {q['moved_to']} (reason beside it)"
@@ -168,9 +168,11 @@ def describe_outputs(log_path: Path | None = None) -> str:
     )
     lines = [
         "penguin_pipeline: done.",
-        f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
+        f"  warehouse   {settings.duckdb_path}  "
+        "(tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
         f"  model pin   penguin_model version {facts.get('version')} on board {settings.board_url}",
-        f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, rows used {facts.get('rows_used')}, "
+        f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, "
+        f"rows used {facts.get('rows_used')}, "
         f"data snapshot {facts.get('data_snapshot')}",
         f"  report      {settings.report_url}",
         f"  landing     {settings.landing_url}  (drop new LTER files here)",
@@ -179,13 +181,15 @@ def describe_outputs(log_path: Path | None = None) -> str:
         lines.append(f"  run log     {log_path}  (Dagster's event log of this run)")
     lines += [
         "  UI          make dev, then http://127.0.0.1:3000  (assets, runs, the landing sensor)",
-        "  API         make serve, then http://127.0.0.1:8080/docs  (predictions from the newest model)",
+        "  API         make serve, then http://127.0.0.1:8080/docs  "
+        "(predictions from the newest model)",
     ]
     return "\n".join(lines)
 
 
 def new_season(rows: int, seed: int | None, settings=None) -> str:
-    """Land the next field season (the year after the newest season-YYYY file; 2010 after the shipped data)."""
+    """Land the next field season: the year after the newest season-YYYY file (2010 after the
+    shipped data)."""
     import re
 
     from . import synth
@@ -273,7 +277,8 @@ def _command(argv: list[str] | None) -> int:
         print(f"wrote {int(args.rows)} rows in {len(written)} landing files")
     if args.command == "new-data":
         print(
-            f"landed {new_season(args.rows, args.seed)}: the landing sensor picks it up within its interval"
+            f"landed {new_season(args.rows, args.seed)}: "
+            "the landing sensor picks it up within its interval"
         )
     if args.command == "seed":
         settings = load_settings()
@@ -311,16 +316,16 @@ def _command(argv: list[str] | None) -> int:
         print(describe_outputs(log_path))
         quarantined = quarantined_files(result)
         if quarantined:
-            # The good files loaded and everything downstream refreshed; a script still has to notice.
+            # The good files loaded and everything downstream refreshed; a script must still notice.
             print(describe_quarantined(quarantined), file=sys.stderr)
             return 2
     return 0
 
 
 def console() -> None:
-    """The `penguin-pipeline` command: main(), then end the process without the interpreter's teardown.
+    """The `penguin-pipeline` command: main(), then end the process without interpreter teardown.
 
-    The teardown would only free, one by one, what the imports built (Dagster, pandas, scikit-learn):
+    The teardown would only free, one by one, what the imports built (Dagster, pandas, sklearn):
     a fifth of a first run's time (README, "Where a first run's time goes"). Every file, connection
     and instance is closed by then, so flush logging and the streams, and exit.
     """

@@ -34,7 +34,8 @@ def mermaid_chart() -> str:
     for source in sources.SOURCES:
         formats = "/".join(source.formats)
         lines.append(
-            f'    {_node_id(source.name)}[("{source.name}<br/>landing {source.prefix or "root"}/ ({formats})<br/>'
+            f'    {_node_id(source.name)}[("{source.name}<br/>'
+            f"landing {source.prefix or 'root'}/ ({formats})<br/>"
             f'expected: cron {source.cadence_cron} UTC<br/>owner {source.owner}")]'
         )
     lines.append("  end")
@@ -44,7 +45,8 @@ def mermaid_chart() -> str:
         stored = node.metadata.get("stored_in", "")
         stored = getattr(stored, "value", stored)
         lines.append(
-            f'    {_node_id(key.to_user_string())}["{key.to_user_string()}<br/><i>{stored}</i>{_freshness(node)}"]'
+            f'    {_node_id(key.to_user_string())}["{key.to_user_string()}<br/>'
+            f'<i>{stored}</i>{_freshness(node)}"]'
         )
     lines.append("  end")
     lines.append('  subgraph serving["presentation: served"]')

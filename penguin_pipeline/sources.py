@@ -1,4 +1,4 @@
-"""The source registry: each input's landing prefix, formats, owner and update cadence, declared once.
+"""The source registry: each input's landing prefix, formats, owner and cadence, declared once.
 
 Each entry becomes, through `defs/sources.py`'s factory, the source's own asset in the lineage graph
 (an external asset with a cron FreshnessPolicy), the sensor that turns its new files into runs, and
@@ -41,8 +41,8 @@ _EDI = "Palmer Station Antarctica LTER, Environmental Data Initiative data packa
 SOURCES = (
     Source(
         name="palmer_lter",
-        description="The three species' LTER tables in one file, as the palmerpenguins package ships "
-        "them (penguins-raw.csv); the first run seeds it.",
+        description="The three species' LTER tables in one file, as the palmerpenguins package "
+        "ships them (penguins-raw.csv); the first run seeds it.",
         owner="team:field-data",
         prefix="",
         cadence_cron="0 6 * * *",

@@ -49,7 +49,7 @@ def source_asset(source: Source) -> dg.AssetSpec:
 
 
 def fed_by_sources(assets: list) -> list:
-    """raw_penguins reads every source; each derived asset is as fresh as the most frequent source."""
+    """raw_penguins reads every source; a derived asset is as fresh as the most frequent source."""
     registry = sources.SOURCES  # read at call time, so the registry stays the one place to change
     most_frequent = min(registry, key=lambda s: get_smallest_cron_interval(s.cadence_cron))
 
@@ -75,7 +75,7 @@ def register_new_partitions(instance: dg.DagsterInstance, names: list[str]) -> l
 
 
 def whole_landing_tags(instance: dg.DagsterInstance) -> dict[str, str]:
-    """Run tags that make one run cover every landing file (raw_penguins has a single-run backfill policy)."""
+    """Run tags that make one run cover every landing file (raw_penguins: single-run backfills)."""
     keys = instance.get_dynamic_partitions(landing_files.name)
     return {RANGE_START: keys[0], RANGE_END: keys[-1]} if keys else {}
 

@@ -1,4 +1,4 @@
-"""The report's figures, drawn from the pre-calculated lookup table and returned as embeddable PNGs."""
+"""The report's figures, drawn from the pre-calculated lookup table, returned as embeddable PNGs."""
 
 from __future__ import annotations
 
