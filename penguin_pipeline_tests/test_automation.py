@@ -170,19 +170,24 @@ def test_file_back_to_earlier_content_runs_again(settings, landing_dir, instance
     assert len(set(keys)) == 3
 
 
+def run_the_request(definitions, instance, result):
+    """Do what the daemon does with a tick's one run request: add its partition, run penguin_job."""
+    [request] = result.run_requests
+    instance.add_dynamic_partitions(
+        "landing_files", result.dynamic_partitions_requests[0].partition_keys
+    )
+    return definitions.resolve_job_def("penguin_job").execute_in_process(
+        instance=instance, partition_key=request.partition_key, raise_on_error=False
+    )
+
+
 def test_sensor_run_loads_the_file_and_refreshes_downstream(settings, landing_dir, instance):
     assert cli.run_pipeline(instance).success
     definitions = defs()
     cursor = tick(definitions, instance, settings).cursor
     cli.new_season(rows=120, seed=7)
     result = tick(definitions, instance, settings, cursor=cursor)
-    [request] = result.run_requests
-    instance.add_dynamic_partitions(
-        "landing_files", result.dynamic_partitions_requests[0].partition_keys
-    )
-    run = definitions.resolve_job_def("penguin_job").execute_in_process(
-        instance=instance, partition_key=request.partition_key, raise_on_error=False
-    )
+    run = run_the_request(definitions, instance, result)
     assert run.success
     done = sorted({e.asset_key.to_user_string() for e in run.get_asset_materialization_events()})
     assert done == [
@@ -235,13 +240,7 @@ def test_sensor_run_on_a_bad_file_quarantines_it_and_the_next_tick_skips(
     cursor = tick(definitions, instance, settings).cursor
     (seeded_landing / "scan.csv").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40)
     result = tick(definitions, instance, settings, cursor=cursor)
-    [request] = result.run_requests
-    instance.add_dynamic_partitions(
-        "landing_files", result.dynamic_partitions_requests[0].partition_keys
-    )
-    run = definitions.resolve_job_def("penguin_job").execute_in_process(
-        instance=instance, partition_key=request.partition_key, raise_on_error=False
-    )
+    run = run_the_request(definitions, instance, result)
     assert run.success  # the file's run warns (check landing_files_readable) and changes no table
     [quarantined] = cli.quarantined_files(run)
     assert quarantined["file"] == "scan.csv" and "cannot be read" in quarantined["problem"]
