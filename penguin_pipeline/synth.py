@@ -73,7 +73,8 @@ def fit_profile(clean: pd.DataFrame, raw: pd.DataFrame) -> Profile:
 
 
 def shipped_profile() -> Profile:
-    """The profile fitted from the penguins.csv and penguins_raw.csv the palmerpenguins package ships."""
+    """The profile fitted from the penguins.csv and penguins_raw.csv the palmerpenguins package
+    ships."""
     from .storage.landing import packaged_lter_file
 
     raw_file = packaged_lter_file()
@@ -104,7 +105,8 @@ def _normal(draw: int) -> str:
 
 
 def _profile_table_sql(profile: Profile) -> str:
-    """VALUES of (species, sex, mean_k, chol_kj): the per-group multivariate normal, as a tiny join table."""
+    """VALUES of (species, sex, mean_k, chol_kj): the per-group multivariate normal, as a tiny join
+    table."""
     rows = []
     for (species, sex), mean in sorted(profile.means.items()):
         chol = np.linalg.cholesky(profile.covariances[(species, sex)])
@@ -136,7 +138,8 @@ def landing_file_sql(
 ) -> str:
     """SELECT producing `rows` birds of one season on one island in the raw LTER layout (all text).
 
-    first_row numbers the birds across the season's islands, so Individual IDs are unique per season.
+    first_row numbers the birds across the season's islands, so Individual IDs are unique per
+    season.
     """
     file_key = year * 10 + sorted(profile.island_share).index(island)
     salt = ((file_key * 1_000_003 + seed) % (1 << 22)) << 40  # i * 64 + draw stays below 2^40
@@ -158,7 +161,8 @@ def landing_file_sql(
                {_normal(20)} AS z_n15, {_normal(22)} AS z_c13
         FROM (SELECT {salt} AS salt, range AS i FROM range({first_row}, {first_row + rows}))
     ), sexed AS (
-        SELECT *, CASE WHEN u_sex < (CASE species {male} END) THEN 'male' ELSE 'female' END AS sex FROM drawn
+        SELECT *, CASE WHEN u_sex < (CASE species {male} END) THEN 'male' ELSE 'female' END AS sex
+        FROM drawn
     ), measured AS (
         SELECT sexed.*, {", ".join(f"{measure[r]} AS x{r}" for r in range(4))}
         FROM sexed JOIN {_profile_table_sql(profile)} USING (species, sex)
@@ -169,13 +173,19 @@ def landing_file_sql(
            'Anvers' AS "Region",
            '{island}' AS "Island",
            'Adult, 1 Egg Stage' AS "Stage",
-           'N' || CAST(i // 2 + 1 AS VARCHAR) || 'A' || CAST(i % 2 + 1 AS VARCHAR) AS "Individual ID",
-           CASE WHEN u_clutch < {profile.clutch_complete_share!r} THEN 'Yes' ELSE 'No' END AS "Clutch Completion",
+           'N' || CAST(i // 2 + 1 AS VARCHAR) || 'A' || CAST(i % 2 + 1 AS VARCHAR)
+               AS "Individual ID",
+           CASE WHEN u_clutch < {profile.clutch_complete_share!r} THEN 'Yes' ELSE 'No' END
+               AS "Clutch Completion",
            CAST(DATE '{year}-11-05' + CAST(floor(u_date * 30) AS INTEGER) AS VARCHAR) AS "Date Egg",
-           CASE WHEN no_measures THEN 'NA' ELSE CAST(round(x0, 1) AS VARCHAR) END AS "Culmen Length (mm)",
-           CASE WHEN no_measures THEN 'NA' ELSE CAST(round(x1, 1) AS VARCHAR) END AS "Culmen Depth (mm)",
-           CASE WHEN no_measures THEN 'NA' ELSE CAST(CAST(round(x2) AS INTEGER) AS VARCHAR) END AS "Flipper Length (mm)",
-           CASE WHEN no_measures THEN 'NA' ELSE CAST(CAST(round(x3 / 25) * 25 AS INTEGER) AS VARCHAR) END AS "Body Mass (g)",
+           CASE WHEN no_measures THEN 'NA'
+                ELSE CAST(round(x0, 1) AS VARCHAR) END AS "Culmen Length (mm)",
+           CASE WHEN no_measures THEN 'NA'
+                ELSE CAST(round(x1, 1) AS VARCHAR) END AS "Culmen Depth (mm)",
+           CASE WHEN no_measures THEN 'NA'
+                ELSE CAST(CAST(round(x2) AS INTEGER) AS VARCHAR) END AS "Flipper Length (mm)",
+           CASE WHEN no_measures THEN 'NA'
+                ELSE CAST(CAST(round(x3 / 25) * 25 AS INTEGER) AS VARCHAR) END AS "Body Mass (g)",
            CASE WHEN no_measures THEN 'NA' WHEN no_sex AND dot_sex THEN '.' WHEN no_sex THEN 'NA'
                 ELSE upper(sex) END AS "Sex",
            CAST(round({n15_mean!r} + {n15_sd!r} * z_n15, 5) AS VARCHAR) AS "Delta 15 N (o/oo)",
@@ -207,7 +217,8 @@ class SynthFile:
 def plan_files(
     profile: Profile, rows: int, seasons: int | None = None, first_year: int = 2007
 ) -> list[SynthFile]:
-    """One landing file per season and island; seasons default to one per ROWS_PER_SEASON rows (at least 3)."""
+    """One landing file per season and island; seasons default to one per ROWS_PER_SEASON rows (at
+    least 3)."""
     seasons = seasons or max(3, -(-rows // ROWS_PER_SEASON))
     islands = sorted(profile.island_share)
     plan = []
@@ -235,7 +246,8 @@ def write_landing_files(
     threads: int = 2,
     progress=None,
 ) -> list:
-    """Write `rows` synthetic birds as landing files (season x island) in `directory`; returns their paths.
+    """Write `rows` synthetic birds as landing files (season x island) in `directory`; returns
+    their paths.
 
     Files are written under a hidden name and renamed when complete, so a watching sensor never
     picks up half a file.

@@ -1,4 +1,5 @@
-"""raw_penguins -> penguins: the palmerpenguins package's cleaning, as one SQL statement in DuckDB."""
+"""raw_penguins -> penguins: the palmerpenguins package's cleaning, as one SQL statement in
+DuckDB."""
 
 from __future__ import annotations
 
@@ -60,11 +61,12 @@ def build_clean_table(con: duckdb.DuckDBPyConnection, raw_table: str, target: st
     return row_count(con, target)
 
 
-# --- checks on a clean table: each returns a list of human-readable failures (empty = pass) ---------
+# --- checks on a clean table: each returns a list of human-readable failures (empty = pass) -------
 
 
 def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Categories outside the allowed values and measurements outside their plausible range, with examples."""
+    """Categories outside the allowed values and measurements outside their plausible range, with
+    examples."""
     conditions = [
         ("species", f"species NOT IN ({sql_list(SPECIES)}) OR species IS NULL", SPECIES),
         ("island", f"island NOT IN ({sql_list(ISLANDS)}) OR island IS NULL", ISLANDS),
@@ -81,15 +83,17 @@ def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
         + f" FROM {table}",
     )
     failures = []
-    for (column, condition, allowed), found in zip(conditions, counts):
+    for (column, condition, allowed), found in zip(conditions, counts, strict=False):
         if not found:
             continue
         examples = scalar(
             con,
-            f"SELECT list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] FROM {table} WHERE {condition}",
+            f"SELECT list(DISTINCT coalesce(CAST({column} AS VARCHAR), 'NULL'))[:5] "
+            f"FROM {table} WHERE {condition}",
         )
         failures.append(
-            f"{found} row(s) with {column} in [{', '.join(examples)}] (allowed: {', '.join(allowed)})"
+            f"{found} row(s) with {column} in [{', '.join(examples)}] "
+            f"(allowed: {', '.join(allowed)})"
         )
     return failures
 
@@ -97,7 +101,8 @@ def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def duplicate_individuals(
     con: duckdb.DuckDBPyConnection, raw_table: str, limit: int = 20
 ) -> list[str]:
-    """Individuals recorded more than once in the same study (the clean table has one row per raw row).
+    """Individuals recorded more than once in the same study (the clean table has one row per raw
+    row).
 
     Grouping 10^8 (study, individual) text pairs is costly; grouping their 64-bit hash is not. Only
     hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
@@ -109,7 +114,8 @@ def duplicate_individuals(
     if not repeated:
         return []
     rows = con.execute(
-        f"""SELECT "studyName", "Individual ID", count(*), string_agg(source_file || ':' || source_line, ', ')
+        f"""SELECT "studyName", "Individual ID", count(*),
+                   string_agg(source_file || ':' || source_line, ', ')
             FROM {raw_table}
             WHERE {key} IN (SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1)
             GROUP BY ALL HAVING count(*) > 1 ORDER BY 1, 2 LIMIT {limit}"""
@@ -124,7 +130,8 @@ def row_count_drop(previous: int | None, current: int, explanation: str | None) 
     if previous is None or current >= previous or explanation:
         return []
     return [
-        f"row count fell from {previous} to {current} with no penguin/row_drop_reason tag on the run"
+        f"row count fell from {previous} to {current} "
+        "with no penguin/row_drop_reason tag on the run"
     ]
 
 
@@ -149,7 +156,8 @@ class CleanOutcome:
 def rebuild_clean_table(
     con: duckdb.DuckDBPyConnection, row_drop_reason: str | None = None
 ) -> CleanOutcome:
-    """Build the clean table aside, check it, and only then swap it in: a failing check leaves the last good one."""
+    """Build the clean table aside, check it, and only then swap it in: a failing check leaves the
+    last good one."""
     candidate = f"{tables.CLEAN}__candidate"
     previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None
     current = build_clean_table(con, tables.RAW, candidate)

@@ -1,4 +1,5 @@
-"""Landing file -> validated rows: read one file in DuckDB, drop exact duplicates, quarantine bad rows.
+"""Landing file -> validated rows: read one file in DuckDB, drop exact duplicates, quarantine
+bad rows.
 
 A file-level problem (not CSV, unreadable, wrong columns, bad encoding) raises LandingFileError
 naming the file; row-level problems never fail the file, they go to the rejects with a reason.
@@ -26,7 +27,8 @@ from .lter import LTER_COLUMNS, REQUIRED_COLUMNS, quote, row_is_valid, row_probl
 
 
 class LandingFileError(ValueError):
-    """A whole landing file cannot be read as LTER data; the message names the file and the problem."""
+    """A whole landing file cannot be read as LTER data; the message names the file and the
+    problem."""
 
     def __init__(self, source_file: str, problem: str):
         super().__init__(f"{source_file}: {problem}")
@@ -59,7 +61,10 @@ class FileAccount:
 _HASH = "__row_hash"
 _VALID = "__valid"
 
-_CSV_REJECTS = ", store_rejects = true, rejects_table = 'landing_reject_errors', rejects_scan = 'landing_reject_scans'"
+_CSV_REJECTS = (
+    ", store_rejects = true, rejects_table = 'landing_reject_errors', "
+    "rejects_scan = 'landing_reject_scans'"
+)
 _READERS = {
     ".csv": "read_csv({file}, all_varchar = true, header = true" + _CSV_REJECTS + ")",
     ".parquet": "read_parquet({file}, file_row_number = true)",
@@ -81,7 +86,8 @@ def _ordinal_sql(path: Path) -> str:
     # Parquet numbers its rows itself. For CSV, row_number() over an unordered window streams in
     # scan order; rowid cannot be used, because rows written inside a transaction get
     # transaction-local rowids.
-    # The offsets give source_line directly: CSV line (header = line 1), Parquet row number (from 1).
+    # The offsets give source_line directly: CSV line (header = line 1), Parquet row number
+    # (from 1).
     return (
         "file_row_number + 1" if path.suffix.lower() == ".parquet" else "row_number() OVER () + 1"
     )
@@ -90,7 +96,8 @@ def _ordinal_sql(path: Path) -> str:
 def stage_file(
     con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str
 ) -> FileAccount:
-    """Fill temp tables staged_rows (loadable) and staged_rejects (quarantined) from one landing file.
+    """Fill temp tables staged_rows (loadable) and staged_rejects (quarantined) from one landing
+    file.
 
     A Parquet file whose rows are all valid and distinct (one checking scan) is staged as a view
     over the file itself. Any other file: one scan into a temp table `landed` (the LTER columns as
@@ -139,7 +146,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _rows_sql(path: Path, columns: dict[str, str], file: str = "?") -> str:
-    """SELECT of a file's rows as the LTER columns (text; absent optional columns NULL) and source_line."""
+    """SELECT of a file's rows as the LTER columns (text; absent optional columns NULL) and
+    source_line."""
     selected = ", ".join(
         f"CAST({quote(columns[c])} AS VARCHAR) AS {quote(c)}"
         if c in columns
@@ -172,7 +180,8 @@ def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> 
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE landed AS
-            SELECT *, {_ROW_HASH} AS {_HASH}, {row_is_valid()} AS {_VALID} FROM ({_rows_sql(path, columns)})""",
+            SELECT *, {_ROW_HASH} AS {_HASH}, {row_is_valid()} AS {_VALID}
+            FROM ({_rows_sql(path, columns)})""",
             [str(path)],
         )
     except duckdb.Error as exc:
@@ -181,12 +190,14 @@ def _read_landed(con, path: Path, source_file: str, columns: dict[str, str]) -> 
 
 def _unreadable(source_file: str, exc: duckdb.Error) -> LandingFileError:
     if out_of_resources(exc):
-        raise exc  # memory or spill space ran out while reading: the file is fine, never quarantine it
+        # memory or spill space ran out while reading: the file is fine, never quarantine it
+        raise exc
     return LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})")
 
 
 def _clean_parquet_rows(con, path: Path, source_file: str, columns: dict[str, str]) -> int:
-    """The row count of a Parquet file whose rows are all valid and all distinct; 0 for any other file.
+    """The row count of a Parquet file whose rows are all valid and all distinct; 0 for any other
+    file.
 
     Most files are clean, and re-reading a Parquet file costs little: such a file is then inserted
     straight from the file (faster at scale than staging 17 text columns in a temp table
@@ -208,7 +219,8 @@ def _clean_parquet_rows(con, path: Path, source_file: str, columns: dict[str, st
 
 
 def _stage_straight_from_file(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
-    """staged_rows reads the file itself (a view: publish_file inserts from it); nothing to reject."""
+    """staged_rows reads the file itself (a view: publish_file inserts from it); nothing to
+    reject."""
     _create_empty_stage(con, source_file)
     _stage_rows(con, source_file, _rows_sql(path, columns, file=f"'{_sql_text(str(path))}'"))
 
@@ -226,7 +238,8 @@ def _sql_text(value: str) -> str:
 
 
 def _column_map(landed_columns: list[str], source_file: str) -> dict[str, str]:
-    """LTER column -> the file's own spelling; headers match ignoring case and surrounding blanks."""
+    """LTER column -> the file's own spelling; headers match ignoring case and surrounding
+    blanks."""
     by_key = {c.strip().lower(): c for c in landed_columns}
     columns = {c: by_key[c.lower()] for c in LTER_COLUMNS if c.lower() in by_key}
     absent = [c for c in REQUIRED_COLUMNS if c not in columns]
@@ -240,11 +253,13 @@ def _column_map(landed_columns: list[str], source_file: str) -> dict[str, str]:
 
 
 def _parse_rejects(con, path: Path, source_file: str) -> list[tuple[int, str, str]]:
-    """(line, raw text, reason) for lines the CSV parser could not split into the header's columns."""
+    """(line, raw text, reason) for lines the CSV parser could not split into the header's
+    columns."""
     if path.suffix.lower() != ".csv":
         return []
     rows = con.execute(
-        "SELECT line, any_value(csv_line), string_agg(DISTINCT error_type || ': ' || error_message, '; '), "
+        "SELECT line, any_value(csv_line), "
+        "string_agg(DISTINCT error_type || ': ' || error_message, '; '), "
         "bool_or(error_type ILIKE '%unicode%' OR error_type ILIKE '%encoding%') "
         "FROM landing_reject_errors GROUP BY line ORDER BY line"
     ).fetchall()
@@ -263,7 +278,8 @@ def _number_lines(con, parse_rejects) -> None:
     Parquet: the row number in the file (the first row is 1); Parquet has no lines.
     """
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE parse_rejects (line BIGINT, raw_record VARCHAR, reason VARCHAR)"
+        "CREATE OR REPLACE TEMP TABLE parse_rejects "
+        "(line BIGINT, raw_record VARCHAR, reason VARCHAR)"
     )
     if not parse_rejects:
         return
@@ -273,14 +289,16 @@ def _number_lines(con, parse_rejects) -> None:
         """
         CREATE OR REPLACE TEMP TABLE landed_lines AS
         WITH lines AS (
-            SELECT range AS line FROM range(2, 2 + (SELECT count(*) FROM landed) + (SELECT count(*) FROM parse_rejects))
+            SELECT range AS line
+            FROM range(2, 2 + (SELECT count(*) FROM landed) + (SELECT count(*) FROM parse_rejects))
             WHERE range NOT IN (SELECT line FROM parse_rejects)
         )
         SELECT line, row_number() OVER (ORDER BY line) + 1 AS ordinal_line FROM lines
         """
     )
     con.execute(
-        "UPDATE landed SET source_line = l.line FROM landed_lines l WHERE l.ordinal_line = landed.source_line"
+        "UPDATE landed SET source_line = l.line FROM landed_lines l "
+        "WHERE l.ordinal_line = landed.source_line"
     )
 
 
@@ -298,7 +316,8 @@ def _drop_duplicates(con) -> int:
     copies = con.execute(
         f"""
         SELECT source_line FROM (
-            SELECT source_line, row_number() OVER (PARTITION BY {_LTER} ORDER BY source_line) AS copy
+            SELECT source_line,
+                   row_number() OVER (PARTITION BY {_LTER} ORDER BY source_line) AS copy
             FROM landed
             WHERE {_HASH} IN (SELECT {_HASH} FROM landed GROUP BY {_HASH} HAVING count(*) > 1)
         ) WHERE copy > 1
@@ -333,7 +352,8 @@ def _split_valid_and_rejected(con, source_file: str) -> None:
 def _create_empty_stage(con, source_file: str) -> None:
     columns = ", ".join(f"{quote(c)} VARCHAR" for c in LTER_COLUMNS)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE landed ({columns}, source_line BIGINT, {_HASH} UBIGINT, {_VALID} BOOLEAN)"
+        f"CREATE OR REPLACE TEMP TABLE landed ({columns}, source_line BIGINT, "
+        f"{_HASH} UBIGINT, {_VALID} BOOLEAN)"
     )
     _number_lines(con, [])
     _split_valid_and_rejected(con, source_file)
@@ -352,11 +372,12 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
         con.execute(f"DELETE FROM {tables.REJECTS} WHERE source_file = ?", [account.source_file])
     # staged_rows is already in file order; no sort needed.
     con.execute(
-        f"INSERT INTO {tables.RAW} SELECT {_LTER}, source_file, source_line, now()::TIMESTAMP FROM staged_rows"
+        f"INSERT INTO {tables.RAW} SELECT {_LTER}, source_file, source_line, now()::TIMESTAMP "
+        "FROM staged_rows"
     )
     con.execute(
-        f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, now()::TIMESTAMP "
-        "FROM staged_rejects ORDER BY source_line"
+        f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, "
+        "now()::TIMESTAMP FROM staged_rejects ORDER BY source_line"
     )
     con.execute(
         f"INSERT OR REPLACE INTO {tables.LEDGER} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
@@ -402,7 +423,7 @@ def ingest_file(
     return account
 
 
-# --- a run over many files: pre-flight, then one transaction per file ------------------------------
+# --- a run over many files: pre-flight, then one transaction per file -----------------------------
 
 
 @dataclass
@@ -420,7 +441,8 @@ LocalCopy = Callable[
 
 
 class UnbalancedAccount(ValueError):
-    """rows read != rows loaded + rejected + duplicates dropped for one file (its load is rolled back)."""
+    """rows read != rows loaded + rejected + duplicates dropped for one file (its load is rolled
+    back)."""
 
     def __init__(self, account: FileAccount):
         super().__init__(
@@ -439,9 +461,9 @@ class FileLoadFailed(Exception):
     def __init__(self, source_file: str, committed: list[FileAccount], cause: BaseException):
         done = ", ".join(a.source_file for a in committed) or "none"
         super().__init__(
-            f"{source_file}: load failed ({_first_line(cause) or type(cause).__name__}); this file's "
-            f"transaction was rolled back, so it changed nothing. Files committed earlier in this run "
-            f"stay loaded: {done}"
+            f"{source_file}: load failed ({_first_line(cause) or type(cause).__name__}); "
+            "this file's transaction was rolled back, so it changed nothing. "
+            f"Files committed earlier in this run stay loaded: {done}"
         )
         self.source_file = source_file
         self.committed = committed
@@ -451,10 +473,10 @@ class FileLoadFailed(Exception):
 def preflight_file(con: duckdb.DuckDBPyConnection, path: Path, source_file: str) -> None:
     """Raise LandingFileError for a whole-file problem, reading only what that needs.
 
-    Readable as CSV/Parquet and the LTER columns present: DuckDB's schema detection (a CSV sample, the
-    Parquet footer). Valid UTF-8 (CSV): one streaming pass of Python's incremental UTF-8 decoder over
-    the bytes, several times cheaper than a full DuckDB read of the file. Row-level faults are not
-    looked for: they never fail a file.
+    Readable as CSV/Parquet and the LTER columns present: DuckDB's schema detection (a CSV sample,
+    the Parquet footer). Valid UTF-8 (CSV): one streaming pass of Python's incremental UTF-8 decoder
+    over the bytes, several times cheaper than a full DuckDB read of the file. Row-level faults are
+    not looked for: they never fail a file.
     """
     if path.stat().st_size == 0:
         return
@@ -473,11 +495,13 @@ def check_utf8(path: Path, source_file: str, chunk_bytes: int = 1 << 22) -> None
             try:
                 decoder.decode(chunk, final=not chunk)
             except UnicodeDecodeError as exc:
-                # exc.object is the decoder's pending bytes (no newline: a partial character) + chunk.
+                # exc.object is the decoder's pending bytes (no newline: a partial character)
+                # + chunk.
                 line += exc.object[: exc.start].count(b"\n")
                 raise LandingFileError(
                     source_file,
-                    f"line {line} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}: {exc.reason}); "
+                    f"line {line} is not valid UTF-8 "
+                    f"(byte 0x{exc.object[exc.start]:02x}: {exc.reason}); "
                     "save the file as UTF-8",
                 ) from exc
             if not chunk:
@@ -500,7 +524,8 @@ def ingest_files(
     force: bool = False,
     local_copy: LocalCopy | None = None,
 ) -> RunLoad:
-    """Load a run's files: pre-flight every file to be loaded, then each good file in its own transaction.
+    """Load a run's files: pre-flight every file to be loaded, then each good file in its own
+    transaction.
 
     - A whole-file problem (not CSV/Parquet, wrong columns, not UTF-8, a corrupt Parquet page found
       while loading) never stops the run: the file loads nothing and is returned in `unreadable`,
@@ -548,7 +573,8 @@ def ingest_files(
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput) -> FileAccount:
-    """One file in one transaction: all of its rows (loaded and rejected) and its ledger line, or nothing."""
+    """One file in one transaction: all of its rows (loaded and rejected) and its ledger line, or
+    nothing."""
     with transaction(con):
         account = ingest_file(con, path, f.source_file, f.file_hash, force=True)
         if not account.balanced:

@@ -26,7 +26,8 @@ LTER_COLUMNS = (
     "Comments",
 )
 
-# A file may lack these (they load as NULL); lacking any other LTER column, it is not the LTER layout.
+# A file may lack these (they load as NULL); lacking any other LTER column, it is not the LTER
+# layout.
 OPTIONAL_COLUMNS = (
     "Sample Number",
     "Region",
@@ -78,7 +79,8 @@ def raw_number(column: str) -> str:
 
 
 def raw_species() -> str:
-    """SQL: the species' common name, the first word of e.g. 'Adelie Penguin (Pygoscelis adeliae)'."""
+    """SQL: the species' common name, the first word of e.g. 'Adelie Penguin (Pygoscelis
+    adeliae)'."""
     word = "split_part(trim(\"Species\"), ' ', 1)"
     return f"(upper(left({word}, 1)) || lower(substr({word}, 2)))"
 
@@ -100,7 +102,7 @@ def row_problems() -> str:
     """SQL: a list of every reason a raw row cannot enter the clean table (empty when it can)."""
     cases = ", ".join(
         f"CASE WHEN {cond} THEN {reason} END"
-        for cond, reason in zip(_problem_conditions(), _problem_reasons())
+        for cond, reason in zip(_problem_conditions(), _problem_reasons(), strict=False)
     )
     return f"list_filter([{cases}], lambda x: x IS NOT NULL)"
 
@@ -110,8 +112,10 @@ def _problem_reasons() -> list[str]:
     reasons = [
         "'missing studyName'",
         "'missing Individual ID'",
-        f"'unknown Species ' || coalesce('''' || \"Species\" || '''', 'NULL') || ' (allowed: {', '.join(SPECIES)})'",
-        f"'unknown Island ' || coalesce('''' || \"Island\" || '''', 'NULL') || ' (allowed: {', '.join(ISLANDS)})'",
+        "'unknown Species ' || coalesce('''' || \"Species\" || '''', 'NULL') "
+        f"|| ' (allowed: {', '.join(SPECIES)})'",
+        "'unknown Island ' || coalesce('''' || \"Island\" || '''', 'NULL') "
+        f"|| ' (allowed: {', '.join(ISLANDS)})'",
         "'unknown Sex ''' || \"Sex\" || ''' (allowed: MALE, FEMALE, NA)'",
         "'Date Egg ' || coalesce('''' || \"Date Egg\" || '''', 'NULL') || ' is not a date'",
     ]
@@ -131,7 +135,8 @@ def row_is_valid() -> str:
 
 
 def _problem_conditions() -> list[str]:
-    """SQL: each condition under which a raw row cannot enter the clean table (see _problem_reasons)."""
+    """SQL: each condition under which a raw row cannot enter the clean table (see
+    _problem_reasons)."""
     conditions = [
         missing(quote("studyName")),
         missing(quote("Individual ID")),

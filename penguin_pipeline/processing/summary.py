@@ -1,4 +1,5 @@
-"""penguin_summary: the pre-calculated lookup table the report reads instead of the row-level data."""
+"""penguin_summary: the pre-calculated lookup table the report reads instead of the row-level
+data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ GRAIN = ("species", "island", "sex", "year")
 
 
 def summary_select_sql(clean_table: str) -> str:
-    """species x island x sex x year: the penguin count, and per measure its count, mean and standard deviation."""
+    """species x island x sex x year: the penguin count, and per measure its count, mean and
+    standard deviation."""
     stats = ", ".join(
         f"count({m}) AS n_{m}, avg({m}) AS mean_{m}, stddev_samp({m}) AS sd_{m}" for m in MEASURES
     )
