@@ -55,11 +55,14 @@ def run(url: str, body: bytes, connections: int, seconds: float) -> dict:
     asyncio.run(main())
     elapsed = time.perf_counter() - started
     latencies.sort()
-    pick = lambda q: (
-        latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
-        if latencies
-        else float("nan")
-    )  # noqa: E731
+
+    def pick(q):
+        return (
+            latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+            if latencies
+            else float("nan")
+        )
+
     return {
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": pick(0.50),

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def job_with(executor_name: str):
-    """Module-level and argument-only, so the multiprocess executor can rebuild it in each step process."""
+    """Module-level and argument-only, so the multiprocess executor can rebuild it in each step
+    process."""
     from penguin_pipeline.definitions import defs
 
     executor = (

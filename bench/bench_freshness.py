@@ -69,7 +69,8 @@ def main() -> None:
     median = statistics.median(latencies)
     print(
         f"median landing -> pinned: {median:.1f} s over {DROPS} drops "
-        f"(min {min(latencies):.1f}, max {max(latencies):.1f}; sensor interval {interval} s; target <= {TARGET_S} s)"
+        f"(min {min(latencies):.1f}, max {max(latencies):.1f}; "
+        f"sensor interval {interval} s; target <= {TARGET_S} s)"
     )
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -36,7 +36,8 @@ def timed(cmd: list[str], env: dict) -> float:
 
 
 def user_env() -> dict:
-    """The caller's environment without what `make bench` itself put there (make's flags, DAGSTER_HOME)."""
+    """The caller's environment without what `make bench` itself put there (make's flags,
+    DAGSTER_HOME)."""
     ours = (
         "MAKEFLAGS",
         "MFLAGS",
@@ -97,7 +98,8 @@ def main() -> None:
         "rows": rows,
     }
     print(
-        f"{'case':24} {'make run (s)':>13} {'plain lab (s)':>14} {'ratio':>6}  (median of {REPEATS}, target <= {TARGET_RATIO}x)"
+        f"{'case':24} {'make run (s)':>13} {'plain lab (s)':>14} {'ratio':>6}  "
+        f"(median of {REPEATS}, target <= {TARGET_RATIO}x)"
     )
     for row in rows:
         print(

@@ -156,7 +156,8 @@ def plot(rows: list[dict]) -> None:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| N rows | files | pipeline time (s) | pipeline peak (GiB) | pandas time (s) | pandas peak (GiB) "
+        "| N rows | files | pipeline time (s) | pipeline peak (GiB) "
+        "| pandas time (s) | pandas peak (GiB) "
         "| time ratio | memory ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -174,7 +175,8 @@ def table(rows: list[dict]) -> str:
             ratio_t = f"{theirs['seconds'] / ours['seconds']:.1f}x"
             ratio_m = f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
         lines.append(
-            f"| {r['n']:.0e} | {r['files']} | {ours['seconds']:.1f} | {ours['peak_gib']:.2f} | {p_time} "
+            f"| {r['n']:.0e} | {r['files']} | {ours['seconds']:.1f} | {ours['peak_gib']:.2f} "
+            f"| {p_time} "
             f"| {p_mem} | {ratio_t} | {ratio_m} |"
         )
     return "\n".join(lines)
@@ -204,7 +206,8 @@ def main() -> None:
             )
             pandas_gave_up = bool(theirs["stopped"])
             print(
-                f"N={n:.0e} pandas   {theirs['seconds']} s, {theirs['peak_gib']} GiB {theirs['stopped'] or ''}",
+                f"N={n:.0e} pandas   {theirs['seconds']} s, {theirs['peak_gib']} GiB "
+                f"{theirs['stopped'] or ''}",
                 flush=True,
             )
         rows.append(
@@ -227,7 +230,10 @@ def main() -> None:
             json.dumps(
                 {
                     "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB, {platform.node()}",
+                    "machine": (
+                        f"{os.cpu_count()} cores, "
+                        f"{psutil.virtual_memory().total / GIB:.0f} GiB, {platform.node()}"
+                    ),
                     "pandas_bounds": {"memory_gib": PANDAS_MEMORY / GIB, "seconds": PANDAS_SECONDS},
                     "rows": merged,
                 },

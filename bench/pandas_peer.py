@@ -1,5 +1,6 @@
-"""The plain pandas peer of the pipeline: read every landing file into memory, then the same cleaning,
-aggregation and fit. Usage: python bench/pandas_peer.py LANDING_DIR. Never part of the test run.
+"""The plain pandas peer of the pipeline: read every landing file into memory, then the same
+cleaning, aggregation and fit. Usage: python bench/pandas_peer.py LANDING_DIR. Never part of the
+test run.
 
 It is what a notebook would do: no chunks, no sampling, no database. The same rules as the
 pipeline (exact duplicates dropped, invalid rows rejected, palmerpenguins' columns, the lookup

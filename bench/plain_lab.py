@@ -1,4 +1,6 @@
-"""The book's lab as a plain script (the peer for `make bench`): penguins into DuckDB, fit, pin with vetiver."""
+"""The book's lab as a plain script (the peer for `make bench`): penguins into DuckDB, fit, pin
+with vetiver.
+"""
 
 import sys
 from pathlib import Path

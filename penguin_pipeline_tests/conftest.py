@@ -96,7 +96,8 @@ def query(settings, sql: str):
 
 
 def pinned_report(board) -> bytes:
-    """The newest penguin_report pin's file (pins reads a file pin only through a cache; ours has none)."""
+    """The newest penguin_report pin's file (pins reads a file pin only through a cache; ours has
+    none)."""
     from penguin_pipeline.storage import boards
 
     meta = board.pin_meta(boards.REPORT_PIN)

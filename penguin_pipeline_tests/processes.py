@@ -1,4 +1,6 @@
-"""Start real processes (Dagster daemon, CLI runs) against a tmp project instance, and always stop them."""
+"""Start real processes (Dagster daemon, CLI runs) against a tmp project instance, and always stop
+them.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +40,8 @@ def project_env(home: Path, data_dir: Path, **extra: str) -> dict:
 
 @contextmanager
 def running_daemon(home: Path, env: dict, log: Path):
-    """`dagster-daemon run` (sensors, schedules, run queue) until the block ends; killed with its children."""
+    """`dagster-daemon run` (sensors, schedules, run queue) until the block ends; killed with its
+    children."""
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],

@@ -36,9 +36,11 @@ def test_checks_pass_on_shipped_data(con):
 
 def test_invalid_values_name_the_column_and_the_values(con):
     con.execute(
-        "CREATE TABLE t AS SELECT * FROM (VALUES ('Emperor', 'Dream', 40.0, 18.0, 190, 3800, 'male', 2008),"
+        "CREATE TABLE t AS SELECT * FROM (VALUES "
+        "('Emperor', 'Dream', 40.0, 18.0, 190, 3800, 'male', 2008),"
         "('Adelie', 'Dream', 400.0, 18.0, 190, 3800, 'x', 2008)) "
-        "v(species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, sex, year)"
+        "v(species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, "
+        "sex, year)"
     )
     failures = cleaning.invalid_values(con, "t")
     assert any("species in [Emperor]" in f and "Adelie, Chinstrap, Gentoo" in f for f in failures)
@@ -49,7 +51,8 @@ def test_invalid_values_name_the_column_and_the_values(con):
 def test_duplicate_individuals_point_at_file_and_line(con):
     load_shipped(con)
     con.execute(
-        f"INSERT INTO {tables.RAW} SELECT * REPLACE ('other.csv' AS source_file) FROM {tables.RAW} LIMIT 1"
+        f"INSERT INTO {tables.RAW} SELECT * REPLACE ('other.csv' AS source_file) "
+        f"FROM {tables.RAW} LIMIT 1"
     )
     [failure] = cleaning.duplicate_individuals(con, tables.RAW)
     assert "PAL0708 N1A1 appears 2 times" in failure and "other.csv:2" in failure

@@ -1,4 +1,6 @@
-"""Two runs at once (schedule + sensor, several files landing together) never corrupt or lose data."""
+"""Two runs at once (schedule + sensor, several files landing together) never corrupt or lose
+data.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The real Dagster daemon: a file dropped into landing flows to the tables, the model and the report."""
+"""The real Dagster daemon: a file dropped into landing flows to the tables, the model and the
+report.
+"""
 
 from __future__ import annotations
 

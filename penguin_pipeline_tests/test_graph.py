@@ -142,7 +142,8 @@ def next_seasons(landing, *names):
 def test_one_run_loads_every_good_file_and_quarantines_every_bad_one(
     settings, seeded_landing, instance, capsys
 ):
-    """A bad delivery beside good files: one run handles all of it, and the command exits non-zero."""
+    """A bad delivery beside good files: one run handles all of it, and the command exits
+    non-zero."""
     assert cli.run_pipeline(instance).success
     (seeded_landing / "binary.csv").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 20)
     (seeded_landing / "notes.csv").write_text("this is,not\nthe lter,layout\n")

@@ -124,7 +124,7 @@ def test_the_validity_flag_and_the_reasons_agree_on_any_value(con, column):
     # Ingestion evaluates the cheap flag on every row and the reasons only where it is false: the
     # two must agree, or a row would be rejected without a reason (or loaded despite one).
     values = TRICKY_VALUES + ["male", "FEMALE", "Unknown", "2007-11-11", "11/11/07", "2007-13-45"]
-    shipped = dict(zip(lter_lines()[0].split(","), lter_lines()[1].split(",")))
+    shipped = dict(zip(lter_lines()[0].split(","), lter_lines()[1].split(","), strict=False))
     con.execute(
         "CREATE TEMP TABLE rows_under_test AS SELECT "
         + ", ".join(f"CAST(? AS VARCHAR) AS {quote(c)}" for c in LTER_COLUMNS)
@@ -298,7 +298,8 @@ def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):
 
 def parquet_rows(con, name):
     return con.execute(
-        f"SELECT * EXCLUDE (loaded_at) FROM {tables.RAW} WHERE source_file = ? ORDER BY source_line",
+        f"SELECT * EXCLUDE (loaded_at) FROM {tables.RAW} WHERE source_file = ? "
+        "ORDER BY source_line",
         [name],
     ).fetchall()
 

@@ -1,4 +1,6 @@
-"""A bounded load on loopback with three model swaps: no failed request, no mixed versions, flat memory."""
+"""A bounded load on loopback with three model swaps: no failed request, no mixed versions, flat
+memory.
+"""
 
 from __future__ import annotations
 
@@ -90,7 +92,9 @@ def test_three_swaps_under_load_fail_no_request_and_mix_no_versions(open_server,
             version = write_version(open_server.board, fitted, delta=1000.0 * k, tag=f"swap{k}")
             with lock:
                 deltas[version] = 1000.0 * k
-            assert wait_for(lambda: version in versions_seen, timeout=20), f"swap {k} never served"
+            assert wait_for(lambda version=version: version in versions_seen, timeout=20), (
+                f"swap {k} never served"
+            )
         time.sleep(2.0)
         rss.append(process.memory_info().rss)
     finally:

@@ -1,4 +1,6 @@
-"""The generator at small N: the real data's distributions, faults, file layout and reproducibility."""
+"""The generator at small N: the real data's distributions, faults, file layout and
+reproducibility.
+"""
 
 from __future__ import annotations
 

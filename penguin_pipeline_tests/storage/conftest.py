@@ -1,4 +1,5 @@
-"""S3 over real HTTP: moto's standalone server on 127.0.0.1 (a free port), fake credentials, a fresh bucket.
+"""S3 over real HTTP: moto's standalone server on 127.0.0.1 (a free port), fake credentials, a
+fresh bucket.
 
 No in-process patching of boto3: every S3 call in these tests goes through a socket to the server.
 """
@@ -17,7 +18,8 @@ FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing-key-id",
     "AWS_SECRET_ACCESS_KEY": "testing-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_EC2_METADATA_DISABLED": "true",  # no 1 s instance-metadata probe when credentials are missing
+    # no 1 s instance-metadata probe when credentials are missing
+    "AWS_EC2_METADATA_DISABLED": "true",
 }
 UNSET_AWS_ENV = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_S3")
 
@@ -86,7 +88,8 @@ def aws_env(monkeypatch):
 
 @functools.lru_cache(maxsize=8)
 def direct_client(endpoint_url: str):
-    """One boto3 client per endpoint for the tests' own direct reads and writes (clients are slow to build)."""
+    """One boto3 client per endpoint for the tests' own direct reads and writes (clients are slow
+    to build)."""
     from penguin_pipeline.storage import s3
 
     return s3.client(endpoint_url)
@@ -119,7 +122,8 @@ def s3_bucket(moto_server, aws_env):
 
 @dataclass
 class Backend:
-    """Where a contract test's board, landing and quarantine live, and how to touch them directly."""
+    """Where a contract test's board, landing and quarantine live, and how to touch them
+    directly."""
 
     kind: str  # "folder" or "s3"
     board_url: str
