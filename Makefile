@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -125,6 +125,18 @@ browser:  ## Chromium for the browser tests (apt-get install chromium, as root, 
 		echo "browser: no Chromium found and cannot install it (not root, or no apt-get):" >&2; \
 		echo "  install chromium, or set PENGUIN_CHROMIUM=/path/to/chrome; the browser tests fail without one" >&2; \
 	fi
+
+# The production profile (README, "Production profile"): the instance on PostgreSQL, steps on Celery
+# workers (RabbitMQ, Redis), its own DAGSTER_HOME (.dagster_home_prod); penguin_pipeline/prod.py
+# checks the services first and keeps each process's log and pid file in .dagster_home_prod/services.
+prod-up: setup  ## production profile: webserver (DAGSTER_PORT), daemon, PENGUIN_WORKERS Celery workers, in the background
+	@DAGSTER_PORT=$(DAGSTER_PORT) $(RUN) python -m penguin_pipeline.prod up
+
+prod-down: setup  ## stop exactly the processes prod-up started
+	@$(RUN) python -m penguin_pipeline.prod down
+
+prod-status: setup  ## what of the production profile runs, and whether each service answers
+	@DAGSTER_PORT=$(DAGSTER_PORT) $(RUN) python -m penguin_pipeline.prod status
 
 lock: $(UV)
 	$(UV) lock

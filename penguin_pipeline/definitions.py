@@ -19,9 +19,18 @@ def defs() -> dg.Definitions:
         assets=fed_by_sources(ALL_ASSETS),
         jobs=[penguin_job],
         resources=build_resources(settings),
-        # In-process: the five steps share one interpreter; the multiprocess executor starts one per
-        # step (README, "Executor").
-        executor=dg.in_process_executor,
+        executor=_executor(settings.profile),
     )
     per_source = [source_definitions(s, settings.sensor_interval_seconds) for s in sources.SOURCES]
     return dg.Definitions.merge(pipeline, *per_source)
+
+
+def _executor(profile: str) -> dg.ExecutorDefinition:
+    """In-process by default: the five steps share one interpreter; the multiprocess executor
+    starts one per step (README, "Executor"). The production profile (PENGUIN_PROFILE=prod) runs
+    every step on a Celery worker (README, "Production profile"); Celery is imported only then."""
+    if profile == "prod":
+        from .defs.workers import celery_workers_executor
+
+        return celery_workers_executor
+    return dg.in_process_executor

@@ -18,6 +18,12 @@ def _env(env, name: str, default: str) -> str:
 
 
 REPORT_FILE_NAME = "penguin_report.html"
+PROFILES = ("embedded", "prod")
+# The production profile's services on this machine (README, "Production profile"). No password in
+# a default: RabbitMQ's guest account is kombu's default user for an amqp:// URL without one.
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/penguin_pipeline"
+DEFAULT_CELERY_BROKER = "amqp://127.0.0.1:5672//"
+DEFAULT_CELERY_BACKEND = "redis://127.0.0.1:6379/0"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,17 @@ class Settings:
     # --- faults and limits ---
     duckdb_max_temp_size: str | None = None  # cap on DuckDB's spill folder; None = DuckDB's (90% of the free disk)
     s3_read_timeout_seconds: float = 30.0  # per S3 request; a slower answer is retried (README, Storage on S3)
+    # --- production profile (README, "Production profile"); the embedded default reads none ---
+    # "embedded": steps in the run's own process; "prod": steps on Celery workers (PENGUIN_PROFILE)
+    profile: str = "embedded"
+    # The next three may hold a password: never printed unmasked (prod.masked).
+    pg_url: str = field(default=DEFAULT_PG_URL, repr=False)
+    celery_broker: str = field(default=DEFAULT_CELERY_BROKER, repr=False)
+    celery_backend: str = field(default=DEFAULT_CELERY_BACKEND, repr=False)
+    celery_queue: str = "penguin_pipeline"  # each deployment's own queue: its workers, its steps
+    workers: int = 2  # worker processes `make prod-up` starts
+    prod_home: Path = PROJECT_ROOT / ".dagster_home_prod"  # the profile's DAGSTER_HOME
+    dagster_port: int = 3000  # the webserver of `make dev` and `make prod-up`
 
     @property
     def report_url(self) -> str:
@@ -84,4 +101,19 @@ def load_settings(env=None) -> Settings:
         # --- faults and limits ---
         duckdb_max_temp_size=_env(env, "PENGUIN_DUCKDB_MAX_TEMP_SIZE", "") or None,
         s3_read_timeout_seconds=float(_env(env, "PENGUIN_S3_READ_TIMEOUT_SECONDS", "30")),
+        # --- production profile ---
+        profile=_profile(_env(env, "PENGUIN_PROFILE", "embedded")),
+        pg_url=_env(env, "PENGUIN_PG_URL", DEFAULT_PG_URL),
+        celery_broker=_env(env, "PENGUIN_CELERY_BROKER", DEFAULT_CELERY_BROKER),
+        celery_backend=_env(env, "PENGUIN_CELERY_BACKEND", DEFAULT_CELERY_BACKEND),
+        celery_queue=_env(env, "PENGUIN_CELERY_QUEUE", "penguin_pipeline"),
+        workers=int(_env(env, "PENGUIN_WORKERS", "2")),
+        prod_home=Path(_env(env, "PENGUIN_PROD_HOME", str(PROJECT_ROOT / ".dagster_home_prod"))),
+        dagster_port=int(_env(env, "DAGSTER_PORT", "3000")),
     )
+
+
+def _profile(name: str) -> str:
+    if name not in PROFILES:
+        raise ValueError(f"PENGUIN_PROFILE={name!r}: use one of {', '.join(PROFILES)}")
+    return name
