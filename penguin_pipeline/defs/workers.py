@@ -3,8 +3,8 @@
 The profile (PENGUIN_PROFILE=prod, README "Production profile") runs every step of a run on a
 Celery worker: the run's own process only orchestrates. It is dagster-celery's executor, with the
 settings read from the environment (PENGUIN_CELERY_BROKER, _BACKEND, _QUEUE) where the run and the
-workers run, so no URL or password is ever part of a job's snapshot or a run's config, plus three
-things dagster-celery leaves out:
+workers run, so no URL or password is ever part of a job's snapshot or a run's config, plus what
+dagster-celery leaves out:
 
 - **A worker that dies mid-step is noticed.** dagster-celery waits for each task's result forever;
   a worker killed with SIGKILL (the out-of-memory killer, a lost host) never sends one, and the run
@@ -12,6 +12,11 @@ things dagster-celery leaves out:
   refreshed every HEARTBEAT_SECONDS and expiring after LOST_AFTER_SECONDS; a started step whose key
   is gone fails with a message naming the worker. The run fails, its pool slots are freed, and run
   retries (instance/prod/dagster.yaml) re-run it on the workers that remain.
+- **A step whose run has ended stops.** When the run's own process dies (run monitoring marks the
+  run failed and frees its slots) or the run is terminated (dagster-celery revokes only queued
+  steps), a step still executing on a worker would write the warehouse beside the retry, outside
+  the `duckdb` pool. The worker looks at its step's run at every heartbeat and ends the step's
+  process when the run has ended.
 - **An unreachable broker or result backend is named.** kombu's "[Errno 111] Connection refused"
   becomes "the Celery broker (RabbitMQ) at amqp://... does not answer: ...", with what to do.
 - **Each deployment has its own queue** (PENGUIN_CELERY_QUEUE): two deployments on one broker (a
@@ -25,13 +30,17 @@ Postgres, so the `duckdb` pool's limit of 1 holds across every run and worker.
 from __future__ import annotations
 
 import os
+import signal
 import threading
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import redis
 from celery import signals, states
 from dagster._core.execution.retries import RetryMode
+from dagster._grpc.types import ExecuteStepArgs
+from dagster._serdes import unpack_value
 from dagster_celery import core_execution_loop
 from dagster_celery.config import TASK_EXECUTE_PLAN_NAME
 from dagster_celery.executor import CeleryExecutor, _submit_task
@@ -213,7 +222,16 @@ def worker_app(settings: Settings):
 
 
 class _Heart:
-    """Keeps `_BEAT_KEY` alive while this process executes a step (one at a time per process)."""
+    """While this process executes a step (one at a time per process): keeps `_BEAT_KEY` alive, and
+    stops the step when its run has ended without it.
+
+    A run ends without its steps when its own process dies (run monitoring marks it failed) or
+    someone terminates it (dagster-celery revokes its tasks, which stops only queued ones). A step
+    still executing on a worker then would write the warehouse beside the run's retry, outside the
+    `duckdb` pool, whose slots are freed with the run. Each beat looks at the run's status; once
+    it has ended, this process ends itself as a kill would (its DuckDB transaction is never
+    committed), and the worker's main process replaces it.
+    """
 
     def __init__(self, backend_url: str):
         self._backend_url = backend_url
@@ -228,12 +246,13 @@ class _Heart:
             self._pid = os.getpid()
         return self._client
 
-    def start(self, sender=None, task_id=None, task=None, **_):
+    def start(self, sender=None, task_id=None, task=None, kwargs=None, **_):
         if task is None or task.name != TASK_EXECUTE_PLAN_NAME:
             return
         key = _BEAT_KEY.format(task_id=task_id)
         client = self._redis()
         client.set(key, f"pid {os.getpid()}", ex=LOST_AFTER_SECONDS)
+        run_ended = _run_ended_check((kwargs or {}).get("execute_step_args_packed"))
         self._stop = stop = threading.Event()
 
         def beat():
@@ -242,6 +261,10 @@ class _Heart:
                     client.set(key, f"pid {os.getpid()}", ex=LOST_AFTER_SECONDS)
                 except redis.RedisError:
                     pass  # a blip: the next beat retries; a long outage fails the step
+                ended = run_ended()
+                if ended and not stop.is_set():
+                    print(f"penguin_pipeline: {ended}; stopping its step here", flush=True)
+                    os.kill(os.getpid(), signal.SIGKILL)
             client.delete(key)
 
         self._thread = threading.Thread(target=beat, name=f"heartbeat-{task_id}", daemon=True)
@@ -253,3 +276,24 @@ class _Heart:
         self._stop.set()
         self._thread.join(timeout=10)
         self._thread = None
+
+
+def _run_ended_check(packed) -> Callable[[], str | None]:
+    """A function that says whether the step's run has ended (None while it has not)."""
+    if not packed:
+        return lambda: None
+    args = unpack_value(packed, as_type=ExecuteStepArgs)
+    instance: dg.DagsterInstance | None = None
+
+    def ended() -> str | None:
+        nonlocal instance
+        try:
+            instance = instance or dg.DagsterInstance.from_ref(args.instance_ref)
+            run = instance.get_run_by_id(args.run_id)
+        except Exception:  # the instance unreachable for a moment: ask again at the next beat
+            return None
+        if run is None or not run.is_finished:
+            return None
+        return f"run {args.run_id} ended ({run.status.value}) while its step executed"
+
+    return ended

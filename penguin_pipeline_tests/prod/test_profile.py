@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psutil
 import pytest
 
 from penguin_pipeline import prod, synth
@@ -150,6 +151,48 @@ def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployme
     assert warehouse(
         deployment.data, "SELECT source_file, rows_loaded FROM landed_files ORDER BY 1"
     ) == [("penguins-raw.csv", 344)]
+
+
+def test_a_step_whose_run_died_stops_and_the_retry_writes_alone(deployment, tmp_path):
+    """SIGKILL to the run's own process while its raw_penguins step, on a worker, has inserted a
+    file's rows, uncommitted: run monitoring fails the run, the worker stops that step (else it
+    would write beside the retry, outside the pool), the retry loads every row once."""
+    mark = tmp_path / "stalled.pid"
+    deployment.env["PENGUIN_TEST_STALL_MARK"] = str(mark)
+    stalling = {
+        name: [sys.executable, "-m", "penguin_pipeline_tests.prod.stalling_worker", *argv[1:]]
+        for name, argv in prod.commands(deployment.settings).items()
+        if name.startswith("worker-")
+    }
+    shutil.copyfile(LTER_FILE, deployment.landing / "penguins-raw.csv")
+    deployment.up({**stalling, "daemon": prod.daemon_command()})
+
+    stalled_pid = int(wait_for(lambda: mark.exists() and mark.read_text(), timeout=240))
+    with deployment.instance() as instance:
+        [run] = instance.get_runs()
+        os.kill(run_process_pid(instance, run.run_id), signal.SIGKILL)
+        wait_for(lambda: not _alive(stalled_pid), timeout=120, what="the orphaned step stopped")
+        runs = finished_runs(instance, 2, timeout=300)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        retries = [r for r in runs if r.tags.get("dagster/parent_run_id") == run.run_id]
+        assert [r.status for r in retries] == [dg.DagsterRunStatus.SUCCESS], deployment.logs()
+        slots_freed(instance)
+    assert f"run {run.run_id} ended (FAILURE) while its step executed" in deployment.logs(400)
+    assert warehouse(deployment.data, "SELECT count(*) FROM raw_penguins") == [(344,)]
+    assert warehouse(
+        deployment.data,
+        "SELECT count(*) - count(DISTINCT (source_file, source_line)) FROM raw_penguins",
+    ) == [(0,)]
+    assert warehouse(deployment.data, "SELECT source_file, rows_loaded FROM landed_files") == [
+        ("penguins-raw.csv", 344)
+    ]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.mark.timeout(600)
