@@ -64,9 +64,8 @@ def typical_record(frame: pd.DataFrame) -> dict:
 
 @dataclass(frozen=True, eq=False)
 class FeatureSpec:
-    categories: dict[
-        str, tuple[str, ...]
-    ]  # field -> allowed values, sorted; the first is the baseline
+    # field -> allowed values, sorted; the first is the baseline
+    categories: dict[str, tuple[str, ...]]
     bounds: dict[str, tuple[float, float]]  # measurement -> inclusive plausible range
     example: dict  # a typical penguin, for the documentation
 
