@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -137,6 +137,9 @@ prod-down: setup  ## stop exactly the processes prod-up started
 
 prod-status: setup  ## what of the production profile runs, and whether each service answers
 	@DAGSTER_PORT=$(DAGSTER_PORT) $(RUN) python -m penguin_pipeline.prod status
+
+bench-prod: setup  ## one backfill under the embedded default and the production profile (2 workers), side by side
+	$(RUN) python bench/bench_prod.py
 
 lock: $(UV)
 	$(UV) lock

@@ -1,0 +1,236 @@
+"""`make bench-prod`: one backfill of several landing files under the embedded default and under
+the production profile with 2 Celery workers, side by side. A benchmark, never part of the tests.
+
+Both take the way a scheduled backfill takes: one run of penguin_job over every landing file (the
+schedules' whole-landing range tags, raw_penguins' single-run backfill policy), queued, dequeued
+and launched by the daemon, in a fresh instance on fresh data. Sensors and schedules are left out
+(bench/bench_prod_defs.py) so that the backfill is the only run. Then the same backfill again, with
+nothing new to load (every file skipped by content hash).
+
+- embedded: SQLite instance (instance/dagster.yaml), the daemon, steps in the run's own process;
+- profile: PostgreSQL (a fresh database, dropped after), the daemon and the webserver, steps on two
+  Celery workers (RabbitMQ, Redis), everything as `make prod-up` starts it.
+
+Per backfill: queued -> started (dequeue and launch of the run's process), started -> finished,
+the steps' own time (STEP_START to STEP_SUCCESS, summed), and per-step overhead: (started ->
+finished - steps' own time) / steps. Peak Postgres connections: pg_stat_activity, sampled every
+0.2 s from before the profile starts until it is stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import dagster as dg  # noqa: E402
+
+from penguin_pipeline import prod, synth  # noqa: E402
+from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
+from penguin_pipeline.settings import DEFAULT_PG_URL, load_settings  # noqa: E402
+from penguin_pipeline_tests.prod.conftest import ConnectionSampler  # noqa: E402
+
+FILES = 8
+ROWS_PER_FILE = 2000
+WORKERS = 2
+ROUNDS = 3
+BIN = Path(sys.executable).parent
+
+
+def workspace(folder: Path) -> Path:
+    path = folder / "workspace.yaml"
+    path.write_text(
+        "load_from:\n  - python_module:\n      module_name: bench.bench_prod_defs\n"
+        f"      location_name: penguin_pipeline\n      working_directory: {ROOT}\n"
+    )
+    return path
+
+
+def land(landing: Path) -> list[str]:
+    landing.mkdir(parents=True, exist_ok=True)
+    profile = synth.shipped_profile()
+    names = []
+    for year in range(2010, 2010 + FILES):
+        name = f"season-{year}.csv"
+        (landing / name).write_bytes(synth.season_csv(profile, ROWS_PER_FILE, year, seed=year))
+        names.append(name)
+    return names
+
+
+def backfill(instance: dg.DagsterInstance, env: dict, ws: Path, names: list[str]) -> dict:
+    """Launch one run over every landing file through the daemon; wait; its figures."""
+    register_new_partitions(instance, names)
+    tags = json.dumps(whole_landing_tags(instance))
+    before = {r.run_id for r in instance.get_runs()}
+    subprocess.run(
+        [str(BIN / "dagster"), "job", "launch", "-w", str(ws), "-j", "penguin_job", "--tags", tags],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    [run] = [r for r in instance.get_runs() if r.run_id not in before]
+    deadline = time.monotonic() + 600
+    while not instance.get_run_by_id(run.run_id).is_finished:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run.run_id} did not finish within 600 s")
+        time.sleep(0.5)
+    record = instance.get_run_record_by_id(run.run_id)
+    if record.dagster_run.status != dg.DagsterRunStatus.SUCCESS:
+        raise RuntimeError(f"run {run.run_id} ended {record.dagster_run.status}")
+    spans: dict[str, list[float]] = {}
+    for entry in instance.all_logs(
+        run.run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    ):
+        span = spans.setdefault(entry.step_key, [0.0, 0.0])
+        span[entry.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS] = entry.timestamp
+    steps = sum(end - start for start, end in spans.values())
+    running = record.end_time - record.start_time
+    return {
+        "queued_to_started": record.start_time - record.create_timestamp.timestamp(),
+        "started_to_finished": running,
+        "wall": record.end_time - record.create_timestamp.timestamp(),
+        "steps_own": steps,
+        "per_step_overhead": (running - steps) / len(spans),
+        "steps": len(spans),
+    }
+
+
+def embedded(tmp: Path) -> list[dict]:
+    home = tmp / "home"
+    home.mkdir(parents=True)
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "DAGSTER_"))}
+    env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"), PYTHONUNBUFFERED="1")
+    names = land(tmp / "data" / "raw")
+    ws = workspace(tmp)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        daemon = prod.start(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ws)], env, tmp / "services"
+        )
+        try:
+            time.sleep(5)  # the daemon's run queue loop has started
+            return [backfill(instance, env, ws, names) for _ in range(2)]
+        finally:
+            prod.stop([daemon])
+
+
+def profile(tmp: Path) -> tuple[list[dict], int, int]:
+    database = f"penguin_bench_{uuid.uuid4().hex[:10]}"
+    url = DEFAULT_PG_URL.rsplit("/", 1)[0] + f"/{database}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "DAGSTER_"))}
+    env.update(
+        PENGUIN_PROD_HOME=str(tmp / "home"),
+        PENGUIN_DATA_DIR=str(tmp / "data"),
+        PENGUIN_PG_URL=url,
+        PENGUIN_CELERY_QUEUE=database,
+        PENGUIN_WORKERS=str(WORKERS),
+        DAGSTER_PORT=str(_free_port()),
+    )
+    settings = load_settings(env)
+    names = land(tmp / "data" / "raw")
+    ws = workspace(tmp)
+    processes = {n: a for n, a in prod.commands(settings).items() if n.startswith("worker-")}
+    processes["daemon"] = [str(BIN / "dagster-daemon"), "run", "-w", str(ws)]
+    processes["webserver"] = prod.webserver_command(settings)[:-1] + [str(ws)]
+    os.environ["PENGUIN_PG_URL"] = prod.dagster_pg_url(url)  # this process reads the instance too
+    prod.create_database(url)
+    try:
+        with ConnectionSampler(url) as sampler:
+            err = io.StringIO()
+            if prod.up(settings, io.StringIO(), err, base_env=env, processes=processes) != 0:
+                raise RuntimeError(err.getvalue())
+            idle = max(sampler.samples[-10:] or [0])
+            try:
+                with dg.DagsterInstance.from_config(str(settings.prod_home)) as instance:
+                    results = [backfill(instance, prod.process_env(settings, env), ws, names)]
+                    results.append(backfill(instance, prod.process_env(settings, env), ws, names))
+            finally:
+                prod.stop(prod.recorded(settings))
+        return results, idle, max(sampler.samples)
+    finally:
+        _drop(url, database)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _drop(url: str, database: str) -> None:
+    import psycopg2
+
+    con = psycopg2.connect(prod.libpq_url(url), dbname="postgres")
+    con.autocommit = True
+    with con.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    con.close()
+
+
+def main() -> int:
+    server = load_settings({"PENGUIN_PG_URL": DEFAULT_PG_URL.rsplit("/", 1)[0] + "/postgres"})
+    problems = [s for s in prod.services(server, create_database=False) if s.problem]
+    for service in problems:
+        print(f"bench-prod: {service.line()}", file=sys.stderr)
+    if problems:
+        return 2
+    started = datetime.now(UTC)
+    print(
+        f"bench-prod {started:%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}; {FILES} landing files x {ROWS_PER_FILE} rows: one "
+        f"backfill run over all of them, then the same again with nothing new; {ROUNDS} rounds, "
+        "each profile fresh in each, alternating; medians (every round's figure in brackets)",
+        flush=True,
+    )
+    runs: dict[str, list[list[dict]]] = {"embedded": [], "profile": []}
+    peaks, idles = [], []
+    for _ in range(ROUNDS):
+        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+            runs["embedded"].append(embedded(Path(a)))
+            results, idle, peak = profile(Path(b))
+            runs["profile"].append(results)
+            peaks.append(peak)
+            idles.append(idle)
+    columns = f"{'embedded (SQLite, in-process)':>36}{f'profile (Postgres, {WORKERS} workers)':>36}"
+    print(f"\n{'':32}{columns}")
+    rows = [
+        ("queued -> started (s)", "queued_to_started"),
+        ("started -> finished (s)", "started_to_finished"),
+        ("wall, queued -> finished (s)", "wall"),
+        ("steps' own time (s)", "steps_own"),
+        ("overhead per step (s)", "per_step_overhead"),
+    ]
+    for i, title in enumerate(["first backfill (loads every file)", "again, nothing new"]):
+        print(title)
+        for label, key in rows:
+            cells = [_cell([r[i][key] for r in runs[name]]) for name in ("embedded", "profile")]
+            print(f"  {label:<30}{cells[0]:>36}{cells[1]:>36}")
+    print(f"{'peak Postgres connections':<32}{'n/a (SQLite)':>36}{max(peaks):>36}")
+    print(f"{'  the same, all up and idle':<32}{'':>36}{max(idles):>36}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def _cell(values: list[float]) -> str:
+    every = ", ".join(f"{v:.2f}" for v in values)
+    return f"{statistics.median(values):.2f} ({every})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
