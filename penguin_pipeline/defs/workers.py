@@ -123,7 +123,7 @@ def broker_problem(settings: Settings, exc: Exception) -> str:
     return (
         f"the Celery broker (RabbitMQ) at {masked(settings.celery_broker)} does not answer: {exc}. "
         "Start RabbitMQ or point PENGUIN_CELERY_BROKER at it (`make prod-status` checks every "
-        "service); nothing of this run was written."
+        "service). The step was not sent, so none of it ran."
     )
 
 
@@ -161,8 +161,8 @@ class WatchedResult:
         self._lost = (
             f"step {self._step_key}: its Celery worker {info.get('hostname', '?')} (pid "
             f"{info.get('pid', '?')}) stopped reporting for {LOST_AFTER_SECONDS} s while executing "
-            "it (killed, out of memory, or its host is gone). The step's warehouse transaction was "
-            "not committed; run retries re-run the run on the workers that remain."
+            "it (killed, out of memory, or its host is gone); what it had not committed is rolled "
+            "back. Run retries re-run the run on the workers that remain."
         )
         return True
 
