@@ -1,4 +1,5 @@
-"""The one Dagster entry point (workspace.yaml loads it; `dg dev` and `dagster dev -m penguin_pipeline.definitions` too)."""
+"""The one Dagster entry point (workspace.yaml loads it; `dg dev` and
+`dagster dev -m penguin_pipeline.definitions` too)."""
 
 from __future__ import annotations
 

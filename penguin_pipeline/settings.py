@@ -33,24 +33,29 @@ class Settings:
     board_url: str
     landing_url: str
     reports_url: str  # a folder or s3://bucket/prefix, kept as text like the next three
-    quarantine_url: str  # a folder or s3://bucket/prefix, kept as text (pathlib would turn s3:// into s3:/)
+    # a folder or s3://bucket/prefix, kept as text (pathlib would turn s3:// into s3:/)
+    quarantine_url: str
     duckdb_memory_limit: str
     duckdb_threads: int
     duckdb_temp_dir: Path
     aws_endpoint_url: str | None
     sensor_interval_seconds: int
     # --- prediction API ---
-    api_keys: str | None = field(repr=False)  # never in logs. "scope[,scope]:key" entries separated by ";" (README, Prediction API)
+    # never in logs. "scope[,scope]:key" entries separated by ";" (README, Prediction API)
+    api_keys: str | None = field(repr=False)
     api_keys_file: Path | None  # one "scope[,scope]:key" entry per line, "#" starts a comment
     model_version: str | None  # pin the API to this penguin_model version; None = follow the newest
     model_poll_seconds: float  # how often the API looks for a newer version on the board; 0 = never
     api_max_batch: int  # most records in one /predict request; more gets 413
     # --- scale ---
-    sample_rows: int = 100_000  # penguin_model trains on a stratified sample of at most this many rows
+    # penguin_model trains on a stratified sample of at most this many rows
+    sample_rows: int = 100_000
     sample_seed: int = 42  # the sample (and the held-out rows) are a pure function of data and seed
     # --- faults and limits ---
-    duckdb_max_temp_size: str | None = None  # cap on DuckDB's spill folder; None = DuckDB's (90% of the free disk)
-    s3_read_timeout_seconds: float = 30.0  # per S3 request; a slower answer is retried (README, Storage on S3)
+    # cap on DuckDB's spill folder; None = DuckDB's (90% of the free disk)
+    duckdb_max_temp_size: str | None = None
+    # per S3 request; a slower answer is retried (README, Storage on S3)
+    s3_read_timeout_seconds: float = 30.0
     # --- production profile (README, "Production profile"); the embedded default reads none ---
     # "embedded": steps in the run's own process; "prod": steps on Celery workers (PENGUIN_PROFILE)
     profile: str = "embedded"
@@ -91,7 +96,11 @@ def load_settings(env=None) -> Settings:
         sensor_interval_seconds=int(_env(env, "PENGUIN_SENSOR_INTERVAL_SECONDS", "5")),
         # --- prediction API ---
         api_keys=_env(env, "PENGUIN_API_KEYS", "") or None,
-        api_keys_file=Path(_env(env, "PENGUIN_API_KEYS_FILE", "")) if _env(env, "PENGUIN_API_KEYS_FILE", "") else None,
+        api_keys_file=(
+            Path(_env(env, "PENGUIN_API_KEYS_FILE", ""))
+            if _env(env, "PENGUIN_API_KEYS_FILE", "")
+            else None
+        ),
         model_version=_env(env, "PENGUIN_MODEL_VERSION", "") or None,
         model_poll_seconds=float(_env(env, "PENGUIN_MODEL_POLL_SECONDS", "30")),
         api_max_batch=int(_env(env, "PENGUIN_API_MAX_BATCH", "10000")),
