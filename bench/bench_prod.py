@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
+from kombu import Connection  # noqa: E402
 
 from penguin_pipeline import prod, synth  # noqa: E402
 from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
@@ -163,6 +164,8 @@ def profile(tmp: Path) -> tuple[list[dict], int, int]:
         return results, idle, max(sampler.samples)
     finally:
         _drop(url, database)
+        with Connection(settings.celery_broker, connect_timeout=5) as con:
+            con.default_channel.queue_delete(settings.celery_queue)
 
 
 def _free_port() -> int:

@@ -465,7 +465,11 @@ def up(
     folder = services_dir(settings)
     for stale in folder.glob("*.pid") if folder.is_dir() else []:
         stale.unlink()
-    init_instance(settings, env)
+    try:
+        init_instance(settings, env)
+    except RuntimeError as exc:
+        print(f"prod-up: {exc}", file=err)
+        return 1
     started: list[Recorded] = []
     with _stopping_on_failure(started):
         for name, argv in (commands(settings) if processes is None else processes).items():
