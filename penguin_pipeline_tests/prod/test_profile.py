@@ -104,10 +104,9 @@ def test_the_broker_down_at_launch_fails_the_run_naming_it(deployment):
     ).pin_exists(boards.MODEL_PIN)
 
 
-def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployment, tmp_path):
-    """SIGKILL to the worker (its main and pool process) while raw_penguins has inserted a file's
-    rows, uncommitted: the run fails within the heartbeat bound instead of waiting forever, run
-    retries re-run it on the remaining worker, and every row is there exactly once."""
+def start_with_stalling_workers(deployment, tmp_path) -> int:
+    """Land the shipped file and start the daemon with workers that stall inside raw_penguins
+    (a file's rows inserted, uncommitted); returns the pid of the process that stalled."""
     mark = tmp_path / "stalled.pid"
     deployment.env["PENGUIN_TEST_STALL_MARK"] = str(mark)
     stalling = {
@@ -117,8 +116,14 @@ def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployme
     }
     shutil.copyfile(LTER_FILE, deployment.landing / "penguins-raw.csv")
     deployment.up({**stalling, "daemon": prod.daemon_command()})
+    return int(wait_for(lambda: mark.exists() and mark.read_text(), timeout=240))
 
-    stalled_pid = int(wait_for(lambda: mark.exists() and mark.read_text(), timeout=240))
+
+def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployment, tmp_path):
+    """SIGKILL to the worker (its main and pool process) while raw_penguins has inserted a file's
+    rows, uncommitted: the run fails within the heartbeat bound instead of waiting forever, run
+    retries re-run it on the remaining worker, and every row is there exactly once."""
+    stalled_pid = start_with_stalling_workers(deployment, tmp_path)
     killed = os.getpgid(stalled_pid)  # the worker's process group: its main and pool process
     killed_name = next(e.name for e in prod.recorded(deployment.settings) if e.pid == killed)
     os.killpg(killed, signal.SIGKILL)
@@ -157,17 +162,7 @@ def test_a_step_whose_run_died_stops_and_the_retry_writes_alone(deployment, tmp_
     """SIGKILL to the run's own process while its raw_penguins step, on a worker, has inserted a
     file's rows, uncommitted: run monitoring fails the run, the worker stops that step (else it
     would write beside the retry, outside the pool), the retry loads every row once."""
-    mark = tmp_path / "stalled.pid"
-    deployment.env["PENGUIN_TEST_STALL_MARK"] = str(mark)
-    stalling = {
-        name: [sys.executable, "-m", "penguin_pipeline_tests.prod.stalling_worker", *argv[1:]]
-        for name, argv in prod.commands(deployment.settings).items()
-        if name.startswith("worker-")
-    }
-    shutil.copyfile(LTER_FILE, deployment.landing / "penguins-raw.csv")
-    deployment.up({**stalling, "daemon": prod.daemon_command()})
-
-    stalled_pid = int(wait_for(lambda: mark.exists() and mark.read_text(), timeout=240))
+    stalled_pid = start_with_stalling_workers(deployment, tmp_path)
     with deployment.instance() as instance:
         [run] = instance.get_runs()
         os.kill(run_process_pid(instance, run.run_id), signal.SIGKILL)
