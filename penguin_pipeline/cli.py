@@ -69,9 +69,8 @@ def _event_log_to(handler: logging.Handler) -> dg.LoggerDefinition:
 
     @dg.logger(description="the run's event log, written to the run's log file")
     def run_log_file(_init_context) -> logging.Logger:
-        log = logging.Logger(
-            "dagster", logging.DEBUG
-        )  # not registered: writes to this handler only
+        # Not registered with logging: it writes to this handler only.
+        log = logging.Logger("dagster", logging.DEBUG)
         log.addHandler(handler)
         return log
 
@@ -122,9 +121,7 @@ def failure_messages(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def _reason(failure) -> str | None:
-    if (
-        failure.user_failure_data and failure.user_failure_data.description
-    ):  # a dg.Failure: its own words
+    if failure.user_failure_data and failure.user_failure_data.description:  # a dg.Failure's words
         return failure.user_failure_data.description.strip()
     error = failure.error
     if error is None:
