@@ -141,7 +141,9 @@ class PenguinBoard(BaseBoard):
     def _missing_data(self, name: str, version, present: dict[str, int]) -> str | None:
         try:
             meta = BaseBoard.pin_meta(self, name, version.version)
-        except Exception:  # noqa: BLE001 - unreadable or truncated data.txt: not a complete version
+        except Exception as exc:  # noqa: BLE001 - unreadable or truncated data.txt: not complete
+            if _store_failed(exc):
+                raise  # the store did not answer: that says nothing about this version
             return f"its {META_NAME} cannot be read"
         files, expected = _files_and_sizes(meta)
         if not files:
@@ -160,6 +162,8 @@ class PenguinBoard(BaseBoard):
         try:
             meta = BaseBoard.pin_meta(self, name, version)
         except Exception as exc:  # noqa: BLE001 - any unreadable data.txt means "not a valid version"
+            if _store_failed(exc):
+                raise  # the store did not answer: that says nothing about this version
             return f"its {META_NAME} cannot be read ({type(exc).__name__})"
         files, _ = _files_and_sizes(meta)
         hashes = []
@@ -346,3 +350,11 @@ def pin_report(board, path: Path | str, name: str = REPORT_PIN) -> str:
         description="The rendered penguin report (self-contained HTML).",
     )
     return meta.version.version
+
+
+def _store_failed(exc: BaseException) -> bool:
+    """An error of the store itself (unreachable, HTTP 5xx, access denied), not of a file's
+    content. A file gone since the listing is content: its version is incomplete."""
+    from .s3 import storage_errors
+
+    return isinstance(exc, storage_errors()) and not isinstance(exc, FileNotFoundError)

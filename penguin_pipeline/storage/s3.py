@@ -202,7 +202,9 @@ def _cause_from_code(code: str, status) -> str | None:
     return None
 
 
-def _translatable() -> tuple[type[BaseException], ...]:
+def storage_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions a store raises when it does not answer as asked (network, HTTP errors,
+    access), as opposed to a file whose content is wrong."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     return (BotoCoreError, ClientError, OSError)
@@ -216,7 +218,7 @@ def guard(location: S3Location, action: str) -> Iterator[None]:
         yield
     except S3StorageError:
         raise
-    except _translatable() as exc:
+    except storage_errors() as exc:
         raise explain(exc, location, action) from exc
 
 

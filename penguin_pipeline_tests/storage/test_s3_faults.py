@@ -123,6 +123,23 @@ def test_transient_faults_are_retried_and_the_run_succeeds(
     assert boards.latest_model_facts(direct_board(settings, moto_server))["rows_used"] == 333
 
 
+def test_an_unanswered_metadata_read_is_a_storage_error_not_a_damaged_version(
+    proxy, s3_bucket, fitted
+):
+    board = boards.board_from_url(f"s3://{s3_bucket}/board", proxy.endpoint_url)
+    good = boards.write_vetiver_pin(board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
+    proxy.fail(None, 503, method="GET", path_contains="/data.txt")  # listing answers, reads do not
+    with pytest.raises(s3.S3StorageError, match="HTTP 503"):
+        boards.newest_listed(board, boards.MODEL_PIN)
+    with pytest.raises(s3.S3StorageError, match="HTTP 503"):
+        board.verify_version(boards.MODEL_PIN, good)
+    proxy.clear()
+    assert boards.newest_listed(board, boards.MODEL_PIN) == (
+        boards.newest_version(board, boards.MODEL_PIN),
+        [],
+    )
+
+
 def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(
     on_s3_through_proxy, moto_server, proxy, instance, tmp_path
 ):
