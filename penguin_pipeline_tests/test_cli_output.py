@@ -70,6 +70,7 @@ def test_a_failed_run_says_why_on_the_terminal_and_exits_1(tmp_path):
     done = run_command(tmp_path, PENGUIN_DUCKDB=str(not_a_file))
     assert done.returncode == 1
     assert "the run failed" in done.stderr and "raw_penguins" in done.stderr
+    assert f"PENGUIN_DUCKDB={not_a_file} is a folder" in done.stderr
     assert len((done.stdout + done.stderr).splitlines()) <= MAX_LINES
     assert "STEP_FAILURE" in named_log(done.stderr).read_text()
 

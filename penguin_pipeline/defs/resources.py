@@ -23,6 +23,10 @@ class Warehouse(DuckDBResource):
     @contextmanager
     def get_connection(self):
         try:
+            warehouse.check_database_path(self.database)
+        except warehouse.WarehouseUnusable as exc:
+            raise dg.Failure(description=str(exc)) from None
+        try:
             with super().get_connection() as con, warehouse.session(con, self.connection_config):
                 yield con
         except warehouse.LimitReached as exc:

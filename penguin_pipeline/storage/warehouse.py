@@ -27,6 +27,21 @@ from ..processing.db import out_of_resources
 SET_AFTER_CONNECT = ("max_temp_directory_size",)
 
 
+class WarehouseUnusable(RuntimeError):
+    """The warehouse path can never be opened (a folder, say); the message says what to set."""
+
+
+def check_database_path(database: str) -> None:
+    """Fail at once on a path that no retry can open: dagster-duckdb retries every IOException
+    for about 100 s, which is meant for a file another process holds."""
+    path = Path(database)
+    if path.is_dir():
+        raise WarehouseUnusable(
+            f"The warehouse PENGUIN_DUCKDB={path} is a folder; it must name a DuckDB file "
+            f"(for example {path / 'penguins.duckdb'})."
+        )
+
+
 class LimitReached(RuntimeError):
     """DuckDB ran out of memory, spill space or disk; the message names the settings to raise."""
 
