@@ -50,8 +50,11 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 	@echo "make dev: Dagster UI at http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops the UI, the daemon and their runs)"
 	$(RUN) dg dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
-test: setup  ## set up, then the whole test suite
-	$(RUN) pytest
+# Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
+# (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
+# in one process.
+test: setup  ## set up, then the whole test suite (files in parallel over the CPUs, at most 4)
+	$(RUN) pytest -n auto --maxprocesses 4 --dist loadfile --durations 15
 
 test-fast: setup  ## the suite without tests that start real processes
 	$(RUN) pytest -m "not integration"

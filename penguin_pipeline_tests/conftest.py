@@ -17,6 +17,20 @@ LTER_FILE = landing.packaged_lter_file()
 CLEAN_FILE = LTER_FILE.with_name("penguins.csv")
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start real processes first, the longest kinds first: `make test` hands whole
+    files to its CPUs as they come free (pytest-xdist, --dist loadfile), and a long file handed out
+    last would run alone at the end."""
+
+    def rank(item) -> int:
+        kinds = ("prod", "browser", "integration")
+        return next(
+            (i for i, kind in enumerate(kinds) if item.get_closest_marker(kind)), len(kinds)
+        )
+
+    items.sort(key=rank)
+
+
 @pytest.fixture
 def data_dir(tmp_path, monkeypatch) -> Path:
     """Point every setting at a fresh folder under tmp_path (the code reads them at call time)."""
