@@ -67,9 +67,14 @@ def test_the_spec_comes_from_the_training_data(shipped):
         "species": ("Adelie", "Chinstrap", "Gentoo"),
         "sex": ("female", "male"),
     }
-    assert spec.bounds == {
-        "bill_length_mm": (20.0, 80.0)
-    }  # what cleaning let into the training rows
+    con, _ = shipped
+    [(shortest, longest)] = con.execute(
+        f"SELECT min(bill_length_mm), max(bill_length_mm) FROM {tables.CLEAN}"
+        " WHERE body_mass_g IS NOT NULL AND sex IS NOT NULL"
+    ).fetchall()
+    assert (shortest, longest) == (32.1, 59.6)  # the shipped file's trained-on bills
+    # A tenth of that 27.5 mm range on each side, rounded outwards to 0.1 mm.
+    assert spec.bounds == {"bill_length_mm": (29.3, 62.4)}
     assert spec.encoded_names == [
         "species_Chinstrap",
         "species_Gentoo",

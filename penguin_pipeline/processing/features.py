@@ -1,8 +1,8 @@
 """The model's inputs, declared once: the feature specification, its encoding, its validators, and
 the linear predictor built from pinned parameters.
 
-A FeatureSpec is made from the training data (the categories seen, the plausible range of each
-measurement, a typical penguin) and travels in the pin's metadata, so a model trained on a new
+A FeatureSpec is made from the training data (the categories seen, the range of each measurement
+with a margin, a typical penguin) and travels in the pin's metadata, so a model trained on a new
 category is validated, documented and served without a code change. Everything that reads the
 features reads the spec:
 
@@ -36,8 +36,12 @@ CATEGORICAL = ("species", "sex")
 NUMERIC = ("bill_length_mm",)
 FEATURES = [*CATEGORICAL, *NUMERIC]
 TARGET = "body_mass_g"
-# The measurements' plausible ranges: the rule every training row passed when it was cleaned.
+# The measurements' physical ranges: the rule every training row passed when it was cleaned.
 PHYSICAL_BOUNDS = {name: (low, high) for name, low, high in lter.MEASUREMENTS.values()}
+# How far past the training data's range a measurement is still accepted, as a share of that range:
+# a line fitted on 32-60 mm bills says little about a 20 mm one, yet a penguin slightly bigger than
+# any measured so far is no reason to refuse a prediction.
+RANGE_MARGIN = 0.1
 MAX_REPORTED_ERRORS = 20
 
 
@@ -62,17 +66,30 @@ def typical_record(frame: pd.DataFrame) -> dict:
     return {**typical, **{c: float(group[c].median()) for c in NUMERIC}}
 
 
+def accepted_range(values: pd.Series, name: str) -> tuple[float, float]:
+    """The training values' range widened by RANGE_MARGIN on each side, rounded outwards to 0.1,
+    within the measurement's physical range."""
+    low, high = float(values.min()), float(values.max())
+    pad = (high - low) * RANGE_MARGIN
+    lowest, highest = PHYSICAL_BOUNDS[name]
+    return (
+        max(lowest, math.floor((low - pad) * 10) / 10),
+        min(highest, math.ceil((high + pad) * 10) / 10),
+    )
+
+
 @dataclass(frozen=True, eq=False)
 class FeatureSpec:
     # field -> allowed values, sorted; the first is the baseline
     categories: dict[str, tuple[str, ...]]
-    bounds: dict[str, tuple[float, float]]  # measurement -> inclusive plausible range
+    bounds: dict[str, tuple[float, float]]  # measurement -> inclusive accepted range
     example: dict  # a typical penguin, for the documentation
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> FeatureSpec:
         categories = {c: tuple(sorted(frame[c].unique().tolist())) for c in CATEGORICAL}
-        return cls(categories, {c: PHYSICAL_BOUNDS[c] for c in NUMERIC}, typical_record(frame))
+        bounds = {c: accepted_range(frame[c], c) for c in NUMERIC}
+        return cls(categories, bounds, typical_record(frame))
 
     @classmethod
     def from_metadata(cls, user: dict) -> FeatureSpec:
