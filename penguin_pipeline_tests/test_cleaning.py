@@ -17,6 +17,14 @@ def load_shipped(con):
         ingest_file(con, LTER_FILE, "penguins-raw.csv", file_hash(LTER_FILE))
 
 
+def clean_shipped(con):
+    """The shipped LTER file loaded and cleaned into a new, empty warehouse connection."""
+    tables.ensure_schema(con)
+    load_shipped(con)
+    cleaning.rebuild_clean_table(con)
+    return con
+
+
 def test_clean_table_equals_the_packages_penguins_csv_row_for_row(con):
     load_shipped(con)
     outcome = cleaning.rebuild_clean_table(con)

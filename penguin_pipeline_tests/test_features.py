@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from penguin_pipeline.processing import cleaning, modeling, tables
+from penguin_pipeline.processing import modeling, tables
 from penguin_pipeline.processing.features import (
     FeatureSpec,
     InputError,
@@ -23,7 +23,7 @@ from penguin_pipeline.processing.features import (
 )
 from penguin_pipeline.storage import boards
 
-from .test_cleaning import load_shipped
+from .test_cleaning import clean_shipped
 
 SPEC = FeatureSpec(
     {"species": ("Adelie", "Chinstrap", "Gentoo"), "sex": ("female", "male")},
@@ -37,12 +37,8 @@ GOOD = {"species": "Gentoo", "sex": "male", "bill_length_mm": 45.1}
 def shipped():
     import duckdb
 
-    con = duckdb.connect()
-    tables.ensure_schema(con)
-    load_shipped(con)
-    cleaning.rebuild_clean_table(con)
-    yield con, modeling.fit_model(modeling.load_training_frame(con, tables.CLEAN))
-    con.close()
+    with clean_shipped(duckdb.connect()) as con:
+        yield con, modeling.fit_model(modeling.load_training_frame(con, tables.CLEAN))
 
 
 def pin_and_read(tmp_path, fitted):

@@ -14,12 +14,12 @@ import duckdb
 import pytest
 import requests
 
-from penguin_pipeline.processing import cleaning, modeling, tables
+from penguin_pipeline.processing import modeling, tables
 from penguin_pipeline.processing.features import LinearPredictor
 from penguin_pipeline.storage import boards
 
 from ..processes import free_port, wait_for  # noqa: F401  (re-exported for the API tests)
-from ..test_cleaning import load_shipped
+from ..test_cleaning import clean_shipped
 
 PROJECT = Path(__file__).resolve().parents[2]
 KEYS = {"predict": "test-predict-key-1", "admin": "test-admin-key-2", "both": "test-both-key-3"}
@@ -28,13 +28,8 @@ KEYS_ENV = f"predict:{KEYS['predict']};admin:{KEYS['admin']};predict,admin:{KEYS
 
 @pytest.fixture(scope="session")
 def fitted():
-    con = duckdb.connect()
-    tables.ensure_schema(con)
-    load_shipped(con)
-    cleaning.rebuild_clean_table(con)
-    result = modeling.fit_model(modeling.load_training_frame(con, tables.CLEAN))
-    con.close()
-    return result
+    with clean_shipped(duckdb.connect()) as con:
+        return modeling.fit_model(modeling.load_training_frame(con, tables.CLEAN))
 
 
 def shifted(fitted, delta: float, tag: str):
