@@ -37,6 +37,8 @@ class FittedModel:
     prototype: pd.DataFrame = field(repr=False)
     # compare_sample_with_all_rows(), once known
     sample_vs_all_rows: dict = field(default_factory=dict)
+    # monitoring.training_facts(): seasons, held-out rows and metrics, training profile, trainer
+    monitoring: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Facts about the model that every consumer (pin, Dagster, report, API) shows."""
@@ -53,6 +55,7 @@ class FittedModel:
             "sample_vs_all_rows": self.sample_vs_all_rows,
             "inputs": self.spec.to_metadata(),  # what the API accepts and documents
             "predictor": self.predictor.to_metadata(),  # unrounded: what the API predicts with
+            **self.monitoring,
         }
 
 
@@ -98,12 +101,14 @@ def representative_row(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([FeatureSpec.from_frame(frame).example], columns=FEATURES)
 
 
+NO_COMPLETE_ROWS = (
+    "no complete rows to train on: penguins has no row with species, sex, bill length and mass"
+)
+
+
 def fit_model(frame: pd.DataFrame) -> FittedModel:
     if frame.empty:
-        raise ValueError(
-            "no complete rows to train on: "
-            "penguins has no row with species, sex, bill length and mass"
-        )
+        raise ValueError(NO_COMPLETE_ROWS)
     from sklearn.metrics import mean_squared_error, r2_score
 
     spec = FeatureSpec.from_frame(frame)

@@ -503,3 +503,98 @@ def decide_promotion(
 
 def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
+
+
+def blocking_drift(con: duckdb.DuckDBPyConnection, champion: str, season: int) -> list[str]:
+    """The champion's features that drifted above the blocking threshold in `season`."""
+    ensure_monitoring_tables(con)
+    drift = con.execute(
+        f"SELECT * FROM {tables.DRIFT} WHERE model_version = ? AND season = ? ORDER BY feature",
+        [champion, int(season)],
+    ).df()
+    return drift_findings(drift, "block")
+
+
+def challenge(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    challenger: dict,
+    champion: dict | None,
+    tolerance: float,
+) -> Decision:
+    """The promotion decision between two pinned versions' facts (their metadata)."""
+    if champion is None:
+        return decide_promotion(challenger["version"], None, {}, 0, None, tolerance, [])
+    holdout = Holdout.from_metadata(challenger)
+    if holdout is None:  # pinned before versions kept a held-out season: nothing to compare on
+        return decide_promotion(
+            challenger["version"], champion["version"], {}, 0, None, tolerance, []
+        )
+    predictors = {f["version"]: predictor_from_facts(f) for f in (challenger, champion)}
+    rmse, n = holdout_rmse(con, table, holdout, predictors)
+    blocking = blocking_drift(con, champion["version"], holdout.season)
+    return decide_promotion(
+        challenger["version"], champion["version"], rmse, n, holdout.season, tolerance, blocking
+    )
+
+
+# --- what the champion is monitored on, and what a new version records -----------------------
+
+
+@dataclass
+class SeasonsMonitored:
+    model_version: str | None
+    seasons: list[int]
+    metrics: pd.DataFrame
+    drift: pd.DataFrame
+    note: str
+
+
+def monitor_champion(
+    con: duckdb.DuckDBPyConnection, table: str, facts: dict | None, warn: float, block: float
+) -> SeasonsMonitored:
+    """Score every season after the champion's training data with it, and measure those seasons'
+    input drift against its training data; both are written to their tables."""
+    empty = SeasonsMonitored(None, [], pd.DataFrame(), pd.DataFrame(), "")
+    if facts is None:
+        empty.note = "no model version yet: nothing to monitor"
+        return empty
+    empty.model_version = facts["version"]
+    if not facts.get("seasons") or "training_profile" not in facts:
+        empty.note = f"version {facts['version']} records no training seasons: not monitored"
+        return empty
+    after = f"{SEASON} > {max(facts['seasons'])}"
+    seasons = seasons_where(con, table, after)
+    if not seasons:
+        empty.note = f"no season after {max(facts['seasons'])}, the champion's newest, yet"
+        return empty
+    scored = scored_rows(con, table, predictor_from_facts(facts), after)
+    metrics = season_metrics(scored, facts["version"])
+    drift = feature_drift(
+        con, table, facts["training_profile"], after, facts["version"], warn, block
+    )
+    write_metrics(con, metrics)
+    write_drift(con, drift)
+    note = f"version {facts['version']} scored on season(s) {', '.join(map(str, seasons))}"
+    return SeasonsMonitored(facts["version"], seasons, metrics, drift, note)
+
+
+def training_facts(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    holdout: Holdout,
+    predictor: LinearPredictor,
+    frame: pd.DataFrame,
+    trained_by: str,
+) -> dict:
+    """What a new version's pin records for monitoring and its model card: seasons, rows left out
+    and why, metrics on the held-out rows, the training data's distribution, who trained it."""
+    held = season_metrics(scored_rows(con, table, predictor, holdout.sql()), None)
+    return {
+        "seasons": seasons_where(con, table, f"NOT {holdout.sql()}"),
+        "holdout": holdout.to_metadata(),
+        "rows": row_accounting(con, table, holdout),
+        "holdout_metrics": metrics_summary(held),
+        "training_profile": training_profile(frame),
+        "trained_by": trained_by,
+    }

@@ -31,6 +31,11 @@ from .locations import Location, open_location
 
 MODEL_PIN = "penguin_model"
 REPORT_PIN = "penguin_report"
+# Which model version is champion: each promotion decision is one version of this small JSON pin,
+# the decision in its metadata, written through the same data-first board as the model (pins'
+# own files are never rewritten).
+CHAMPION_PIN = "penguin_model_champion"
+METRICS_PIN = "penguin_model_metrics"  # vetiver's monitoring pin: metrics per season and version
 META_NAME = "data.txt"
 
 pins_options.quiet = True  # pins prints each write to stderr; its logger still says it
@@ -307,13 +312,7 @@ def latest_model_facts(board, name: str = MODEL_PIN) -> dict | None:
     newest, damaged = newest_sound_version(board, name)
     if newest is None:
         return None
-    meta = board.pin_meta(name, newest.version)
-    return {
-        "version": meta.version.version,
-        "created": meta.created,
-        **(meta.user.get("user") or {}),
-        "damaged_versions": damaged,
-    }
+    return {**model_facts(board, newest.version, name), "damaged_versions": damaged}
 
 
 def read_model(board, name: str = MODEL_PIN, version: str | None = None):
@@ -346,3 +345,81 @@ def pin_report(board, path: Path | str, name: str = REPORT_PIN) -> str:
         description="The rendered penguin report (self-contained HTML).",
     )
     return meta.version.version
+
+
+# --- champion and monitoring pins ------------------------------------------------------------
+
+
+def latest_decision(board) -> dict | None:
+    """The newest promotion decision (promoted, champion, challenger, reason, figures, decided_at),
+    from its data.txt alone; None before the first."""
+    newest, _ = newest_listed(board, CHAMPION_PIN)
+    if newest is None:
+        return None
+    return dict(board.pin_meta(CHAMPION_PIN, newest.version).user or {})
+
+
+def decided_champion(board) -> str | None:
+    """The champion named by the newest promotion decision; None before the first decision."""
+    decision = latest_decision(board)
+    return (decision or {}).get("champion") or None
+
+
+def champion_version(board) -> str | None:
+    """The champion's version: the newest decision's, else (a board from before champions) the
+    newest sound model version."""
+    decided = decided_champion(board)
+    if decided:
+        return decided
+    newest, _ = newest_sound_version(board, MODEL_PIN)
+    return newest.version if newest else None
+
+
+def model_facts(board, version: str, name: str = MODEL_PIN) -> dict:
+    """One model version's id, creation time and our metadata (no pickle read)."""
+    meta = board.pin_meta(name, version)
+    return {
+        "version": meta.version.version,
+        "created": meta.created,
+        **(meta.user.get("user") or {}),
+    }
+
+
+def write_decision(board, decision: dict) -> str:
+    """Record a promotion decision as a new version of the champion pin; returns the version."""
+    meta = board.pin_write(
+        decision,
+        CHAMPION_PIN,
+        type="json",
+        title="penguin_model champion",
+        description=f"{MODEL_PIN} version served by default, and why (the newest decision)",
+        metadata=decision,
+    )
+    return meta.version.version
+
+
+def pin_season_metrics(board, metrics) -> None:
+    """Upsert metric rows (vetiver's shape: index, n, metric, estimate, plus model_version and
+    species) into the metrics pin with vetiver's pin_metrics, by season date; the first rows
+    create the pin."""
+    if metrics.empty:
+        return
+    if not board.pin_exists(METRICS_PIN):
+        board.pin_write(
+            metrics,
+            METRICS_PIN,
+            type="csv",
+            title="penguin_model metrics per season",
+            description="out-of-time metrics of each served version, per field season",
+        )
+        return
+    from vetiver import pin_metrics
+
+    pin_metrics(board, metrics, METRICS_PIN, pin_type="csv", index_name="index", overwrite=True)
+
+
+def read_season_metrics(board):
+    """The metrics pin as a DataFrame, or None before the first season was scored."""
+    if not board.pin_exists(METRICS_PIN):
+        return None
+    return board.pin_read(METRICS_PIN)
