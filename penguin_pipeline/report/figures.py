@@ -43,18 +43,6 @@ def counts_by_island(summary: pd.DataFrame) -> str:
     return _png(fig)
 
 
-def body_mass_by_species_and_sex(summary: pd.DataFrame) -> str:
-    known_sex = summary[summary["sex"].notna()]
-    table = rollup(known_sex, ["species", "sex"]).pivot(
-        index="species", columns="sex", values="mean_body_mass_g"
-    )
-    fig, ax = _axes(3.2)
-    table.plot.bar(ax=ax, rot=0, color=["#c44e52", "#4c72b0"])
-    ax.set_ylabel("mean body mass (g)")
-    ax.set_title("Body mass by species and sex")
-    return _png(fig)
-
-
 def bill_length_vs_mass(summary: pd.DataFrame) -> str:
     groups = rollup(summary, ["species", "island", "sex", "year"])
     fig, ax = _axes(3.6)
@@ -74,4 +62,40 @@ def bill_length_vs_mass(summary: pd.DataFrame) -> str:
     ax.set_ylabel("mean body mass (g)")
     ax.set_title("Group means (species x island x sex x year; size = penguins)")
     ax.legend()
+    return _png(fig)
+
+
+def distribution_by_species(histograms: pd.DataFrame, measure: str, label: str) -> str:
+    """One measure's distribution per species (counts per bin, as steps): the spread and overlap
+    a mean hides."""
+    rows = histograms[histograms["measure"] == measure]
+    fig, ax = _axes(3.2)
+    for species, part in rows.groupby("species"):
+        ax.step(
+            part["bin_start"],
+            part["n"],
+            where="post",
+            label=species,
+            color=SPECIES_COLOURS.get(species, "grey"),
+        )
+    ax.set_xlabel(label)
+    ax.set_ylabel("penguins")
+    ax.set_title(f"Distribution of {label} by species")
+    ax.legend()
+    return _png(fig)
+
+
+def metrics_over_seasons(metrics: pd.DataFrame) -> str | None:
+    """Each version's out-of-time RMSE per season (all species); None before any season."""
+    overall = metrics[(metrics["species"] == "all") & (metrics["metric"] == "rmse")]
+    if overall.empty:
+        return None
+    fig, ax = _axes(3.0)
+    for version, part in overall.groupby("model_version"):
+        ax.plot(part["season"], part["estimate"], marker="o", label=version)
+    ax.set_xlabel("field season")
+    ax.set_ylabel("RMSE (g)")
+    ax.set_title("Served model's RMSE on each later season")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize="small")
     return _png(fig)

@@ -398,12 +398,12 @@ def write_decision(board, decision: dict) -> str:
     return meta.version.version
 
 
-def pin_season_metrics(board, metrics) -> None:
+def pin_season_metrics(board, metrics) -> bool:
     """Upsert metric rows (vetiver's shape: index, n, metric, estimate, plus model_version and
     species) into the metrics pin with vetiver's pin_metrics, by season date; the first rows
-    create the pin."""
+    create the pin. True when a version was written: rows the pin already holds write none."""
     if metrics.empty:
-        return
+        return False
     if not board.pin_exists(METRICS_PIN):
         board.pin_write(
             metrics,
@@ -412,10 +412,30 @@ def pin_season_metrics(board, metrics) -> None:
             title="penguin_model metrics per season",
             description="out-of-time metrics of each served version, per field season",
         )
-        return
+        return True
+    if _same_metrics(board.pin_read(METRICS_PIN), metrics):
+        return False
     from vetiver import pin_metrics
 
     pin_metrics(board, metrics, METRICS_PIN, pin_type="csv", index_name="index", overwrite=True)
+    return True
+
+
+def _same_metrics(pinned, metrics) -> bool:
+    """Whether the pin already holds exactly these rows for these seasons (CSV keeps ~15
+    significant digits: compared at 9 decimals)."""
+    import pandas as pd
+
+    def canonical(frame):
+        frame = frame.assign(index=pd.to_datetime(frame["index"]))
+        frame = frame.assign(estimate=frame["estimate"].astype(float).round(9))
+        keys = ["index", "model_version", "species", "metric"]
+        return frame[[*keys, "n", "estimate"]].sort_values(keys).reset_index(drop=True)
+
+    new = canonical(metrics)
+    old = canonical(pinned)
+    old = old[old["index"].isin(new["index"])].reset_index(drop=True)
+    return old.astype(str).equals(new.astype(str))
 
 
 def read_season_metrics(board):
