@@ -233,3 +233,17 @@ def test_blocking_drift_keeps_even_a_better_challenger_out(seasons):
 def test_the_first_version_becomes_champion():
     decision = monitoring.decide_promotion("v1", None, {}, 0, None, 0.02, [])
     assert decision.promoted and decision.champion == "v1"
+
+
+def test_monitoring_settings_are_read_and_bad_values_named():
+    from penguin_pipeline.settings import load_settings
+
+    settings = load_settings({"PENGUIN_DRIFT_WARN": "0.2", "PENGUIN_PROMOTION_TOLERANCE": "0.05"})
+    assert (settings.drift_warn, settings.drift_block) == (0.2, 0.25)
+    assert (settings.promotion_tolerance, settings.holdout_share) == (0.05, 0.2)
+    with pytest.raises(ValueError, match="PENGUIN_DRIFT_BLOCK='lots': expected a number"):
+        load_settings({"PENGUIN_DRIFT_BLOCK": "lots"})
+    with pytest.raises(ValueError, match="PENGUIN_DRIFT_BLOCK=0.05 is below PENGUIN_DRIFT_WARN"):
+        load_settings({"PENGUIN_DRIFT_BLOCK": "0.05"})
+    with pytest.raises(ValueError, match="PENGUIN_HOLDOUT_SHARE='1.5': expected a number from"):
+        load_settings({"PENGUIN_HOLDOUT_SHARE": "1.5"})

@@ -65,5 +65,5 @@ def test_a_new_season_is_scored_by_the_champion_before_a_challenger_is_decided(s
     assert decision["figures"]["season"] == 2010 and decision["figures"]["holdout_rows"] > 0
     assert decision["champion"] == (challenger if decision["promoted"] else champion)
     page = html.unescape(Path(settings.report_url).read_text(encoding="utf-8"))
-    assert decision["reason"] in page and "Model card" in page
+    assert decision["reason"] in page and "Model card" in page and "nan" not in page
     assert "Covers the field seasons 2007 to 2010" in page

@@ -144,10 +144,7 @@ def _metrics_table(metrics: pd.DataFrame) -> list[dict]:
     """One row per version, season and species: rows, RMSE, R^2, MAE."""
     if metrics.empty:
         return []
-    wide = metrics.pivot_table(
-        index=["season", "model_version", "species", "n_rows"],
-        columns="metric",
-        values="estimate",
-        dropna=False,
-    ).reset_index()
-    return wide.to_dict("records")
+    keys = ["season", "model_version", "species"]
+    wide = metrics.pivot_table(index=keys, columns="metric", values="estimate", aggfunc="first")
+    rows = metrics.groupby(keys)["n_rows"].first()
+    return wide.join(rows).reset_index().to_dict("records")
