@@ -217,6 +217,14 @@ def test_failing_model_check_keeps_the_last_model_and_report(settings, instance)
     )
     assert not result.success
     assert failed_checks(result) == ["r2_floor"]
+    [check] = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.asset_check_key.name == "r2_floor"
+    ]
+    r2 = check.metadata["r2"].value
+    assert check.metadata["floor"].value == 0.99 and r2 == round(r2, 6) and 0.8 < r2 < 0.99
     assert latest_version(settings) == version
     assert materialized(result) == []  # no decision on a version never pinned, no new report
 

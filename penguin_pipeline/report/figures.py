@@ -11,7 +11,7 @@ matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ..processing.summary import rollup  # noqa: E402
+from ..processing.summary import HISTOGRAM_BINS, rollup  # noqa: E402
 
 SPECIES_COLOURS = {"Adelie": "#ff7f0e", "Chinstrap": "#9467bd", "Gentoo": "#17becf"}
 
@@ -69,11 +69,16 @@ def distribution_by_species(histograms: pd.DataFrame, measure: str, label: str) 
     """One measure's distribution per species (counts per bin, as steps): the spread and overlap
     a mean hides."""
     rows = histograms[histograms["measure"] == measure]
+    width = HISTOGRAM_BINS[measure]
     fig, ax = _axes(3.2)
     for species, part in rows.groupby("species"):
+        # Empty bins inside a species' range are drawn as zero, not bridged.
+        start, stop = part["bin_start"].min(), part["bin_start"].max()
+        bins = pd.Series(range(int(round((stop - start) / width)) + 2)) * width + start
+        counts = part.set_index("bin_start")["n"].reindex(bins.round(6), fill_value=0)
         ax.step(
-            part["bin_start"],
-            part["n"],
+            counts.index,
+            counts.to_numpy(),
             where="post",
             label=species,
             color=SPECIES_COLOURS.get(species, "grey"),
@@ -96,6 +101,8 @@ def metrics_over_seasons(metrics: pd.DataFrame) -> str | None:
     ax.set_xlabel("field season")
     ax.set_ylabel("RMSE (g)")
     ax.set_title("Served model's RMSE on each later season")
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    seasons = sorted(overall["season"].unique())
+    ax.set_xticks(seasons)
+    ax.set_xlim(seasons[0] - 0.5, seasons[-1] + 0.5)
     ax.legend(fontsize="small")
     return _png(fig)
