@@ -309,12 +309,11 @@ def metrics_for_pin(con: duckdb.DuckDBPyConnection, seasons: list[int]) -> pd.Da
     if not seasons:
         return pd.DataFrame(columns=["index", "n", "metric", "estimate"])
     listed = ", ".join(str(int(s)) for s in seasons)
-    frame = con.execute(
+    return con.execute(
         f"SELECT make_date(season, 1, 1)::TIMESTAMP AS index, n_rows AS n, metric, estimate, "
         f"model_version, species, season FROM {tables.METRICS} WHERE season IN ({listed}) "
         "ORDER BY season, model_version, species, metric"
     ).df()
-    return frame
 
 
 # --- input drift -----------------------------------------------------------------------------
@@ -555,19 +554,16 @@ def monitor_champion(
 ) -> SeasonsMonitored:
     """Score every season after the champion's training data with it, and measure those seasons'
     input drift against its training data; both are written to their tables."""
-    empty = SeasonsMonitored(None, [], pd.DataFrame(), pd.DataFrame(), "")
     if facts is None:
-        empty.note = "no model version yet: nothing to monitor"
-        return empty
-    empty.model_version = facts["version"]
+        return _nothing_monitored(None, "no model version yet: nothing to monitor")
+    version = facts["version"]
     if not facts.get("seasons") or "training_profile" not in facts:
-        empty.note = f"version {facts['version']} records no training seasons: not monitored"
-        return empty
+        return _nothing_monitored(version, f"version {version} records no training seasons")
     after = f"{SEASON} > {max(facts['seasons'])}"
     seasons = seasons_where(con, table, after)
     if not seasons:
-        empty.note = f"no season after {max(facts['seasons'])}, the champion's newest, yet"
-        return empty
+        note = f"no season after {max(facts['seasons'])}, the champion's newest, yet"
+        return _nothing_monitored(version, note)
     scored = scored_rows(con, table, predictor_from_facts(facts), after)
     metrics = season_metrics(scored, facts["version"])
     drift = feature_drift(
@@ -577,6 +573,10 @@ def monitor_champion(
     write_drift(con, drift)
     note = f"version {facts['version']} scored on season(s) {', '.join(map(str, seasons))}"
     return SeasonsMonitored(facts["version"], seasons, metrics, drift, note)
+
+
+def _nothing_monitored(version: str | None, note: str) -> SeasonsMonitored:
+    return SeasonsMonitored(version, [], pd.DataFrame(), pd.DataFrame(), note)
 
 
 def training_facts(

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # no display on servers; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ..processing.monitoring import ALL_SPECIES  # noqa: E402
 from ..processing.summary import HISTOGRAM_BINS, rollup  # noqa: E402
 
 SPECIES_COLOURS = {"Adelie": "#ff7f0e", "Chinstrap": "#9467bd", "Gentoo": "#17becf"}
@@ -92,7 +93,7 @@ def distribution_by_species(histograms: pd.DataFrame, measure: str, label: str) 
 
 def metrics_over_seasons(metrics: pd.DataFrame) -> str | None:
     """Each version's out-of-time RMSE per season (all species); None before any season."""
-    overall = metrics[(metrics["species"] == "all") & (metrics["metric"] == "rmse")]
+    overall = metrics[(metrics["species"] == ALL_SPECIES) & (metrics["metric"] == "rmse")]
     if overall.empty:
         return None
     fig, ax = _axes(3.0)
