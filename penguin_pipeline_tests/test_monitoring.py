@@ -74,7 +74,7 @@ def champion_on(con, last_season: int) -> modeling.FittedModel:
 
 
 def expected_psi(reference: np.ndarray, season: np.ndarray) -> float:
-    edges = np.unique(np.quantile(reference, np.arange(1, 10) / 10).round(6))
+    edges = np.unique(np.quantile(reference, np.arange(1, 5) / 5).round(6))
     bins = len(edges) + 1
     ref = np.bincount(np.digitize(reference, edges, right=True), minlength=bins) / len(reference)
     now = np.bincount(np.digitize(season, edges, right=True), minlength=bins) / len(season)

@@ -13,7 +13,7 @@ metrics.
   their content (the same rows whatever the run or the row order); no model version trains on
   them, so champion and challenger are compared on rows neither has seen.
 - Drift is the population stability index (PSI) of each feature's distribution in a season against
-  the served model's training data: numeric features over the training deciles, categorical
+  the served model's training data: numeric features over the training quintiles, categorical
   features over their shares. Conventional reading: below 0.1 stable, 0.1 to 0.25 a moderate shift,
   above 0.25 a major one (the default thresholds, PENGUIN_DRIFT_WARN and PENGUIN_DRIFT_BLOCK).
 """
@@ -51,7 +51,10 @@ COMPLETE = " AND ".join(f"{c} IS NOT NULL" for c in FEATURES + [TARGET])
 METRIC_NAMES = {"root_mean_squared_error": "rmse", "r2_score": "r2", "mean_absolute_error": "mae"}
 SEASON_PERIOD = timedelta(days=366)
 PSI_FLOOR = 1e-4  # a share of 0 (a bin or category never seen) counts as this, so PSI stays finite
-DECILES = [q / 10 for q in range(1, 10)]
+# Quintiles, not the usual deciles: a season is ~100-300 birds, and PSI's expected value from
+# sampling alone grows with the bins ((bins - 1) x (1/n_season + 1/n_training)): ~0.09 with ten
+# bins for 150 birds against 300, above the 0.1 warning, ~0.04 with five.
+QUINTILES = [q / 5 for q in range(1, 5)]
 ALL_SPECIES = "all"
 
 
@@ -321,11 +324,11 @@ def metrics_for_pin(con: duckdb.DuckDBPyConnection, seasons: list[int]) -> pd.Da
 
 def training_profile(frame: pd.DataFrame) -> dict:
     """The training data's distribution of each feature, kept in the pin's metadata: numeric
-    features as their decile edges and each bin's share, categorical ones as their shares."""
+    features as their quintile edges and each bin's share, categorical ones as their shares."""
     numeric = {}
     for name in NUMERIC:
         values = frame[name].astype(float).to_numpy()
-        edges = sorted(set(np.quantile(values, DECILES).round(6).tolist()))
+        edges = sorted(set(np.quantile(values, QUINTILES).round(6).tolist()))
         bins = np.searchsorted(np.array(edges), values, side="left")  # edges strictly below
         shares = np.bincount(bins, minlength=len(edges) + 1) / len(values)
         numeric[name] = {"edges": edges, "shares": [round(float(s), 6) for s in shares]}
