@@ -157,20 +157,20 @@ def describe_quarantined(quarantined: list[dict]) -> str:
 
 def describe_outputs(log_path: Path | None = None) -> str:
     settings = load_settings()
-    facts = (
-        boards.latest_model_facts(
-            boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
-        )
-        or {}
-    )
+    board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
+    champion = boards.champion_version(board)
+    facts = boards.model_facts(board, champion) if champion else {}
+    decision = boards.latest_decision(board) or {}
     lines = [
         "penguin_pipeline: done.",
-        f"  warehouse   {settings.duckdb_path}  "
-        "(tables raw_penguins, penguins, penguin_summary, rejected_penguins)",
-        f"  model pin   penguin_model version {facts.get('version')} on board {settings.board_url}",
+        f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, "
+        "rejected_penguins, model_metrics, feature_drift)",
+        f"  model pin   penguin_model champion {facts.get('version')} "
+        f"on board {settings.board_url}",
         f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, "
         f"rows used {facts.get('rows_used')}, "
         f"data snapshot {facts.get('data_snapshot')}",
+        f"  decision    {decision.get('reason', 'none yet')}",
         f"  report      {settings.report_url}",
         f"  landing     {settings.landing_url}  (drop new LTER files here)",
     ]
@@ -179,7 +179,7 @@ def describe_outputs(log_path: Path | None = None) -> str:
     lines += [
         "  UI          make dev, then http://127.0.0.1:3000  (assets, runs, the landing sensor)",
         "  API         make serve, then http://127.0.0.1:8080/docs  "
-        "(predictions from the newest model)",
+        "(predictions from the champion; GET /model-card)",
     ]
     return "\n".join(lines)
 

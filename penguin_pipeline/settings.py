@@ -51,6 +51,12 @@ class Settings:
     # penguin_model trains on a stratified sample of at most this many rows
     sample_rows: int = 100_000
     sample_seed: int = 42  # the sample (and the held-out rows) are a pure function of data and seed
+    # --- monitoring, champion and challenger (README, Monitoring) ---
+    holdout_share: float = 0.2  # share of the newest season's complete rows no version trains on
+    drift_warn: float = 0.1  # PSI above this: the input_drift check warns
+    drift_block: float = 0.25  # PSI above this: the check fails and no challenger is promoted
+    # a challenger's held-out RMSE may exceed the champion's by this share and still be promoted
+    promotion_tolerance: float = 0.02
     # --- faults and limits ---
     # cap on DuckDB's spill folder; None = DuckDB's (90% of the free disk)
     duckdb_max_temp_size: str | None = None
@@ -107,6 +113,7 @@ def load_settings(env=None) -> Settings:
         # --- scale ---
         sample_rows=int(float(_env(env, "PENGUIN_SAMPLE_ROWS", "100000"))),
         sample_seed=int(_env(env, "PENGUIN_SAMPLE_SEED", "42")),
+        **_monitoring(env),
         # --- faults and limits ---
         duckdb_max_temp_size=_env(env, "PENGUIN_DUCKDB_MAX_TEMP_SIZE", "") or None,
         s3_read_timeout_seconds=float(_env(env, "PENGUIN_S3_READ_TIMEOUT_SECONDS", "30")),
@@ -120,6 +127,34 @@ def load_settings(env=None) -> Settings:
         prod_home=Path(_env(env, "PENGUIN_PROD_HOME", str(PROJECT_ROOT / ".dagster_home_prod"))),
         dagster_port=int(_env(env, "DAGSTER_PORT", "3000")),
     )
+
+
+def _number(env, name: str, default: str, low: float, high: float) -> float:
+    """A float setting within [low, high]; a clear error naming the variable otherwise."""
+    text = _env(env, name, default)
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: expected a number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}={text!r}: expected a number from {low:g} to {high:g}")
+    return value
+
+
+def _monitoring(env) -> dict:
+    warn = _number(env, "PENGUIN_DRIFT_WARN", "0.1", 0.0, 100.0)
+    block = _number(env, "PENGUIN_DRIFT_BLOCK", "0.25", 0.0, 100.0)
+    if block < warn:
+        raise ValueError(
+            f"PENGUIN_DRIFT_BLOCK={block:g} is below PENGUIN_DRIFT_WARN={warn:g}: "
+            "blocking must not start before warning"
+        )
+    return {
+        "holdout_share": _number(env, "PENGUIN_HOLDOUT_SHARE", "0.2", 0.01, 0.9),
+        "drift_warn": warn,
+        "drift_block": block,
+        "promotion_tolerance": _number(env, "PENGUIN_PROMOTION_TOLERANCE", "0.02", 0.0, 10.0),
+    }
 
 
 def _profile(name: str) -> str:

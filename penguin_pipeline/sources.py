@@ -33,7 +33,28 @@ class Source:
         return croniter(self.cadence_cron, after or datetime.now(UTC)).get_next(datetime)
 
     def cadence_text(self) -> str:
-        return f"cron `{self.cadence_cron}` (UTC), next {self.next_expected():%Y-%m-%d %H:%M} UTC"
+        """In words, for people: "daily at 06:00 UTC, next 2026-12-01 06:00 UTC"."""
+        words = cron_in_words(self.cadence_cron)
+        return f"{words}, next {self.next_expected():%Y-%m-%d %H:%M} UTC"
+
+
+DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+
+
+def cron_in_words(cron: str) -> str:
+    """A cadence cron in words: daily, weekly on a day, monthly on a date, at a UTC time; any
+    other cron is named as such (the report is read by people, not by croniter)."""
+    fields = cron.split()
+    if len(fields) == 5 and fields[0].isdigit() and fields[1].isdigit():
+        minute, hour, day, month, weekday = fields
+        at = f"at {int(hour):02d}:{int(minute):02d} UTC"
+        if (day, month, weekday) == ("*", "*", "*"):
+            return f"daily {at}"
+        if (day, month) == ("*", "*") and weekday.isdigit() and int(weekday) <= 7:
+            return f"weekly on {DAYS[int(weekday) % 7]} {at}"
+        if day.isdigit() and (month, weekday) == ("*", "*"):
+            return f"monthly on day {int(day)} {at}"
+    return f"on the cron schedule {cron} (UTC)"
 
 
 _EDI = "Palmer Station Antarctica LTER, Environmental Data Initiative data package"

@@ -44,9 +44,10 @@ POINTS = {
         "before",
     ),
     "model-pinned": ("penguin_pipeline.storage.boards", "VersionFolders.write_file", 2, "after"),
-    # A folder's whole-file write renames its temp file into place: the model's two files, then
-    # the report (written in full under its temp name when the run dies).
-    "report-half-written": ("penguin_pipeline.storage.locations", "os.replace", 3, "before"),
+    # A folder's whole-file write renames its temp file into place: the model's two files, the
+    # champion decision's two, then the report (written in full under its temp name when the run
+    # dies).
+    "report-half-written": ("penguin_pipeline.storage.locations", "os.replace", 5, "before"),
     "report-written-not-pinned": ("penguin_pipeline.storage.boards", "pin_report", 1, "before"),
     "report-pinned": ("penguin_pipeline.storage.boards", "pin_report", 1, "after"),
 }

@@ -126,8 +126,15 @@ def test_report_names_the_next_expected_update(settings, instance, monkeypatch):
     monkeypatch.setattr(sources, "SOURCES", (weekly,))
     assert cli.run_pipeline(instance).success
     html = Path(settings.report_url).read_text(encoding="utf-8")
-    assert "cron `0 7 * * 1` (UTC)" in html
+    assert "weekly on Monday at 07:00 UTC" in html and "`" not in html
     assert f"next {weekly.next_expected():%Y-%m-%d} 07:00 UTC" in html
+
+
+def test_cadences_in_words():
+    assert sources.cron_in_words("0 6 * * *") == "daily at 06:00 UTC"
+    assert sources.cron_in_words("0 7 * * 1") == "weekly on Monday at 07:00 UTC"
+    assert sources.cron_in_words("30 8 1 * *") == "monthly on day 1 at 08:30 UTC"
+    assert sources.cron_in_words("*/15 * * * *") == "on the cron schedule */15 * * * * (UTC)"
 
 
 def test_readme_chart_is_generated_from_the_definitions(data_dir, instance):
@@ -191,6 +198,8 @@ def test_sensor_run_loads_the_file_and_refreshes_downstream(settings, landing_di
     assert run.success
     done = sorted({e.asset_key.to_user_string() for e in run.get_asset_materialization_events()})
     assert done == [
+        "model_monitoring",
+        "penguin_champion",
         "penguin_model",
         "penguin_report",
         "penguin_summary",

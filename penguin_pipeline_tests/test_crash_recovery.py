@@ -106,11 +106,13 @@ def board_state(data) -> dict:
 
 
 def report_text(data) -> str:
-    """The report, with what differs between two identical runs masked (times, versions)."""
+    """The report, with what differs between two identical runs masked (times, versions, the
+    Dagster run that trained the model)."""
     text = Path(load_settings({"PENGUIN_DATA_DIR": str(data)}).report_url).read_text(
         encoding="utf-8"
     )
     text = re.sub(r"\d{8}T\d{6}Z(-[0-9a-f]{5})?", "<version or time>", text)
+    text = re.sub(r"Dagster run [0-9a-f-]{36}", "Dagster run <id>", text)
     text = re.sub(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?", "<time>", text)
     return re.sub(r'name="penguin-report-inputs" content="\w+"', "<fingerprint>", text)
 

@@ -14,7 +14,15 @@ from penguin_pipeline.storage import boards
 
 from .conftest import LTER_FILE, lter_lines, pinned_report, query, write_lines
 
-ASSETS = ["raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"]
+ASSETS = [
+    "raw_penguins",
+    "penguins",
+    "penguin_summary",
+    "model_monitoring",
+    "penguin_model",
+    "penguin_champion",
+    "penguin_report",
+]
 SOURCES = [
     "lter_adelie",
     "lter_chinstrap",
@@ -52,8 +60,10 @@ def test_definitions_load_with_the_public_asset_graph(data_dir, instance):
         "raw_penguins": SOURCES,
         "penguins": ["raw_penguins"],
         "penguin_summary": ["penguins"],
-        "penguin_model": ["penguins"],
-        "penguin_report": ["penguin_model", "penguin_summary"],
+        "model_monitoring": ["penguins"],
+        "penguin_model": ["model_monitoring", "penguins"],
+        "penguin_champion": ["model_monitoring", "penguin_model"],
+        "penguin_report": ["penguin_champion", "penguin_summary"],
     }
     assert definitions.resolve_job_def("penguin_job")
 
@@ -66,7 +76,11 @@ def test_first_run_seeds_landing_and_builds_everything(settings, instance):
     assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
     assert query(settings, "SELECT sum(n_penguins) FROM penguin_summary") == [(344,)]
     facts = boards.latest_model_facts(boards.board_from_url(settings.board_url))
-    assert facts["rows_used"] == 333 and abs(facts["r2"] - 0.8555) < 0.001
+    # 333 complete rows: all but a fifth of the newest season's (2009: 117) are trained on
+    assert facts["rows_used"] + facts["rows"]["held_out"] == 333
+    assert 333 - 117 < facts["rows_used"] < 333 and facts["rows"]["missing_values"] == 11
+    assert facts["seasons"] == [2007, 2008, 2009] and facts["holdout"]["season"] == 2009
+    assert abs(facts["r2"] - 0.8555) < 0.01
     html = Path(settings.report_url).read_text(encoding="utf-8")
     assert facts["version"] in html and facts["data_snapshot"] in html
     assert 'src="data:image/png;base64,' in html and 'src="http' not in html
@@ -194,15 +208,25 @@ def test_failing_model_check_keeps_the_last_model_and_report(settings, instance)
     result = job.execute_in_process(
         instance=instance,
         raise_on_error=False,
-        asset_selection=[dg.AssetKey("penguin_model"), dg.AssetKey("penguin_report")],
+        asset_selection=[
+            dg.AssetKey(key) for key in ("penguin_model", "penguin_champion", "penguin_report")
+        ],
         run_config={
             "ops": {"penguin_model": {"config": {"r2_floor": 0.99, "retrain_unchanged": True}}}
         },
     )
     assert not result.success
     assert failed_checks(result) == ["r2_floor"]
+    [check] = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.asset_check_key.name == "r2_floor"
+    ]
+    r2 = check.metadata["r2"].value
+    assert check.metadata["floor"].value == 0.99 and r2 == round(r2, 6) and 0.8 < r2 < 0.99
     assert latest_version(settings) == version
-    assert "penguin_report" not in materialized(result)
+    assert materialized(result) == []  # no decision on a version never pinned, no new report
 
 
 def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(

@@ -16,15 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Security
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Security
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
 from penguin_pipeline.processing.features import InputError
+from penguin_pipeline.processing.model_card import model_card
+from penguin_pipeline.report.card import card_page
 from penguin_pipeline.settings import Settings, load_settings
 from penguin_pipeline.storage import boards
 
@@ -57,7 +60,7 @@ async def ping():
 
 @public.get("/health", openapi_extra=PUBLIC, responses={503: {"description": "no model served"}})
 async def health(request: Request):
-    """Is the newest version served? "ok", or "degraded" with the problem."""
+    """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem."""
     # 200 while predictions are answered, even degraded (an older version serves): a load balancer
     # keeps routing here; monitoring reads "status".
     report = request.app.state.holder.health()
@@ -104,6 +107,34 @@ async def prototype(request: Request):
     for field in schema["properties"].values():
         field.pop("title", None)
     return schema
+
+
+def _card(board, version: str) -> dict:
+    try:
+        facts = boards.model_facts(board, version)
+    except Exception as exc:  # no such version, or its data.txt unreadable
+        raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
+    return model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
+
+
+CARD_RESPONSES = {
+    200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
+    404: {"description": "no such version on the board"},
+}
+
+
+@model.get("/model-card", responses=CARD_RESPONSES)
+async def model_card_route(
+    request: Request,
+    version: str | None = Query(None, max_length=200, description="default: the served one"),
+    format: Literal["json", "html"] = "json",
+):
+    """The model card of the served version (or `version`): vetiver's sections, from its pin."""
+    holder = request.app.state.holder
+    card = await anyio.to_thread.run_sync(_card, holder.board, version or holder.current.version)
+    if format == "html":
+        return HTMLResponse(card_page(card))
+    return JSONResponse(card)
 
 
 @admin.get("/status")

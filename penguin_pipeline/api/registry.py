@@ -64,7 +64,8 @@ def load_served(board, version: str, name: str = boards.MODEL_PIN) -> ServedMode
 
 
 class ModelHolder:
-    """The served version; follows the newest on the board unless an operator pins one."""
+    """The served version: the champion (the promotion decision on the board's champion pin; the
+    newest version on a board without one), unless an operator pins one."""
 
     def __init__(self, board, pinned: str | None = None, name: str = boards.MODEL_PIN):
         self.board = board
@@ -79,14 +80,12 @@ class ModelHolder:
         self._lock = threading.Lock()  # one load at a time (poller, admin reload, pin)
 
     def refresh(self, force: bool = False) -> dict:
-        """Serve the target version (pinned, else newest) if not served yet. Never raises."""
+        """Serve the target version (pinned, else the champion) if not served yet. Never
+        raises."""
         with self._lock:
             self.last_check = time.time()
             try:
-                target = self.pinned
-                if target is None:  # ids only: no file read per poll
-                    newest, self.damaged = boards.newest_listed(self.board, self.name)
-                    target = newest.version if newest else None
+                target = self.pinned or self._champion()
             except Exception as exc:
                 reason = f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}"
                 return self._failed(None, reason, "the board could not be listed")
@@ -104,6 +103,12 @@ class ModelHolder:
                     self.failed.add(target)
                 return self._failed(target, str(exc), exc.summary)
             return self.status("swapped")
+
+    def _champion(self) -> str | None:
+        """Version ids and the decision's data.txt only: no model file is read per poll."""
+        newest, self.damaged = boards.newest_listed(self.board, self.name)
+        decided = boards.decided_champion(self.board) if self.name == boards.MODEL_PIN else None
+        return decided or (newest.version if newest else None)
 
     def pin(self, version: str) -> dict:
         """Serve exactly `version` from now on; the old one stays if it cannot load."""

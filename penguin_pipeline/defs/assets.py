@@ -6,17 +6,20 @@ Every step that opens the DuckDB file runs in the `duckdb` pool (limit 1, dagste
 DuckDB allows a single writing process per file.
 """
 
+import getpass
+import socket
 import warnings
+from datetime import UTC, datetime
 
 import dagster as dg
 
-from ..processing import cleaning, modeling, summary, tables
+from ..processing import cleaning, modeling, monitoring, summary, tables
 from ..processing.db import row_count
 from ..processing.ingest import FileLoadFailed, LandingInput, UnbalancedAccount, ingest_files
 from ..report.render import fingerprint, load_report_inputs, publish_if_changed
 from ..settings import REPORT_FILE_NAME
 from ..storage import boards
-from .resources import LandingZone, PinsBoard, Reports, TrainingSample, Warehouse
+from .resources import LandingZone, Monitoring, PinsBoard, Reports, TrainingSample, Warehouse
 
 WAREHOUSE_POOL = "duckdb"
 ROW_DROP_TAG = "penguin/row_drop_reason"
@@ -178,11 +181,86 @@ def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
     deps=[penguins],
     group_name="model",
     code_version=CODE_VERSION,
+    kinds={"duckdb", "pins"},
+    metadata={
+        "stored_in": f"DuckDB tables {tables.METRICS}, {tables.DRIFT}; pin {boards.METRICS_PIN}"
+    },
+    pool=WAREHOUSE_POOL,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "input_drift",
+            asset="model_monitoring",
+            description="each feature's PSI against the champion's training data, per later "
+            "season: warns above PENGUIN_DRIFT_WARN; fails (error) above PENGUIN_DRIFT_BLOCK, "
+            "which keeps any challenger from being promoted",
+        )
+    ],
+)
+def model_monitoring(warehouse: Warehouse, board: PinsBoard, monitoring_settings: Monitoring):
+    """The champion scored on every field season after its training data (metrics overall and
+    per species), and those seasons' input drift, before a new season trains anything."""
+    pins_board = board.board()
+    champion = boards.champion_version(pins_board)
+    facts = boards.model_facts(pins_board, champion) if champion else None
+    warn, block = monitoring_settings.drift_warn, monitoring_settings.drift_block
+    with warehouse.get_connection() as con:
+        monitored = monitoring.monitor_champion(con, tables.CLEAN, facts, warn, block)
+        pinned = monitoring.metrics_for_pin(con, monitored.seasons)
+    boards.pin_season_metrics(pins_board, pinned)
+    yield _drift_check(monitored.drift, warn, block)
+    yield dg.MaterializeResult(
+        metadata={
+            "champion": monitored.model_version or "none",
+            "seasons_scored": monitored.seasons,
+            "note": monitored.note,
+            "metrics": dg.MetadataValue.json(_overall(monitored.metrics)),
+        }
+    )
+
+
+def _drift_check(drift, warn: float, block: float) -> dg.AssetCheckResult:
+    blocking = monitoring.drift_findings(drift, "block") if len(drift) else []
+    warning = monitoring.drift_findings(drift, "warn") if len(drift) else []
+    severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        check_name="input_drift",
+        passed=not (blocking or warning),
+        severity=severity,
+        metadata={
+            "statistic": "population stability index (PSI)",
+            "warn_above": warn,
+            "block_above": block,
+            "blocking": blocking,
+            "warning": warning,
+            "psi": dg.MetadataValue.json(
+                [] if drift.empty else drift[["season", "feature", "value"]].to_dict("records")
+            ),
+        },
+    )
+
+
+def _overall(metrics) -> list[dict]:
+    if metrics.empty:
+        return []
+    overall = metrics[metrics["species"] == monitoring.ALL_SPECIES]
+    return overall[["season", "metric", "estimate", "n_rows"]].to_dict("records")
+
+
+@dg.asset(
+    deps=[penguins, model_monitoring],
+    group_name="model",
+    code_version=CODE_VERSION,
     kinds={"scikitlearn", "pins"},
     metadata={"stored_in": "pins board, pin penguin_model (vetiver)"},
     pool=WAREHOUSE_POOL,
     check_specs=[
-        dg.AssetCheckSpec("r2_floor", asset="penguin_model", blocking=True),
+        dg.AssetCheckSpec(
+            "r2_floor",
+            asset="penguin_model",
+            blocking=True,
+            description="R^2 on the training rows is at least the floor (run config r2_floor, "
+            "default 0.8); below it the version is not pinned",
+        ),
         dg.AssetCheckSpec(
             "sample_matches_all_rows",
             asset="penguin_model",
@@ -197,22 +275,29 @@ def penguin_model(
     warehouse: Warehouse,
     board: PinsBoard,
     training_sample: TrainingSample,
+    monitoring_settings: Monitoring,
 ):
-    """The book's body-mass regression on a stratified sample, versioned with vetiver and pinned as
-    penguin_model."""
+    """The book's body-mass regression on a stratified sample of every season but the newest
+    season's held-out rows, versioned with vetiver and pinned as penguin_model (a challenger)."""
     with warehouse.get_connection() as con:
+        season = monitoring.newest_season(con, tables.CLEAN)
+        if season is None:
+            raise dg.Failure(description=modeling.NO_COMPLETE_ROWS)
+        holdout = monitoring.Holdout(
+            season, monitoring_settings.holdout_share, training_sample.seed
+        )
         sample = modeling.draw_training_sample(
-            con, tables.CLEAN, config.sample_rows or training_sample.rows, training_sample.seed
+            con,
+            tables.CLEAN,
+            config.sample_rows or training_sample.rows,
+            training_sample.seed,
+            exclude=holdout.sql(),
         )
         frame = sample.frame
         pins_board = board.board()
         latest = boards.latest_model_facts(pins_board)
         if modeling.trained_on_same_data(latest, frame) and not config.retrain_unchanged:
-            yield dg.AssetCheckResult(
-                check_name="r2_floor",
-                passed=not modeling.r2_below_floor(latest["r2"], config.r2_floor),
-                metadata={"r2": latest["r2"]},
-            )
+            yield _r2_check(latest["r2"], config.r2_floor)
             yield _sample_check(latest.get("sample_vs_all_rows", {}))
             yield dg.MaterializeResult(
                 metadata=_model_metadata(latest, pinned=False),
@@ -223,11 +308,12 @@ def penguin_model(
         fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(
             con, tables.CLEAN, sample, fitted
         )
+        fitted.monitoring = monitoring.training_facts(
+            con, tables.CLEAN, holdout, fitted.predictor, frame, _trained_by(context)
+        )
     yield _sample_check(fitted.sample_vs_all_rows)
     failures = modeling.r2_below_floor(fitted.r2, config.r2_floor)
-    yield dg.AssetCheckResult(
-        check_name="r2_floor", passed=not failures, metadata={"r2": fitted.r2}
-    )
+    yield _r2_check(fitted.r2, config.r2_floor)
     if failures:
         kept = latest["version"] if latest else "none"
         raise dg.Failure(
@@ -238,6 +324,23 @@ def penguin_model(
     yield dg.MaterializeResult(
         metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),
         data_version=dg.DataVersion(fitted.data_snapshot),
+    )
+
+
+def _r2_check(r2: float, floor: float) -> dg.AssetCheckResult:
+    """The same check whether the version was fitted now or reused: R^2 rounded as the pin
+    records it (6 decimals), and the floor it was held to."""
+    return dg.AssetCheckResult(
+        check_name="r2_floor",
+        passed=not modeling.r2_below_floor(r2, floor),
+        metadata={"r2": round(r2, 6), "floor": floor},
+    )
+
+
+def _trained_by(context: dg.AssetExecutionContext) -> str:
+    return (
+        f"penguin_pipeline, Dagster run {context.run.run_id} "
+        f"({getpass.getuser()}@{socket.gethostname()})"
     )
 
 
@@ -264,7 +367,48 @@ def _model_metadata(facts: dict, pinned: bool) -> dict:
 
 
 @dg.asset(
-    deps=[penguin_summary, penguin_model],
+    deps=[penguin_model, model_monitoring],
+    group_name="model",
+    code_version=CODE_VERSION,
+    kinds={"pins"},
+    metadata={"stored_in": f"pins board, pin {boards.CHAMPION_PIN} (one version per decision)"},
+    pool=WAREHOUSE_POOL,
+)
+def penguin_champion(warehouse: Warehouse, board: PinsBoard, monitoring_settings: Monitoring):
+    """The newest model version (the challenger) against the champion on the newest season's
+    held-out rows: promoted when not worse beyond the tolerance and no feature drifted above the
+    blocking threshold; otherwise the champion stays. The API serves the champion."""
+    pins_board = board.board()
+    challenger = boards.latest_model_facts(pins_board)
+    if challenger is None:
+        raise dg.Failure(description=f"no {boards.MODEL_PIN} version on the board to decide on")
+    previous = boards.latest_decision(pins_board)
+    if previous and previous.get("challenger") == challenger["version"]:
+        return dg.MaterializeResult(metadata=_decision_metadata(previous, decided=False))
+    champion = previous["champion"] if previous else None
+    champion_facts = boards.model_facts(pins_board, champion) if champion else None
+    with warehouse.get_connection() as con:
+        decision = monitoring.challenge(
+            con, tables.CLEAN, challenger, champion_facts, monitoring_settings.promotion_tolerance
+        )
+    record = {**decision.to_metadata(), "decided_at": datetime.now(UTC).isoformat()}
+    boards.write_decision(pins_board, record)
+    return dg.MaterializeResult(metadata=_decision_metadata(record, decided=True))
+
+
+def _decision_metadata(decision: dict, decided: bool) -> dict:
+    return {
+        "champion": decision["champion"],
+        "challenger": decision["challenger"],
+        "promoted": decision["promoted"],
+        "reason": decision["reason"],
+        "figures": dg.MetadataValue.json(decision.get("figures") or {}),
+        "newly_decided": decided,
+    }
+
+
+@dg.asset(
+    deps=[penguin_summary, penguin_champion],
     group_name="report",
     kinds={"html"},
     pool=WAREHOUSE_POOL,
@@ -292,4 +436,12 @@ def penguin_report(
     )
 
 
-ALL_ASSETS = [raw_penguins, penguins, penguin_summary, penguin_model, penguin_report]
+ALL_ASSETS = [
+    raw_penguins,
+    penguins,
+    penguin_summary,
+    model_monitoring,
+    penguin_model,
+    penguin_champion,
+    penguin_report,
+]

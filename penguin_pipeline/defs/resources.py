@@ -70,6 +70,16 @@ class TrainingSample(dg.ConfigurableResource):
     seed: int
 
 
+class Monitoring(dg.ConfigurableResource):
+    """Held-out share, drift thresholds and promotion tolerance (PENGUIN_HOLDOUT_SHARE,
+    PENGUIN_DRIFT_WARN, PENGUIN_DRIFT_BLOCK, PENGUIN_PROMOTION_TOLERANCE)."""
+
+    holdout_share: float
+    drift_warn: float
+    drift_block: float
+    promotion_tolerance: float
+
+
 class Reports(dg.ConfigurableResource):
     """Where the rendered report goes: a folder or s3://bucket/prefix."""
 
@@ -101,4 +111,10 @@ def build_resources(settings: Settings) -> dict:
         ),
         "reports": Reports(url=settings.reports_url, endpoint_url=settings.aws_endpoint_url),
         "training_sample": TrainingSample(rows=settings.sample_rows, seed=settings.sample_seed),
+        "monitoring_settings": Monitoring(
+            holdout_share=settings.holdout_share,
+            drift_warn=settings.drift_warn,
+            drift_block=settings.drift_block,
+            promotion_tolerance=settings.promotion_tolerance,
+        ),
     }

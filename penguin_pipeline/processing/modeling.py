@@ -37,6 +37,8 @@ class FittedModel:
     prototype: pd.DataFrame = field(repr=False)
     # compare_sample_with_all_rows(), once known
     sample_vs_all_rows: dict = field(default_factory=dict)
+    # monitoring.training_facts(): seasons, held-out rows and metrics, training profile, trainer
+    monitoring: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Facts about the model that every consumer (pin, Dagster, report, API) shows."""
@@ -53,15 +55,22 @@ class FittedModel:
             "sample_vs_all_rows": self.sample_vs_all_rows,
             "inputs": self.spec.to_metadata(),  # what the API accepts and documents
             "predictor": self.predictor.to_metadata(),  # unrounded: what the API predicts with
+            **self.monitoring,
         }
 
 
-def load_training_frame(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
-    """The model's columns of complete rows, in a stable order (so the snapshot id is stable)."""
+def load_training_frame(
+    con: duckdb.DuckDBPyConnection, table: str, exclude: str = "FALSE"
+) -> pd.DataFrame:
+    """The model's columns of complete rows, in a stable order (so the snapshot id is stable).
+
+    `exclude`: a SQL condition on the table's rows kept out of training (the held-out rows).
+    """
     columns = FEATURES + [TARGET]
     complete = " AND ".join(f"{c} IS NOT NULL" for c in columns)
     return con.execute(
-        f"SELECT {', '.join(columns)} FROM {table} WHERE {complete} ORDER BY {', '.join(columns)}"
+        f"SELECT {', '.join(columns)} FROM {table} WHERE {complete} AND NOT ({exclude}) "
+        f"ORDER BY {', '.join(columns)}"
     ).df()
 
 
@@ -92,12 +101,14 @@ def representative_row(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([FeatureSpec.from_frame(frame).example], columns=FEATURES)
 
 
+NO_COMPLETE_ROWS = (
+    "no complete rows to train on: penguins has no row with species, sex, bill length and mass"
+)
+
+
 def fit_model(frame: pd.DataFrame) -> FittedModel:
     if frame.empty:
-        raise ValueError(
-            "no complete rows to train on: "
-            "penguins has no row with species, sex, bill length and mass"
-        )
+        raise ValueError(NO_COMPLETE_ROWS)
     from sklearn.metrics import mean_squared_error, r2_score
 
     spec = FeatureSpec.from_frame(frame)
@@ -169,6 +180,7 @@ class TrainingSample:
     strata: dict[str, int]  # "species/sex/island" -> rows drawn
     seed: int
     holdout_share: float
+    exclude: str = "FALSE"  # SQL condition: rows kept out of training altogether (held out)
 
 
 def _uniform_sql(seed: int) -> str:
@@ -177,13 +189,14 @@ def _uniform_sql(seed: int) -> str:
     return f"((hash(rowid, {int(seed)}) >> 11)::DOUBLE / 9007199254740992.0)"
 
 
-def _complete(table: str, seed: int) -> str:
-    """The complete rows, each with its reproducible uniform u (u < holdout share: held out)."""
+def _complete(table: str, seed: int, exclude: str = "FALSE") -> str:
+    """The complete rows not excluded, each with its reproducible uniform u (u < holdout share:
+    held out of the sample)."""
     columns = FEATURES + [TARGET, "island"]
     return (
         f"(SELECT *, {_uniform_sql(seed)} AS u FROM {table} WHERE "
         + " AND ".join(f"{c} IS NOT NULL" for c in columns)
-        + ")"
+        + f" AND NOT ({exclude}))"
     )
 
 
@@ -193,6 +206,7 @@ def draw_training_sample(
     rows: int,
     seed: int = 42,
     holdout_share: float = 0.05,
+    exclude: str = "FALSE",
 ) -> TrainingSample:
     """A reproducible stratified sample (species x sex x island, proportional quotas) of the
     complete rows.
@@ -201,15 +215,15 @@ def draw_training_sample(
     is held out (the small shipped data trains exactly as before). Otherwise a hash-chosen share
     is held out for the comparison, and each stratum's quota is drawn from the rest.
     """
-    complete = _complete(table, seed)
+    complete = _complete(table, seed, exclude)
     total = con.execute(f"SELECT count(*) FROM {complete}").fetchall()[0][0]
     if total <= rows:
-        frame = load_training_frame(con, table)
+        frame = load_training_frame(con, table, exclude)
         strata = con.execute(
             f"SELECT concat_ws('/', {', '.join(STRATA)}), count(*) FROM {complete} "
             "GROUP BY ALL ORDER BY 1"
         ).fetchall()
-        return TrainingSample(frame, total, False, dict(strata), seed, 0.0)
+        return TrainingSample(frame, total, False, dict(strata), seed, 0.0, exclude)
     pool = f"(SELECT * FROM {complete} WHERE u >= {holdout_share!r})"
     counts = con.execute(
         f"SELECT {', '.join(STRATA)}, count(*) FROM {pool} GROUP BY ALL ORDER BY ALL"
@@ -244,7 +258,7 @@ def draw_training_sample(
             "SELECT concat_ws('/', species, sex, island), quota FROM sample_quotas ORDER BY 1"
         ).fetchall()
     )
-    return TrainingSample(frame, total, True, drawn, seed, holdout_share)
+    return TrainingSample(frame, total, True, drawn, seed, holdout_share, exclude)
 
 
 def _proportional(sizes: list[int], total: int) -> list[int]:
@@ -260,7 +274,12 @@ def _proportional(sizes: list[int], total: int) -> list[int]:
 
 
 def fit_all_rows_sql(
-    con: duckdb.DuckDBPyConnection, table: str, seed: int, holdout_share: float, spec: FeatureSpec
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    seed: int,
+    holdout_share: float,
+    spec: FeatureSpec,
+    exclude: str = "FALSE",
 ) -> dict[str, float]:
     """The same regression on every complete training-pool row, by normal equations summed in
     DuckDB.
@@ -269,7 +288,7 @@ def fit_all_rows_sql(
     """
     design = spec.sql_design()
     names = list(design)
-    pool = f"(SELECT * FROM {_complete(table, seed)} WHERE u >= {holdout_share!r})"
+    pool = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u >= {holdout_share!r})"
     products = [f"sum({design[a]} * {design[b]})" for i, a in enumerate(names) for b in names[i:]]
     targets = [f"sum({design[a]} * {TARGET}::DOUBLE)" for a in names]
     sums = con.execute(f"SELECT {', '.join(products + targets)} FROM {pool}").fetchall()[0]
@@ -289,6 +308,7 @@ def holdout_rmse(
     seed: int,
     holdout_share: float,
     spec: FeatureSpec,
+    exclude: str = "FALSE",
 ) -> tuple[list[float], int]:
     """RMSE (g) of each coefficient set on the held-out rows (one DuckDB scan); how many rows."""
     design = spec.sql_design()
@@ -299,7 +319,7 @@ def holdout_rmse(
         )
         return f"sqrt(avg(({TARGET} - ({prediction})) ** 2))"
 
-    holdout = f"(SELECT * FROM {_complete(table, seed)} WHERE u < {holdout_share!r})"
+    holdout = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u < {holdout_share!r})"
     *rmses, n = first_row(
         con, f"SELECT {', '.join(rmse_sql(c) for c in models)}, count(*) FROM {holdout}"
     )
@@ -319,9 +339,10 @@ def compare_sample_with_all_rows(
             "rmse_holdout_ratio": 1.0,
             "note": "every complete row fits in the sample: the model is the all-rows model",
         }
-    full = fit_all_rows_sql(con, table, sample.seed, sample.holdout_share, fitted.spec)
+    share, exclude = sample.holdout_share, sample.exclude
+    full = fit_all_rows_sql(con, table, sample.seed, share, fitted.spec, exclude)
     (rmse_sample, rmse_full), n_holdout = holdout_rmse(
-        con, table, [fitted.coefficients, full], sample.seed, sample.holdout_share, fitted.spec
+        con, table, [fitted.coefficients, full], sample.seed, share, fitted.spec, exclude
     )
     diffs = {n: fitted.coefficients[n] - full[n] for n in full}
     return {

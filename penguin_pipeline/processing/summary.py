@@ -42,3 +42,19 @@ def rollup(summary: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     for m in MEASURES:
         grouped[f"mean_{m}"] = grouped[f"sum_{m}"] / grouped[f"n_{m}"].where(grouped[f"n_{m}"] > 0)
     return grouped.drop(columns=[f"sum_{m}" for m in MEASURES])
+
+
+# Histogram bin widths of the measures the report draws per species: exact counts from one
+# streaming GROUP BY, so the figure costs the same at any row count and never changes between
+# runs on the same data.
+HISTOGRAM_BINS = {"body_mass_g": 100.0, "bill_length_mm": 1.0}
+
+
+def species_histograms(con: duckdb.DuckDBPyConnection, clean_table: str) -> pd.DataFrame:
+    """measure, species, bin_start, n: each measure's distribution per species."""
+    parts = [
+        f"SELECT '{m}' AS measure, species, floor({m} / {w!r}) * {w!r} AS bin_start, "
+        f"count(*) AS n FROM {clean_table} WHERE {m} IS NOT NULL GROUP BY ALL"
+        for m, w in HISTOGRAM_BINS.items()
+    ]
+    return con.execute(" UNION ALL ".join(parts) + " ORDER BY ALL").df()

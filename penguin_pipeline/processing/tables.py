@@ -15,6 +15,8 @@ CLEAN = "penguins"
 SUMMARY = "penguin_summary"
 REJECTS = "rejected_penguins"
 LEDGER = "landed_files"
+METRICS = "model_metrics"  # processing/monitoring.py: the served model's metrics per season
+DRIFT = "feature_drift"  # processing/monitoring.py: input drift per season and feature
 
 # Near-unique text (one value per penguin): DuckDB's dictionary+FSST compression of these four is a
 # large part of writing raw_penguins and saves little; stored plain they take more disk but load and

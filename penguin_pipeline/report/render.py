@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import jinja2
 import pandas as pd
 
 from .. import sources
-from ..processing import tables
-from ..processing.summary import rollup
+from ..processing import monitoring, tables
+from ..processing.model_card import model_card
+from ..processing.summary import rollup, species_histograms
 from ..settings import REPORT_FILE_NAME
 from ..storage import boards
 from ..storage.locations import Location
@@ -29,20 +29,34 @@ TEMPLATE = Path(__file__).with_name("penguin_report.html.j2")
 class ReportInputs:
     summary: pd.DataFrame
     landed: pd.DataFrame
-    model: dict
+    model: dict  # the champion's facts (pin metadata)
+    decision: dict | None = None  # the newest promotion decision
+    metrics: pd.DataFrame | None = None  # model_metrics: every version's seasons
+    drift: pd.DataFrame | None = None  # feature_drift
+    histograms: pd.DataFrame | None = None  # each measure's distribution per species
+
+
+# When a season was scored or drift measured changes nothing the report shows.
+NOT_SHOWN = ["scored_at", "measured_at"]
 
 
 def load_report_inputs(con: duckdb.DuckDBPyConnection, board) -> ReportInputs:
-    """Only small tables: the lookup table, the landing ledger and the model pin's metadata."""
-    model = boards.latest_model_facts(board)
-    if model is None:
+    """Small tables only: the lookup table, the landing ledger, the monitoring tables, per-species
+    histograms counted in DuckDB, and the champion's pin metadata."""
+    champion = boards.champion_version(board)
+    if champion is None:
         raise ValueError(
             f"no {boards.MODEL_PIN} pin on the board yet: materialize penguin_model first"
         )
+    metrics, drift = monitoring.monitoring_history(con)
     return ReportInputs(
         summary=con.execute(f"SELECT * FROM {tables.SUMMARY}").df(),
         landed=con.execute(f"SELECT * FROM {tables.LEDGER} ORDER BY source_file").df(),
-        model=model,
+        model=boards.model_facts(board, champion),
+        decision=boards.latest_decision(board),
+        metrics=metrics.drop(columns=NOT_SHOWN, errors="ignore"),
+        drift=drift.drop(columns=NOT_SHOWN, errors="ignore"),
+        histograms=species_histograms(con, tables.CLEAN),
     )
 
 
@@ -50,6 +64,10 @@ def fingerprint(inputs: ReportInputs) -> str:
     """What the report shows, hashed: equal inputs (and the same next expected update), equal
     report."""
     parts = [str(inputs.model.get("version")), inputs.summary.to_csv(), inputs.landed.to_csv()]
+    parts += [str(sorted((inputs.decision or {}).items()))]
+    parts += [
+        f.to_csv() for f in (inputs.metrics, inputs.drift, inputs.histograms) if f is not None
+    ]
     parts += [f"{s.name}:{s.next_expected():%Y%m%d%H%M}" for s in sources.SOURCES]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -82,20 +100,51 @@ def publish_if_changed(inputs: ReportInputs, reports: Location, board) -> bool:
 
 def render_report(inputs: ReportInputs, path: Path, stamp: str | None = None) -> Path:
     from . import figures  # matplotlib: only when a report is actually drawn
+    from .card import TEMPLATES
 
-    html = jinja2.Template(TEMPLATE.read_text(encoding="utf-8"), autoescape=True).render(
+    metrics = inputs.metrics if inputs.metrics is not None else pd.DataFrame()
+    drift = inputs.drift if inputs.drift is not None else pd.DataFrame()
+    years = inputs.summary["year"].dropna()
+    html = TEMPLATES.get_template(TEMPLATE.name).render(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         fingerprint=stamp or fingerprint(inputs),
         model=inputs.model,
+        years=(int(years.min()), int(years.max())) if len(years) else None,
         species=rollup(inputs.summary, ["species"]).to_dict("records"),
         landed=inputs.landed.to_dict("records"),
         sources=sources.SOURCES,
-        figures={
-            "counts": figures.counts_by_island(inputs.summary),
-            "mass": figures.body_mass_by_species_and_sex(inputs.summary),
-            "bill_mass": figures.bill_length_vs_mass(inputs.summary),
-        },
+        decision=inputs.decision,
+        metrics=_metrics_table(metrics),
+        drift=drift.to_dict("records"),
+        card=model_card(inputs.model, metrics, inputs.decision),
+        figures=_figures(inputs, metrics, figures),
     )
     path = Path(path)
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def _figures(inputs: ReportInputs, metrics: pd.DataFrame, figures) -> dict:
+    drawn = {
+        "counts": figures.counts_by_island(inputs.summary),
+        "bill_mass": figures.bill_length_vs_mass(inputs.summary),
+        "seasons": figures.metrics_over_seasons(metrics) if not metrics.empty else None,
+    }
+    if inputs.histograms is not None:
+        drawn["mass"] = figures.distribution_by_species(
+            inputs.histograms, "body_mass_g", "body mass (g)"
+        )
+        drawn["bill"] = figures.distribution_by_species(
+            inputs.histograms, "bill_length_mm", "bill length (mm)"
+        )
+    return drawn
+
+
+def _metrics_table(metrics: pd.DataFrame) -> list[dict]:
+    """One row per version, season and species: rows, RMSE, R^2, MAE."""
+    if metrics.empty:
+        return []
+    keys = ["season", "model_version", "species"]
+    wide = metrics.pivot_table(index=keys, columns="metric", values="estimate", aggfunc="first")
+    rows = metrics.groupby(keys)["n_rows"].first()
+    return wide.join(rows).reset_index().to_dict("records")

@@ -31,6 +31,11 @@ from .locations import Location, open_location
 
 MODEL_PIN = "penguin_model"
 REPORT_PIN = "penguin_report"
+# Which model version is champion: each promotion decision is one version of this small JSON pin,
+# the decision in its metadata, written through the same data-first board as the model (pins'
+# own files are never rewritten).
+CHAMPION_PIN = "penguin_model_champion"
+METRICS_PIN = "penguin_model_metrics"  # vetiver's monitoring pin: metrics per season and version
 META_NAME = "data.txt"
 
 pins_options.quiet = True  # pins prints each write to stderr; its logger still says it
@@ -311,13 +316,7 @@ def latest_model_facts(board, name: str = MODEL_PIN) -> dict | None:
     newest, damaged = newest_sound_version(board, name)
     if newest is None:
         return None
-    meta = board.pin_meta(name, newest.version)
-    return {
-        "version": meta.version.version,
-        "created": meta.created,
-        **(meta.user.get("user") or {}),
-        "damaged_versions": damaged,
-    }
+    return {**model_facts(board, newest.version, name), "damaged_versions": damaged}
 
 
 def read_model(board, name: str = MODEL_PIN, version: str | None = None):
@@ -358,3 +357,101 @@ def _store_failed(exc: BaseException) -> bool:
     from .s3 import storage_errors
 
     return isinstance(exc, storage_errors()) and not isinstance(exc, FileNotFoundError)
+
+
+# --- champion and monitoring pins ------------------------------------------------------------
+
+
+def latest_decision(board) -> dict | None:
+    """The newest promotion decision (promoted, champion, challenger, reason, figures, decided_at),
+    from its data.txt alone; None before the first."""
+    newest, _ = newest_listed(board, CHAMPION_PIN)
+    if newest is None:
+        return None
+    return dict(board.pin_meta(CHAMPION_PIN, newest.version).user or {})
+
+
+def decided_champion(board) -> str | None:
+    """The champion named by the newest promotion decision; None before the first decision."""
+    decision = latest_decision(board)
+    return (decision or {}).get("champion") or None
+
+
+def champion_version(board) -> str | None:
+    """The champion's version: the newest decision's, else (a board from before champions) the
+    newest sound model version."""
+    decided = decided_champion(board)
+    if decided:
+        return decided
+    newest, _ = newest_sound_version(board, MODEL_PIN)
+    return newest.version if newest else None
+
+
+def model_facts(board, version: str, name: str = MODEL_PIN) -> dict:
+    """One model version's id, creation time and our metadata (no pickle read)."""
+    meta = board.pin_meta(name, version)
+    return {
+        "version": meta.version.version,
+        "created": meta.created,
+        **(meta.user.get("user") or {}),
+    }
+
+
+def write_decision(board, decision: dict) -> str:
+    """Record a promotion decision as a new version of the champion pin; returns the version."""
+    meta = board.pin_write(
+        decision,
+        CHAMPION_PIN,
+        type="json",
+        title="penguin_model champion",
+        description=f"{MODEL_PIN} version served by default, and why (the newest decision)",
+        metadata=decision,
+    )
+    return meta.version.version
+
+
+def pin_season_metrics(board, metrics) -> bool:
+    """Upsert metric rows (vetiver's shape: index, n, metric, estimate, plus model_version and
+    species) into the metrics pin with vetiver's pin_metrics, by season date; the first rows
+    create the pin. True when a version was written: rows the pin already holds write none."""
+    if metrics.empty:
+        return False
+    if not board.pin_exists(METRICS_PIN):
+        board.pin_write(
+            metrics,
+            METRICS_PIN,
+            type="csv",
+            title="penguin_model metrics per season",
+            description="out-of-time metrics of each served version, per field season",
+        )
+        return True
+    if _same_metrics(board.pin_read(METRICS_PIN), metrics):
+        return False
+    from vetiver import pin_metrics
+
+    pin_metrics(board, metrics, METRICS_PIN, pin_type="csv", index_name="index", overwrite=True)
+    return True
+
+
+def _same_metrics(pinned, metrics) -> bool:
+    """Whether the pin already holds exactly these rows for these seasons (CSV keeps ~15
+    significant digits: compared at 9 decimals)."""
+    import pandas as pd
+
+    def canonical(frame):
+        frame = frame.assign(index=pd.to_datetime(frame["index"]))
+        frame = frame.assign(estimate=frame["estimate"].astype(float).round(9))
+        keys = ["index", "model_version", "species", "metric"]
+        return frame[[*keys, "n", "estimate"]].sort_values(keys).reset_index(drop=True)
+
+    new = canonical(metrics)
+    old = canonical(pinned)
+    old = old[old["index"].isin(new["index"])].reset_index(drop=True)
+    return old.astype(str).equals(new.astype(str))
+
+
+def read_season_metrics(board):
+    """The metrics pin as a DataFrame, or None before the first season was scored."""
+    if not board.pin_exists(METRICS_PIN):
+        return None
+    return board.pin_read(METRICS_PIN)

@@ -12,7 +12,15 @@ from penguin_pipeline.settings import load_settings
 
 from ..conftest import lter_lines, write_lines
 
-ASSETS = ["raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"]
+ASSETS = [
+    "raw_penguins",
+    "penguins",
+    "penguin_summary",
+    "model_monitoring",
+    "penguin_model",
+    "penguin_champion",
+    "penguin_report",
+]
 SPLIT = 3  # the shipped file's rows are dealt into this many files first
 
 

@@ -23,7 +23,9 @@ GROUPS = {
     "raw_penguins": "raw",
     "penguins": "clean",
     "penguin_summary": "clean",
+    "model_monitoring": "model",
     "penguin_model": "model",
+    "penguin_champion": "model",
     "penguin_report": "report",
 }
 CHECKS = {
@@ -33,6 +35,7 @@ CHECKS = {
     "penguins_row_count_kept": "penguins",
     "r2_floor": "penguin_model",
     "sample_matches_all_rows": "penguin_model",
+    "input_drift": "model_monitoring",
 }
 
 

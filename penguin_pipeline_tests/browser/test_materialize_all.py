@@ -46,8 +46,15 @@ def quiet_ui(tmp_path_factory):
     home = instance_home(tmp)
     data = tmp / "data"
     (data / "raw").mkdir(parents=True)
+    # Up to seven synthetic seasons of 150 birds land at once; drift on seasons that small can
+    # pass PSI 0.1 by chance, and this test is about the graph, not drift: thresholds set high.
     env = project_env(
-        home, data, PENGUIN_SENSOR_INTERVAL_SECONDS="3600", VIRTUAL_ENV=str(Path(sys.prefix))
+        home,
+        data,
+        PENGUIN_SENSOR_INTERVAL_SECONDS="3600",
+        VIRTUAL_ENV=str(Path(sys.prefix)),
+        PENGUIN_DRIFT_WARN="1",
+        PENGUIN_DRIFT_BLOCK="1",
     )
     with dg_dev(tmp, home, data, env) as served:
         wait_for(

@@ -25,7 +25,15 @@ from .conftest import ConnectionSampler, finished_runs, landing_steps
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
-STEPS = {"raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"}
+STEPS = {
+    "raw_penguins",
+    "penguins",
+    "penguin_summary",
+    "model_monitoring",
+    "penguin_model",
+    "penguin_champion",
+    "penguin_report",
+}
 
 
 def run_process_pid(instance, run_id: str) -> int:

@@ -120,7 +120,8 @@ def test_transient_faults_are_retried_and_the_run_succeeds(
         proxy.retried_after_fault(f) for f in faults
     )  # ...and its request retried
     assert query(settings, "SELECT count(*) FROM penguins") == [(344,)]
-    assert boards.latest_model_facts(direct_board(settings, moto_server))["rows_used"] == 333
+    facts = boards.latest_model_facts(direct_board(settings, moto_server))
+    assert facts["rows_used"] + facts["rows"]["held_out"] == 333
 
 
 def test_an_unanswered_metadata_read_is_a_storage_error_not_a_damaged_version(
@@ -141,9 +142,12 @@ def test_an_unanswered_metadata_read_is_a_storage_error_not_a_damaged_version(
 
 
 def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(
-    on_s3_through_proxy, moto_server, proxy, instance, tmp_path
+    on_s3_through_proxy, moto_server, proxy, instance, tmp_path, monkeypatch
 ):
     settings = on_s3_through_proxy
+    # About storage faults, not promotion: every new version becomes champion, so the API follows.
+    monkeypatch.setenv("PENGUIN_PROMOTION_TOLERANCE", "10")
+    monkeypatch.setenv("PENGUIN_DRIFT_BLOCK", "100")
     assert cli.run_pipeline(instance).success
     good = boards.latest_model_facts(direct_board(settings, moto_server))["version"]
     api = Server(
@@ -183,6 +187,7 @@ def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(
         assert cli.run_pipeline(instance).success
         newer = boards.latest_model_facts(direct_board(settings, moto_server))["version"]
         assert newer > good
+        assert boards.champion_version(direct_board(settings, moto_server)) == newer
         assert wait_for(
             lambda: served(api) == newer and health(api)["status"] == "ok", what="the new version"
         )
