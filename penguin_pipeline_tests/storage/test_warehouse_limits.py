@@ -84,7 +84,10 @@ def test_a_load_that_fills_the_temp_space_fails_clearly_and_keeps_the_last_good_
     result = cli.run_pipeline(instance)
     assert not result.success
     [failure] = cli.failure_messages(result)
-    assert failure.startswith("raw_penguins:") and "temporary space is full" in failure
+    # DuckDB 1.5 reports a spill cap reached during a load as "Out of Memory" (2.0 named the cap);
+    # either way the message names every setting that helps.
+    assert failure.startswith("raw_penguins:")
+    assert "temporary space is full" in failure or "ran out of memory" in failure
     assert all(name in failure for name in SETTINGS_TO_RAISE)
     assert "season-2010-" in failure  # which file, from the step's own message
     assert snapshot(settings) == before
