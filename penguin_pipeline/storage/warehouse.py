@@ -270,21 +270,24 @@ def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
 
 def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
     """Retention: write rows DuckLake kept inline in the catalog to Parquet, expire snapshots older
-    than `keep` (an interval, e.g. '7 days'), merge small adjacent files, and delete the files no
-    remaining snapshot refers to. Returns how many snapshots, merged files and deleted files."""
+        than `keep` (an interval, e.g. '7 days'), merge small adjacent files, and delete the files no
+        remaining snapshot refers to. Returns how many snapshots expired, small files were merged into
+    larger ones, and files were deleted."""
     interval = f"now() - INTERVAL '{_sql_text(keep)}'"
     lake = f"'{LAKE_NAME}'"
     con.execute(f"CALL ducklake_flush_inlined_data({lake})").fetchall()
     expired = con.execute(
         f"CALL ducklake_expire_snapshots({lake}, older_than => {interval})"
     ).fetchall()
-    merged = con.execute(f"CALL ducklake_merge_adjacent_files({lake})").fetchall()
+    merged = con.execute(
+        f"SELECT coalesce(sum(files_processed), 0) FROM ducklake_merge_adjacent_files({lake})"
+    ).fetchall()[0][0]
     deleted = con.execute(
         f"CALL ducklake_cleanup_old_files({lake}, older_than => {interval})"
     ).fetchall()
     return {
         "snapshots_expired": len(expired),
-        "files_merged": len(merged),
+        "files_merged": int(merged),
         "files_deleted": len(deleted),
     }
 
