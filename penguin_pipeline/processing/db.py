@@ -11,6 +11,7 @@ are read with fetchall(), never fetchone()."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import duckdb
 
 T = TypeVar("T")
 CONFLICT_ATTEMPTS = 8
+log = logging.getLogger(__name__)
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> tuple | None:
@@ -64,6 +66,7 @@ def retry_conflicts(work: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) ->
         except duckdb.Error as exc:
             if attempt >= attempts or not is_commit_conflict(exc):
                 raise
+            log.warning("commit conflict, attempt %d of %d, retrying: %s", attempt, attempts, exc)
         time.sleep(0.05 * 2**attempt)
         attempt += 1
 

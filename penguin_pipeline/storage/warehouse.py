@@ -118,10 +118,13 @@ def connect_lake(lake: Lake, config: dict) -> duckdb.DuckDBPyConnection:
             con.execute(f"LOAD '{_sql_text(str(extension_file(name)))}'")
         if lake.on_s3:
             _s3_secret(con, lake.endpoint_url)
-        con.execute(
-            f"ATTACH '{_sql_text(LAKE_SCHEME + lake.catalog)}' AS {LAKE_NAME} "
-            f"(DATA_PATH '{_sql_text(_data_path(lake.data_path))}')"
-        )
+        # The first ATTACH creates the catalog's tables; runs starting together on a new lake
+        # raced there (a duplicate key in Postgres), so attaching is one process at a time.
+        with _catalog_lock(lake, "attach"):
+            con.execute(
+                f"ATTACH '{_sql_text(LAKE_SCHEME + lake.catalog)}' AS {LAKE_NAME} "
+                f"(DATA_PATH '{_sql_text(_data_path(lake.data_path))}')"
+            )
         con.execute(f"USE {LAKE_NAME}")
     except duckdb.Error as exc:
         con.close()
@@ -170,13 +173,17 @@ def _s3_secret(con: duckdb.DuckDBPyConnection, endpoint_url: str | None) -> None
 def _attach_problem(lake: Lake, exc: duckdb.Error) -> str:
     text = _first_line(exc)
     if "Unable to connect to Postgres" in text:
-        # DuckDB's message repeats the connection string (a password too): keep libpq's reason.
-        reason = text.rsplit(" failed: ", 1)[-1].strip()
-        return (
-            f"the lake's catalog cannot be reached ({masked(lake.catalog)}): {reason}. "
-            "Start Postgres, create the database, or fix PENGUIN_WAREHOUSE"
-        )
+        return _unreachable(lake, text)
     return f"the lake cannot be opened (PENGUIN_LAKE_DATA={lake.data_path}): {text}"
+
+
+def _unreachable(lake: Lake, libpq_error: str) -> str:
+    # libpq's message may repeat the connection string (a password too): keep only its reason.
+    reason = libpq_error.rsplit(" failed: ", 1)[-1].strip()
+    return (
+        f"the lake's catalog cannot be reached ({masked(lake.catalog)}): {reason}. "
+        "Start Postgres, create the database, or fix PENGUIN_WAREHOUSE"
+    )
 
 
 def masked(catalog: str) -> str:
@@ -221,31 +228,52 @@ def file_claims(lake: Lake) -> Iterator:
     """Claims on landing files shared by every process writing to this lake: a Postgres advisory
     lock per file name on the lake's catalog, on one connection held for the run. Postgres frees a
     claim when its connection ends, also when the process was killed."""
+    with _catalog(lake) as catalog:
+
+        @contextmanager
+        def claim(source_file: str) -> Iterator[None]:
+            with _advisory_lock(catalog, f"landing/{source_file}"):
+                yield
+
+        yield claim
+
+
+@contextmanager
+def _catalog(lake: Lake):
     import psycopg2
 
-    catalog = psycopg2.connect(lake.catalog)
-    catalog.autocommit = True
-
-    @contextmanager
-    def claim(source_file: str) -> Iterator[None]:
-        key = _claim_key(source_file)
-        with catalog.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-        try:
-            yield
-        finally:
-            with catalog.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-
     try:
-        yield claim
+        catalog = psycopg2.connect(lake.catalog, connect_timeout=10)
+    except psycopg2.OperationalError as exc:
+        raise WarehouseUnavailable(_unreachable(lake, _first_line(exc))) from None
+    catalog.autocommit = True
+    try:
+        yield catalog
     finally:
         catalog.close()
 
 
-def _claim_key(source_file: str) -> int:
-    """A signed 64-bit advisory lock key for one landing file's name."""
-    digest = hashlib.blake2b(f"penguin_pipeline/landing/{source_file}".encode(), digest_size=8)
+@contextmanager
+def _catalog_lock(lake: Lake, name: str) -> Iterator[None]:
+    with _catalog(lake) as catalog, _advisory_lock(catalog, name):
+        yield
+
+
+@contextmanager
+def _advisory_lock(catalog, name: str) -> Iterator[None]:
+    key = _lock_key(name)
+    with catalog.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+    try:
+        yield
+    finally:
+        with catalog.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def _lock_key(name: str) -> int:
+    """A signed 64-bit Postgres advisory lock key for one of our names."""
+    digest = hashlib.blake2b(f"penguin_pipeline/{name}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
@@ -269,10 +297,10 @@ def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
-    """Retention: write rows DuckLake kept inline in the catalog to Parquet, expire snapshots older
-        than `keep` (an interval, e.g. '7 days'), merge small adjacent files, and delete the files no
-        remaining snapshot refers to. Returns how many snapshots expired, small files were merged into
-    larger ones, and files were deleted."""
+    """Retention: write rows DuckLake kept inline in the catalog to Parquet, expire snapshots
+    older than `keep` (an interval, e.g. '7 days'), merge small adjacent files, and delete the
+    files no remaining snapshot refers to. Returns how many snapshots expired, small files were
+    merged into larger ones, and files were deleted."""
     interval = f"now() - INTERVAL '{_sql_text(keep)}'"
     lake = f"'{LAKE_NAME}'"
     con.execute(f"CALL ducklake_flush_inlined_data({lake})").fetchall()
