@@ -4,6 +4,8 @@ lake snapshot it was trained on, and that snapshot read back giving exactly its 
 
 from __future__ import annotations
 
+import pandas as pd
+
 from penguin_pipeline import cli, synth
 from penguin_pipeline.defs.resources import warehouse_resource
 from penguin_pipeline.processing import modeling, tables
@@ -11,6 +13,7 @@ from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.warehouse import table_at
 
+from ..conftest import CLEAN_FILE
 from .lake_tools import lake_query, rows_per_file
 
 
@@ -26,6 +29,21 @@ def replay(snapshot: int, settings) -> modeling.TrainingSample:
         )
 
 
+def assert_same_as_palmerpenguins(settings) -> None:
+    """The lake's clean table is the package's penguins.csv, as on the DuckDB file
+    (test_cleaning.py); compared sorted, since Parquet files need not keep landing order."""
+    with warehouse_resource(settings).get_connection() as con:
+        ours = con.execute(f"SELECT * FROM {tables.CLEAN}").df()
+    theirs = pd.read_csv(CLEAN_FILE)
+    assert list(ours.columns) == list(theirs.columns)
+    columns = list(theirs.columns)
+    pd.testing.assert_frame_equal(
+        ours.sort_values(columns).reset_index(drop=True),
+        theirs.sort_values(columns).reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
 def test_the_pipeline_runs_on_the_lake_and_a_model_replays_its_snapshot(
     lake_env, seeded_landing, instance
 ):
@@ -37,6 +55,7 @@ def test_the_pipeline_runs_on_the_lake_and_a_model_replays_its_snapshot(
     assert lake_query("SELECT source_file, rows_loaded FROM landed_files") == [
         ("penguins-raw.csv", 344)
     ]
+    assert_same_as_palmerpenguins(settings)
     assert not settings.duckdb_path.exists()  # nothing went to the DuckDB file
     assert list((settings.data_dir / "lake").rglob("*.parquet"))
     first = latest_model(settings)
