@@ -299,8 +299,8 @@ def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
 def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
     """Retention: write rows DuckLake kept inline in the catalog to Parquet, expire snapshots
     older than `keep` (an interval, e.g. '7 days'), merge small adjacent files, and delete the
-    files no remaining snapshot refers to. Returns how many snapshots expired, small files were
-    merged into larger ones, and files were deleted."""
+    files no remaining snapshot refers to and the orphans of killed runs. Returns how many
+    snapshots expired, small files were merged into larger ones, and files were deleted."""
     interval = f"now() - INTERVAL '{_sql_text(keep)}'"
     lake = f"'{LAKE_NAME}'"
     con.execute(f"CALL ducklake_flush_inlined_data({lake})").fetchall()
@@ -313,10 +313,15 @@ def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
     deleted = con.execute(
         f"CALL ducklake_cleanup_old_files({lake}, older_than => {interval})"
     ).fetchall()
+    # Files no snapshot ever had: those a killed run wrote before it could commit.
+    orphans = con.execute(
+        f"CALL ducklake_delete_orphaned_files({lake}, older_than => {interval})"
+    ).fetchall()
     return {
         "snapshots_expired": len(expired),
         "files_merged": int(merged),
         "files_deleted": len(deleted),
+        "orphaned_files_deleted": len(orphans),
     }
 
 
