@@ -1,6 +1,7 @@
 """The DuckLake backend against the real PostgreSQL on 127.0.0.1: each test gets its own catalog
 database (dropped after, with whatever still connects to it) and its own data folder or S3 bucket
-(moto's standalone server, storage/conftest.py).
+(moto's standalone server, storage/conftest.py); the production profile's test uses prod/conftest's
+deployment (its own instance database and Celery queue).
 
 Without Postgres the tests are skipped, naming it; on CI (CI set) they fail instead.
 """
@@ -15,7 +16,8 @@ import pytest
 
 from penguin_pipeline import prod
 
-from ..storage.conftest import aws_env, moto_server, s3_bucket  # noqa: F401 (fixtures used here)
+from ..prod.conftest import database, deployment, queue, services_answer  # noqa: F401 (fixtures)
+from ..storage.conftest import aws_env, moto_server, s3_bucket  # noqa: F401 (fixtures)
 
 SERVER = "host=127.0.0.1 port=5432 user=postgres"
 

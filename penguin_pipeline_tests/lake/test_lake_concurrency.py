@@ -56,7 +56,7 @@ def overlapping(spans: list[tuple[str, float, float]]) -> list[tuple[str, str]]:
 def test_four_files_landed_together_are_four_runs_writing_at_once(tmp_path, lake_env):
     home, data, env = lake_project(tmp_path, lake_env)
     # Large enough that each run's load takes a while: the runs' starts spread over seconds.
-    files = synth.write_landing_files(synth.shipped_profile(), 120_000, data / "raw", seasons=4)
+    files = synth.write_landing_files(synth.shipped_profile(), 80_000, data / "raw", seasons=4)
     names = sorted(f.name for f in files if "Biscoe" in f.name)
     for other in files:
         if other.name not in names:

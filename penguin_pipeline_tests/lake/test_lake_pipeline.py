@@ -44,7 +44,7 @@ def assert_same_as_palmerpenguins(settings) -> None:
     )
 
 
-def test_the_pipeline_runs_on_the_lake_and_a_model_replays_its_snapshot(
+def test_the_pipeline_runs_on_the_lake_loads_nothing_twice_and_a_model_replays_its_snapshot(
     lake_env, seeded_landing, instance
 ):
     settings = load_settings()
@@ -60,6 +60,9 @@ def test_the_pipeline_runs_on_the_lake_and_a_model_replays_its_snapshot(
     assert list((settings.data_dir / "lake").rglob("*.parquet"))
     first = latest_model(settings)
     assert first["rows_used"] == 333 and isinstance(first["warehouse_snapshot"], int)
+    assert cli.run_pipeline(instance).success  # again, nothing new: nothing loaded, nothing pinned
+    assert rows_per_file() == {"penguins-raw.csv": 344}
+    assert latest_model(settings)["version"] == first["version"]
 
     synth.write_landing_files(
         synth.shipped_profile(), 3_000, seeded_landing, fmt="csv", seasons=1, first_year=2010
@@ -73,12 +76,3 @@ def test_the_pipeline_runs_on_the_lake_and_a_model_replays_its_snapshot(
         sample = replay(model["warehouse_snapshot"], settings)
         assert len(sample.frame) == model["rows_used"]
         assert modeling.data_snapshot_id(sample.frame) == model["data_snapshot"]
-
-
-def test_a_rerun_loads_nothing_twice_and_pins_no_new_version(lake_env, seeded_landing, instance):
-    settings = load_settings()
-    assert cli.run_pipeline(instance).success
-    first = latest_model(settings)
-    assert cli.run_pipeline(instance).success
-    assert rows_per_file() == {"penguins-raw.csv": 344}
-    assert latest_model(settings)["version"] == first["version"]
