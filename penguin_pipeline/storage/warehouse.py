@@ -77,7 +77,9 @@ class Lake:
         return ("ducklake", "postgres_scanner") + (("httpfs",) if self.on_s3 else ())
 
 
-def lake_from_settings(warehouse: str | None, data_path: str, endpoint_url: str | None):
+def lake_from_settings(
+    warehouse: str | None, data_path: str, endpoint_url: str | None
+) -> Lake | None:
     """The Lake that PENGUIN_WAREHOUSE names, or None for the DuckDB file."""
     if not warehouse:
         return None
@@ -112,7 +114,7 @@ def extension_file(name: str) -> Path:
 
 def connect_lake(lake: Lake, config: dict) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached and selected, every limit of `config` applied."""
-    con = duckdb.connect(config={**config, **NO_DOWNLOADS})
+    con = duckdb.connect(config=config)
     try:
         for name in lake.extensions:
             con.execute(f"LOAD '{_sql_text(str(extension_file(name)))}'")
@@ -332,8 +334,14 @@ def _sql_text(value: str) -> str:
 def connection_config(
     memory_limit: str, threads: int, temp_dir: Path, max_temp_size: str | None = None
 ) -> dict:
-    """Settings for every pipeline connection: bounded memory, spilling to temp_dir (capped)."""
-    config = {"memory_limit": memory_limit, "threads": threads, "temp_directory": str(temp_dir)}
+    """Settings for every pipeline connection: bounded memory, spilling to temp_dir (capped), and
+    no extension ever downloaded or loaded implicitly (on either backend)."""
+    config = {
+        "memory_limit": memory_limit,
+        "threads": threads,
+        "temp_directory": str(temp_dir),
+        **NO_DOWNLOADS,
+    }
     if max_temp_size:
         config["max_temp_directory_size"] = max_temp_size
     return config
