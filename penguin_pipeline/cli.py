@@ -282,17 +282,17 @@ def _command(argv: list[str] | None) -> int:
         "--rows", "-n", type=float, default=1e6, help="number of rows, e.g. 1e8 (default 1e6)"
     )
     synth_cmd.add_argument("--format", choices=["parquet", "csv"], default="parquet")
-    sub.add_parser(
-        "lake-maintain",
-        help="the lake's retention: expire snapshots older than PENGUIN_LAKE_KEEP, merge small "
-        "files, delete unreferenced ones",
-    )
     synth_cmd.add_argument(
         "--seasons", type=int, default=None, help="default: one per 3 million rows, at least 3"
     )
     synth_cmd.add_argument("--seed", type=int, default=42)
     synth_cmd.add_argument(
         "--to", default=None, help="folder to write (default: the landing folder)"
+    )
+    sub.add_parser(
+        "lake-maintain",
+        help="the lake's retention: expire snapshots older than PENGUIN_LAKE_KEEP, merge small "
+        "files, delete unreferenced ones",
     )
     args = parser.parse_args(argv)
     if args.command == "synth":
