@@ -11,7 +11,8 @@ the test run.
 
 Environment: BENCH_SCALE_N (comma list, default 1e4,1e5,1e6,1e7,1e8), BENCH_PANDAS_MEMORY_GIB (12),
 BENCH_PANDAS_SECONDS (1800), BENCH_LAKE_SERVER (libpq string of the Postgres server for the lake
-catalogs; default host=127.0.0.1 port=5432 user=postgres), BENCH_LAKE=0 to leave the lake out,
+catalogs; default host=127.0.0.1 port=5432 user=postgres), BENCH_BACKENDS (default file,lake;
+e.g. `lake` to measure the lake alone), BENCH_PANDAS=0 to leave pandas out,
 BENCH_SCALE_DIR (bench/results/scale; 10^8 needs ~4 GB of landing files and ~6 GB of warehouse),
 BENCH_SCALE_KEEP=1 to keep the generated files.
 """
@@ -42,7 +43,8 @@ RESULTS = ROOT / "bench" / "results" / "scale.json"
 PLOT = ROOT / "docs" / "scale.png"
 GIB = 2**30
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
-WITH_LAKE = os.environ.get("BENCH_LAKE", "1") != "0"
+BACKENDS = os.environ.get("BENCH_BACKENDS", "file,lake").split(",")
+WITH_PANDAS = os.environ.get("BENCH_PANDAS", "1") != "0"
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -193,6 +195,24 @@ def plot(rows: list[dict]) -> None:
     fig.savefig(PLOT, dpi=100)
 
 
+def cells(measurement: dict | None) -> str:
+    if measurement is None:
+        return "not run | -"
+    return f"{measurement['seconds']:.1f} | {measurement['peak_gib']:.2f}"
+
+
+def pandas_ratios(ours: dict | None, theirs: dict | None) -> tuple[str, str]:
+    """pandas against the file backend: time and memory ratios."""
+    if ours is None or theirs is None:
+        return "-", "-"
+    if theirs["stopped"]:
+        return "n/a (pandas did not finish)", f">{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
+    return (
+        f"{theirs['seconds'] / ours['seconds']:.1f}x",
+        f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x",
+    )
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| N rows | files | pipeline time (s) | pipeline peak (GiB) "
@@ -202,23 +222,17 @@ def table(rows: list[dict]) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ours, theirs = r["pipeline"], r["pandas"]
+        ours, lake, theirs = r["pipeline"], r.get("lake"), r["pandas"]
+        ratio_t, ratio_m = pandas_ratios(ours, theirs)
         if theirs is None:
-            p_time, p_mem, ratio_t, ratio_m = "not run", "not run", "-", "-"
+            p_time, p_mem = "not run", "not run"
         elif theirs["stopped"]:
             p_time = f"stopped at {theirs['seconds']:.0f} ({theirs['stopped']})"
             p_mem = f">{theirs['peak_gib']:.2f}"
-            ratio_t = "n/a (pandas did not finish)"
-            ratio_m = f">{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
         else:
             p_time, p_mem = f"{theirs['seconds']:.1f}", f"{theirs['peak_gib']:.2f}"
-            ratio_t = f"{theirs['seconds'] / ours['seconds']:.1f}x"
-            ratio_m = f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
-        lake = r.get("lake")
-        lake_cells = f"{lake['seconds']:.1f} | {lake['peak_gib']:.2f}" if lake else "not run | -"
         lines.append(
-            f"| {r['n']:.0e} | {r['files']} | {ours['seconds']:.1f} | {ours['peak_gib']:.2f} "
-            f"| {lake_cells} | {p_time} "
+            f"| {r['n']:.0e} | {r['files']} | {cells(ours)} | {cells(lake)} | {p_time} "
             f"| {p_mem} | {ratio_t} | {ratio_m} |"
         )
     return "\n".join(lines)
@@ -237,14 +251,15 @@ def main() -> None:
         base_env = {k: v for k, v in os.environ.items()}
         landing = landing_for(n, base_env)
         env = pipeline_env(n, landing)
-        ours = measured([str(BIN / "penguin-pipeline"), "run"], env)
-        print(f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB", flush=True)
-        shutil.rmtree(WORK / f"run-{n}", ignore_errors=True)
-        lake = measured_on_lake(n, landing) if WITH_LAKE else None
-        if lake:
+        ours = lake = theirs = None
+        if "file" in BACKENDS:
+            ours = measured([str(BIN / "penguin-pipeline"), "run"], env)
+            print(f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB", flush=True)
+            shutil.rmtree(WORK / f"run-{n}", ignore_errors=True)
+        if "lake" in BACKENDS:
+            lake = measured_on_lake(n, landing)
             print(f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB", flush=True)
-        theirs = None
-        if not pandas_gave_up:
+        if WITH_PANDAS and not pandas_gave_up:
             theirs = measured(
                 [sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(landing)],
                 env,
