@@ -2,7 +2,8 @@
 DuckDB file and on the DuckLake, side by side. A benchmark, never part of the tests.
 
 Each backend gets a fresh Dagster instance (instance/dagster.yaml: its `duckdb` pool of one), fresh
-data, the same four synthetic Parquet files (BENCH_WRITERS_ROWS rows in all, default 4e6), and four
+data, the same four synthetic Parquet files (one island's seasons: about BENCH_WRITERS_ROWS rows in
+all, default 2e6), and four
 processes started together, each running penguin_job for its own file (what four sensor runs do).
 The lake gets a new Postgres catalog database (BENCH_LAKE_SERVER, as in bench-scale), dropped after.
 
@@ -32,7 +33,7 @@ import dagster as dg  # noqa: E402
 
 from penguin_pipeline import synth  # noqa: E402
 
-ROWS = int(float(os.environ.get("BENCH_WRITERS_ROWS", "4e6")))
+ROWS = int(float(os.environ.get("BENCH_WRITERS_ROWS", "2e6")))
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
 WORK = Path(os.environ.get("BENCH_WRITERS_DIR", ROOT / "bench" / "results" / "lake_writers"))
 RESULTS = ROOT / "bench" / "results" / "lake_writers.json"
