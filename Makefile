@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -108,6 +108,9 @@ synth: setup  ## write N (default 10^6) synthetic penguin rows as season x islan
 
 bench-scale: setup  ## the pipeline vs a plain pandas script at N = 10^4 .. 10^8: wall time, peak memory, ratios
 	$(RUN) python bench/bench_scale.py
+
+bench-lake-writers: setup  ## four landing files as four runs at once, on the DuckDB file and on the DuckLake (Postgres catalog)
+	$(RUN) python bench/bench_lake_writers.py
 
 chart: setup  ## regenerate README's data-flow chart from the definitions
 	$(RUN) python -m penguin_pipeline.dataflow README.md

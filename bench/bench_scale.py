@@ -1,14 +1,20 @@
-"""`make bench-scale`: the whole pipeline beside a plain pandas script at N = 10^4 .. 10^8 rows.
+"""`make bench-scale`: the whole pipeline on both warehouse backends beside a plain pandas script
+at N = 10^4 .. 10^8 rows.
 
 For each N: synthetic landing files (Parquet, season x island; generated once and reused), then
-`penguin-pipeline run` on a fresh warehouse, board and Dagster instance, then bench/pandas_peer.py
-on the same files. Each is a whole process tree, timed by wall clock, its peak memory the peak of
-the summed RSS of the tree, sampled every 0.1 s. pandas is stopped when the tree passes the
-memory bound or the time bound; larger N are then not tried for pandas. Never part of the test run.
+`penguin-pipeline run` on a fresh DuckDB file, board and Dagster instance, then the same on a fresh
+DuckLake (a new Postgres catalog database, dropped after; Parquet files on the local disk), then
+bench/pandas_peer.py on the same files. Each is a whole process tree, timed by wall clock, its peak
+memory the peak of the summed RSS of the tree, sampled every 0.1 s. pandas is stopped when the tree
+passes the memory bound or the time bound; larger N are then not tried for pandas. Never part of
+the test run.
 
 Environment: BENCH_SCALE_N (comma list, default 1e4,1e5,1e6,1e7,1e8), BENCH_PANDAS_MEMORY_GIB (12),
-BENCH_PANDAS_SECONDS (1800), BENCH_SCALE_DIR (bench/results/scale; 10^8 needs ~4 GB of landing
-files and ~6 GB of warehouse), BENCH_SCALE_KEEP=1 to keep the generated files.
+BENCH_PANDAS_SECONDS (1800), BENCH_LAKE_SERVER (libpq string of the Postgres server for the lake
+catalogs; default host=127.0.0.1 port=5432 user=postgres), BENCH_BACKENDS (default file,lake;
+e.g. `lake` to measure the lake alone), BENCH_PANDAS=0 to leave pandas out,
+BENCH_SCALE_DIR (bench/results/scale; 10^8 needs ~4 GB of landing files and ~6 GB of warehouse),
+BENCH_SCALE_KEEP=1 to keep the generated files.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +42,9 @@ WORK = Path(os.environ.get("BENCH_SCALE_DIR", ROOT / "bench" / "results" / "scal
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 PLOT = ROOT / "docs" / "scale.png"
 GIB = 2**30
+LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
+BACKENDS = os.environ.get("BENCH_BACKENDS", "file,lake").split(",")
+WITH_PANDAS = os.environ.get("BENCH_PANDAS", "1") != "0"
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -123,6 +134,34 @@ def pipeline_env(n: int, landing: Path) -> dict:
     return env
 
 
+@contextmanager
+def lake_catalog(n: int):
+    """A new Postgres database for one N's lake catalog: its libpq string; dropped after."""
+    import psycopg2
+
+    name = f"penguin_bench_{n}_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"{LAKE_SERVER} dbname=postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"dbname={name} {LAKE_SERVER}"
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+def measured_on_lake(n: int, landing: Path) -> dict:
+    env = pipeline_env(n, landing)
+    with lake_catalog(n) as catalog:
+        env.update(
+            PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}",
+            PENGUIN_LAKE_DATA=str(WORK / f"run-{n}" / "lake"),
+        )
+        return measured([str(BIN / "penguin-pipeline"), "run"], env)
+
+
 def plot(rows: list[dict]) -> None:
     import matplotlib
 
@@ -130,11 +169,11 @@ def plot(rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for who, style in (("pipeline", "o-"), ("pandas", "s--")):
-        done = [r for r in rows if r[who] and not r[who]["stopped"]]
+    for who, style in (("pipeline", "o-"), ("lake", "^-"), ("pandas", "s--")):
+        done = [r for r in rows if r.get(who) and not r[who]["stopped"]]
         left.plot([r["n"] for r in done], [r[who]["seconds"] for r in done], style, label=who)
         right.plot([r["n"] for r in done], [r[who]["peak_gib"] for r in done], style, label=who)
-        stopped = [r for r in rows if r[who] and r[who]["stopped"]]
+        stopped = [r for r in rows if r.get(who) and r[who]["stopped"]]
         for r in stopped:
             right.annotate(
                 f"pandas stopped\n({r[who]['stopped']})", (r["n"], r[who]["peak_gib"]), fontsize=8
@@ -148,35 +187,52 @@ def plot(rows: list[dict]) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     right.axhline(2, color="grey", linestyle=":", linewidth=1)
-    fig.suptitle("penguin_pipeline vs a plain pandas script (2 cores, 24 GiB)")
+    fig.suptitle(
+        "penguin_pipeline (DuckDB file, DuckLake) vs a plain pandas script (2 cores, 24 GiB)"
+    )
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(PLOT, dpi=100)
 
 
+def cells(measurement: dict | None) -> str:
+    if measurement is None:
+        return "not run | -"
+    return f"{measurement['seconds']:.1f} | {measurement['peak_gib']:.2f}"
+
+
+def pandas_ratios(ours: dict | None, theirs: dict | None) -> tuple[str, str]:
+    """pandas against the file backend: time and memory ratios."""
+    if ours is None or theirs is None:
+        return "-", "-"
+    if theirs["stopped"]:
+        return "n/a (pandas did not finish)", f">{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
+    return (
+        f"{theirs['seconds'] / ours['seconds']:.1f}x",
+        f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x",
+    )
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| N rows | files | pipeline time (s) | pipeline peak (GiB) "
+        "| lake time (s) | lake peak (GiB) "
         "| pandas time (s) | pandas peak (GiB) "
         "| time ratio | memory ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ours, theirs = r["pipeline"], r["pandas"]
+        ours, lake, theirs = r["pipeline"], r.get("lake"), r["pandas"]
+        ratio_t, ratio_m = pandas_ratios(ours, theirs)
         if theirs is None:
-            p_time, p_mem, ratio_t, ratio_m = "not run", "not run", "-", "-"
+            p_time, p_mem = "not run", "not run"
         elif theirs["stopped"]:
             p_time = f"stopped at {theirs['seconds']:.0f} ({theirs['stopped']})"
             p_mem = f">{theirs['peak_gib']:.2f}"
-            ratio_t = "n/a (pandas did not finish)"
-            ratio_m = f">{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
         else:
             p_time, p_mem = f"{theirs['seconds']:.1f}", f"{theirs['peak_gib']:.2f}"
-            ratio_t = f"{theirs['seconds'] / ours['seconds']:.1f}x"
-            ratio_m = f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
         lines.append(
-            f"| {r['n']:.0e} | {r['files']} | {ours['seconds']:.1f} | {ours['peak_gib']:.2f} "
-            f"| {p_time} "
+            f"| {r['n']:.0e} | {r['files']} | {cells(ours)} | {cells(lake)} | {p_time} "
             f"| {p_mem} | {ratio_t} | {ratio_m} |"
         )
     return "\n".join(lines)
@@ -184,6 +240,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     # Sizes run before (e.g. 10^8 alone, later) are kept: the table and plot cover every N measured.
     earlier = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
     rows, pandas_gave_up = (
@@ -194,10 +251,15 @@ def main() -> None:
         base_env = {k: v for k, v in os.environ.items()}
         landing = landing_for(n, base_env)
         env = pipeline_env(n, landing)
-        ours = measured([str(BIN / "penguin-pipeline"), "run"], env)
-        print(f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB", flush=True)
-        theirs = None
-        if not pandas_gave_up:
+        ours = lake = theirs = None
+        if "file" in BACKENDS:
+            ours = measured([str(BIN / "penguin-pipeline"), "run"], env)
+            print(f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB", flush=True)
+            shutil.rmtree(WORK / f"run-{n}", ignore_errors=True)
+        if "lake" in BACKENDS:
+            lake = measured_on_lake(n, landing)
+            print(f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB", flush=True)
+        if WITH_PANDAS and not pandas_gave_up:
             theirs = measured(
                 [sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(landing)],
                 env,
@@ -215,6 +277,7 @@ def main() -> None:
                 "n": n,
                 "files": len(list(landing.glob("*.parquet"))),
                 "pipeline": ours,
+                "lake": lake,
                 "pandas": theirs,
                 "synth_seconds": float((landing / ".complete").read_text()),
             }
@@ -234,6 +297,7 @@ def main() -> None:
                         f"{os.cpu_count()} cores, "
                         f"{psutil.virtual_memory().total / GIB:.0f} GiB, {platform.node()}"
                     ),
+                    "load_average": [round(x, 2) for x in os.getloadavg()],
                     "pandas_bounds": {"memory_gib": PANDAS_MEMORY / GIB, "seconds": PANDAS_SECONDS},
                     "rows": merged,
                 },

@@ -17,9 +17,10 @@ import dagster as dg
 from .definitions import defs
 from .defs.assets import QUARANTINED, landing_files
 from .defs.automation import register_new_partitions, whole_landing_tags
+from .defs.resources import warehouse_resource
 from .defs.runs import release_dead_runs, this_process_tags
 from .settings import load_settings
-from .storage import boards, landing, locations, s3
+from .storage import boards, landing, locations, s3, warehouse
 
 
 def landing_zone(settings) -> landing.Landing:
@@ -29,7 +30,9 @@ def landing_zone(settings) -> landing.Landing:
 
 
 def check_storage(settings) -> None:
-    """Fail at once, naming bucket and endpoint, when a configured s3:// location cannot be used."""
+    """Fail at once, naming bucket and endpoint, when a configured s3:// location cannot be used;
+    and naming what is wrong with the lake (catalog, data path, extension package) when one is
+    configured."""
     locations.check_storage(
         settings.board_url,
         settings.landing_url,
@@ -37,6 +40,25 @@ def check_storage(settings) -> None:
         settings.reports_url,
         endpoint_url=settings.aws_endpoint_url,
     )
+    warehouse_resource(settings).check()
+
+
+def describe_warehouse(settings) -> str:
+    lake = warehouse_resource(settings).lake()
+    if lake is None:
+        return str(settings.duckdb_path)
+    return f"DuckLake, catalog {warehouse.masked(lake.catalog)}, data {lake.data_path}"
+
+
+def maintain_lake(settings) -> dict:
+    """`penguin-pipeline lake-maintain`: the lake's retention (PENGUIN_LAKE_KEEP)."""
+    resource = warehouse_resource(settings)
+    if resource.lake() is None:
+        raise warehouse.WarehouseUnavailable(
+            "lake-maintain needs a lake: set PENGUIN_WAREHOUSE=ducklake:postgres:<libpq string>"
+        )
+    with resource.get_connection() as con:
+        return warehouse.maintain(con, settings.lake_keep)
 
 
 RUN_LOGS_KEPT = 20  # the newest run logs kept in Settings.logs_dir; older ones are deleted
@@ -163,8 +185,8 @@ def describe_outputs(log_path: Path | None = None) -> str:
     decision = boards.latest_decision(board) or {}
     lines = [
         "penguin_pipeline: done.",
-        f"  warehouse   {settings.duckdb_path}  (tables raw_penguins, penguins, penguin_summary, "
-        "rejected_penguins, model_metrics, feature_drift)",
+        f"  warehouse   {describe_warehouse(settings)}  (tables raw_penguins, penguins, "
+        "penguin_summary, rejected_penguins, model_metrics, feature_drift)",
         f"  model pin   penguin_model champion {facts.get('version')} "
         f"on board {settings.board_url}",
         f"              R^2 {facts.get('r2')}, RMSE {facts.get('rmse')} g, "
@@ -233,9 +255,8 @@ def synth_landing(
 def main(argv: list[str] | None = None) -> int:
     try:
         return _command(argv)
-    except (
-        s3.S3StorageError
-    ) as exc:  # wrong bucket, endpoint or credentials: one line that names them
+    # wrong bucket, endpoint or credentials; lake catalog, data path or extension: one line
+    except (s3.S3StorageError, warehouse.WarehouseUnavailable) as exc:
         print(f"penguin_pipeline: {exc}", file=sys.stderr)
         return 1  # like a failed run; 2 means "ran, but some landing files were quarantined"
 
@@ -268,10 +289,18 @@ def _command(argv: list[str] | None) -> int:
     synth_cmd.add_argument(
         "--to", default=None, help="folder to write (default: the landing folder)"
     )
+    sub.add_parser(
+        "lake-maintain",
+        help="the lake's retention: expire snapshots older than PENGUIN_LAKE_KEEP, merge small "
+        "files, delete unreferenced ones",
+    )
     args = parser.parse_args(argv)
     if args.command == "synth":
         written = synth_landing(int(args.rows), args.format, args.seasons, args.seed, args.to)
         print(f"wrote {int(args.rows)} rows in {len(written)} landing files")
+    if args.command == "lake-maintain":
+        done = maintain_lake(load_settings())
+        print("lake-maintain: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items()))
     if args.command == "new-data":
         print(
             f"landed {new_season(args.rows, args.seed)}: "

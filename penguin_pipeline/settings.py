@@ -62,6 +62,14 @@ class Settings:
     duckdb_max_temp_size: str | None = None
     # per S3 request; a slower answer is retried (README, Storage on S3)
     s3_read_timeout_seconds: float = 30.0
+    # --- warehouse backend (README, "Warehouse backends") ---
+    # None: the DuckDB file duckdb_path; "ducklake:postgres:<libpq string>": a DuckLake whose
+    # catalog is that Postgres database (PENGUIN_WAREHOUSE; never printed: it may hold a password)
+    warehouse: str | None = field(default=None, repr=False)
+    # the lake's Parquet files: a folder or s3://bucket/prefix (PENGUIN_LAKE_DATA)
+    lake_data: str = str(PROJECT_ROOT / "data" / "lake")
+    # lake maintenance expires snapshots older than this and merges small files (PENGUIN_LAKE_KEEP)
+    lake_keep: str = "7 days"
     # --- production profile (README, "Production profile"); the embedded default reads none ---
     # "embedded": steps in the run's own process; "prod": steps on Celery workers (PENGUIN_PROFILE)
     profile: str = "embedded"
@@ -117,6 +125,10 @@ def load_settings(env=None) -> Settings:
         # --- faults and limits ---
         duckdb_max_temp_size=_env(env, "PENGUIN_DUCKDB_MAX_TEMP_SIZE", "") or None,
         s3_read_timeout_seconds=float(_env(env, "PENGUIN_S3_READ_TIMEOUT_SECONDS", "30")),
+        # --- warehouse backend ---
+        warehouse=_env(env, "PENGUIN_WAREHOUSE", "") or None,
+        lake_data=_env(env, "PENGUIN_LAKE_DATA", str(data_dir / "lake")),
+        lake_keep=_env(env, "PENGUIN_LAKE_KEEP", "7 days"),
         # --- production profile ---
         profile=_profile(_env(env, "PENGUIN_PROFILE", "embedded")),
         pg_url=_env(env, "PENGUIN_PG_URL", DEFAULT_PG_URL),

@@ -3,7 +3,8 @@ penguin_report.
 
 Each asset gets its resources, calls processing functions and records metadata; nothing more.
 Every step that opens the DuckDB file runs in the `duckdb` pool (limit 1, dagster.yaml), because
-DuckDB allows a single writing process per file.
+DuckDB allows a single writing process per file. On a DuckLake (PENGUIN_WAREHOUSE) the steps claim
+no pool: the lake takes concurrent writers, and ingest and rebuild settle their races themselves.
 """
 
 import getpass
@@ -14,14 +15,16 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ..processing import cleaning, modeling, monitoring, summary, tables
-from ..processing.db import row_count
+from ..processing.db import retry_conflicts, row_count
 from ..processing.ingest import FileLoadFailed, LandingInput, UnbalancedAccount, ingest_files
 from ..report.render import fingerprint, load_report_inputs, publish_if_changed
-from ..settings import REPORT_FILE_NAME
+from ..settings import REPORT_FILE_NAME, load_settings
 from ..storage import boards
+from ..storage.warehouse import current_snapshot, table_at
 from .resources import LandingZone, Monitoring, PinsBoard, Reports, TrainingSample, Warehouse
 
-WAREHOUSE_POOL = "duckdb"
+# Read when the definitions are imported: a step's pool is part of its definition.
+WAREHOUSE_POOL = None if load_settings().warehouse else "duckdb"
 ROW_DROP_TAG = "penguin/row_drop_reason"
 # Dagster's code version of every asset: bump it when a change to processing/ changes what an asset
 # writes, and the UI marks everything downstream stale. The model and report also report data
@@ -81,11 +84,12 @@ def raw_penguins(
     present = {f.name: f for f in zone.files()}
     wanted = [present[key] for key in context.partition_keys if key in present]
     gone = [key for key in context.partition_keys if key not in present]
-    with warehouse.get_connection() as con:
-        tables.ensure_schema(con)
+    with warehouse.get_connection() as con, warehouse.file_claims() as claim:
+        # Runs starting together on an empty lake each create the tables: the losers see them.
+        retry_conflicts(lambda: tables.ensure_schema(con, warehouse.column_compression))
         files = [LandingInput(None, f.name, f.content_hash) for f in wanted]
         try:
-            load = ingest_files(con, files, config.force, local_copy=zone.local_copy)
+            load = ingest_files(con, files, config.force, zone.local_copy, claim)
         except FileLoadFailed as exc:
             if isinstance(exc.cause, UnbalancedAccount):
                 yield dg.AssetCheckResult(
@@ -280,7 +284,11 @@ def penguin_model(
     """The book's body-mass regression on a stratified sample of every season but the newest
     season's held-out rows, versioned with vetiver and pinned as penguin_model (a challenger)."""
     with warehouse.get_connection() as con:
-        season = monitoring.newest_season(con, tables.CLEAN)
+        # On the lake every read of the training rows names one snapshot, kept in the pin's
+        # metadata: the rows a version was trained on can be read back after later loads.
+        snapshot = current_snapshot(con)
+        clean = table_at(tables.CLEAN, snapshot)
+        season = monitoring.newest_season(con, clean)
         if season is None:
             raise dg.Failure(description=modeling.NO_COMPLETE_ROWS)
         holdout = monitoring.Holdout(
@@ -288,7 +296,7 @@ def penguin_model(
         )
         sample = modeling.draw_training_sample(
             con,
-            tables.CLEAN,
+            clean,
             config.sample_rows or training_sample.rows,
             training_sample.seed,
             exclude=holdout.sql(),
@@ -305,11 +313,12 @@ def penguin_model(
             )
             return
         fitted = modeling.fit_model(frame)
+        fitted.warehouse_snapshot = snapshot
         fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(
-            con, tables.CLEAN, sample, fitted
+            con, clean, sample, fitted
         )
         fitted.monitoring = monitoring.training_facts(
-            con, tables.CLEAN, holdout, fitted.predictor, frame, _trained_by(context)
+            con, clean, holdout, fitted.predictor, frame, _trained_by(context)
         )
     yield _sample_check(fitted.sample_vs_all_rows)
     failures = modeling.r2_below_floor(fitted.r2, config.r2_floor)
@@ -361,6 +370,7 @@ def _model_metadata(facts: dict, pinned: bool) -> dict:
         "rmse": facts["rmse"],
         "rows_used": facts["rows_used"],
         "data_snapshot": facts["data_snapshot"],
+        "warehouse_snapshot": facts.get("warehouse_snapshot"),
         "coefficients": dg.MetadataValue.json(facts["coefficients"]),
         "sample_vs_all_rows": dg.MetadataValue.json(facts.get("sample_vs_all_rows", {})),
     }

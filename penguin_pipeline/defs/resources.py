@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -18,20 +18,60 @@ class Warehouse(DuckDBResource):
 
     dagster-duckdb's get_connection() closes only when the body succeeds; after a failing step the
     connection (and DuckDB's file lock) stayed open until garbage collection.
+
+    With `lake_catalog` set (PENGUIN_WAREHOUSE=ducklake:postgres:...) the connection is to the
+    DuckLake instead of the file `database` (storage/warehouse.connect_lake).
     """
+
+    lake_catalog: str | None = None  # libpq connection string of the lake's Postgres catalog
+    lake_data: str = ""  # the lake's data path: a folder or s3://bucket/prefix
+    endpoint_url: str | None = None
+
+    def lake(self) -> warehouse.Lake | None:
+        if not self.lake_catalog:
+            return None
+        return warehouse.Lake(self.lake_catalog, self.lake_data, self.endpoint_url)
+
+    @property
+    def column_compression(self) -> bool:
+        """The DuckDB file takes per-column compression; DuckLake writes Parquet its own way."""
+        return self.lake() is None
 
     @contextmanager
     def get_connection(self):
         try:
-            warehouse.check_database_path(self.database)
-        except warehouse.WarehouseUnusable as exc:
-            raise dg.Failure(description=str(exc)) from None
-        try:
-            with super().get_connection() as con, warehouse.session(con, self.connection_config):
+            with self._connect() as con, warehouse.session(con, self.connection_config):
                 yield con
         except warehouse.LimitReached as exc:
             cause = exc.__cause__
             raise dg.Failure(description=f"{exc}\n{_what_failed(cause)}") from cause
+        except warehouse.WarehouseUnavailable as exc:
+            raise dg.Failure(description=str(exc)) from None
+
+    def _connect(self):
+        lake = self.lake()
+        if lake is None:
+            warehouse.check_database_path(self.database)
+            return super().get_connection()
+        return nullcontext(warehouse.connect_lake(lake, self.connection_config))
+
+    @contextmanager
+    def file_claims(self):
+        """Per-landing-file claims for runs loading at once (the lake); None for the file, whose
+        steps run one at a time."""
+        lake = self.lake()
+        if lake is None:
+            yield None
+            return
+        with warehouse.file_claims(lake) as claim:
+            yield claim
+
+    def check(self) -> None:
+        """Before any run: the lake's catalog answers, its data path takes files, its extension
+        packages are installed (WarehouseUnavailable, one line). Nothing to check for the file."""
+        lake = self.lake()
+        if lake is not None:
+            warehouse.check_lake(lake, self.connection_config)
 
 
 def _what_failed(exc: Exception) -> str:
@@ -90,19 +130,30 @@ class Reports(dg.ConfigurableResource):
         return locations.open_location(self.url, self.endpoint_url)
 
 
+def warehouse_resource(settings: Settings) -> Warehouse:
+    """The DuckDB file, or the lake that PENGUIN_WAREHOUSE names (a malformed value: one line)."""
+    lake = warehouse.lake_from_settings(
+        settings.warehouse, settings.lake_data, settings.aws_endpoint_url
+    )
+    return Warehouse(
+        database=str(settings.duckdb_path),
+        connection_config=warehouse.connection_config(
+            settings.duckdb_memory_limit,
+            settings.duckdb_threads,
+            settings.duckdb_temp_dir,
+            settings.duckdb_max_temp_size,
+        ),
+        lake_catalog=lake.catalog if lake else None,
+        lake_data=lake.data_path if lake else "",
+        endpoint_url=settings.aws_endpoint_url,
+    )
+
+
 def build_resources(settings: Settings) -> dict:
     settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
     settings.duckdb_temp_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "warehouse": Warehouse(
-            database=str(settings.duckdb_path),
-            connection_config=warehouse.connection_config(
-                settings.duckdb_memory_limit,
-                settings.duckdb_threads,
-                settings.duckdb_temp_dir,
-                settings.duckdb_max_temp_size,
-            ),
-        ),
+        "warehouse": warehouse_resource(settings),
         "board": PinsBoard(url=settings.board_url, endpoint_url=settings.aws_endpoint_url),
         "landing": LandingZone(
             url=settings.landing_url,

@@ -3,12 +3,13 @@ DuckDB."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import duckdb
 
 from . import tables
-from .db import first_row, row_count, scalar, swap_in, table_exists
+from .db import first_row, retry_conflicts, row_count, scalar, swap_in, table_exists
 from .lter import (
     ISLANDS,
     MEASUREMENTS,
@@ -157,18 +158,28 @@ def rebuild_clean_table(
     con: duckdb.DuckDBPyConnection, row_drop_reason: str | None = None
 ) -> CleanOutcome:
     """Build the clean table aside, check it, and only then swap it in: a failing check leaves the
-    last good one."""
-    candidate = f"{tables.CLEAN}__candidate"
-    previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None
-    current = build_clean_table(con, tables.RAW, candidate)
-    failures = {
-        "penguins_values_allowed": invalid_values(con, candidate),
-        "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW),
-        "penguins_row_count_kept": row_count_drop(previous, current, row_drop_reason),
-    }
-    outcome = CleanOutcome(current, previous, failures)
-    if outcome.published:
-        swap_in(con, candidate, tables.CLEAN)
-    else:
-        con.execute(f"DROP TABLE {candidate}")
-    return outcome
+    last good one.
+
+    The candidate's name is this call's own, so that runs rebuilding at once (a warehouse with
+    concurrent writers) never replace each other's candidate; a swap that lost the race to another
+    run's is done again from the raw rows as they are then.
+    """
+    return retry_conflicts(lambda: _rebuild_once(con, row_drop_reason))
+
+
+def _rebuild_once(con: duckdb.DuckDBPyConnection, row_drop_reason: str | None) -> CleanOutcome:
+    candidate = f"{tables.CLEAN}__candidate_{uuid.uuid4().hex[:12]}"
+    try:
+        previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None
+        current = build_clean_table(con, tables.RAW, candidate)
+        failures = {
+            "penguins_values_allowed": invalid_values(con, candidate),
+            "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW),
+            "penguins_row_count_kept": row_count_drop(previous, current, row_drop_reason),
+        }
+        outcome = CleanOutcome(current, previous, failures)
+        if outcome.published:
+            swap_in(con, candidate, tables.CLEAN)
+        return outcome
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {candidate}")

@@ -11,9 +11,17 @@ are read with fetchall(), never fetchone()."""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from contextlib import contextmanager
+from typing import TypeVar
 
 import duckdb
+
+T = TypeVar("T")
+CONFLICT_ATTEMPTS = 8
+log = logging.getLogger(__name__)
 
 
 def first_row(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> tuple | None:
@@ -40,6 +48,27 @@ def transaction(con: duckdb.DuckDBPyConnection):
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def is_commit_conflict(exc: BaseException) -> bool:
+    """Another writer committed a conflicting change first (DuckLake: both deleted from or replaced
+    the same table). Never raised by the single DuckDB file, whose writers are serialised."""
+    return isinstance(exc, duckdb.TransactionException) and "conflict" in str(exc).lower()
+
+
+def retry_conflicts(work: Callable[[], T], attempts: int = CONFLICT_ATTEMPTS) -> T:
+    """Run `work` (which must be all-or-nothing) again while it loses a commit race, with a
+    growing pause so that the writers spread out; any other error, or the last conflict, raises."""
+    attempt = 1
+    while True:
+        try:
+            return work()
+        except duckdb.Error as exc:
+            if attempt >= attempts or not is_commit_conflict(exc):
+                raise
+            log.warning("commit conflict, attempt %d of %d, retrying: %s", attempt, attempts, exc)
+        time.sleep(0.05 * 2**attempt)
+        attempt += 1
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:

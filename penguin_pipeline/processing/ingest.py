@@ -15,14 +15,14 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from . import tables
-from .db import first_row, out_of_resources, row_count, scalar, transaction
+from .db import first_row, out_of_resources, retry_conflicts, row_count, scalar, transaction
 from .lter import LTER_COLUMNS, REQUIRED_COLUMNS, quote, row_is_valid, row_problems
 
 
@@ -379,8 +379,9 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
         f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, "
         "now()::TIMESTAMP FROM staged_rejects ORDER BY source_line"
     )
+    con.execute(f"DELETE FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file])
     con.execute(
-        f"INSERT OR REPLACE INTO {tables.LEDGER} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
+        f"INSERT INTO {tables.LEDGER} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
         [
             account.source_file,
             account.file_hash,
@@ -438,6 +439,10 @@ class LandingInput:
 LocalCopy = Callable[
     [str], AbstractContextManager[Path]
 ]  # landing file name -> a local path while open
+
+# Holds one landing file (by name) for this run while it loads: runs loading at once never load
+# the same file twice (storage/warehouse.file_claims; no claim needed with one writer at a time).
+Claim = Callable[[str], AbstractContextManager[None]]
 
 
 class UnbalancedAccount(ValueError):
@@ -523,6 +528,7 @@ def ingest_files(
     files: list[LandingInput],
     force: bool = False,
     local_copy: LocalCopy | None = None,
+    claim: Claim | None = None,
 ) -> RunLoad:
     """Load a run's files: pre-flight every file to be loaded, then each good file in its own
     transaction.
@@ -535,6 +541,9 @@ def ingest_files(
       before it stay, and FileLoadFailed names the file; a retry skips the committed ones by hash.
     Files whose content the ledger already holds are skipped without being read (unless force), and
     without being fetched: `local_copy` (e.g. an S3 download) is opened only for the files to load.
+    Several runs may load at once (a warehouse with concurrent writers): `claim(name)` holds that
+    file for this run while it loads, and the ledger is read again under the claim, so a file
+    another run loaded meanwhile is skipped; a commit that lost a race is retried.
     """
     todo = [f for f in files if force or not is_unchanged(con, f.source_file, f.file_hash)]
     unreadable: list[LandingFileError] = []
@@ -561,7 +570,8 @@ def ingest_files(
                 )
                 continue
             try:
-                account = _load_one(con, paths[f.source_file], f)
+                with claim(f.source_file) if claim else nullcontext():
+                    account = _load_claimed(con, paths[f.source_file], f, force)
             except LandingFileError as exc:
                 unreadable.append(exc)
                 continue
@@ -570,6 +580,17 @@ def ingest_files(
             committed.append(account)
             accounts.append(account)
     return RunLoad(accounts, unreadable)
+
+
+LOADED_MEANWHILE = "loaded meanwhile by another run: skipped"
+
+
+def _load_claimed(
+    con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput, force: bool
+) -> FileAccount:
+    if not force and is_unchanged(con, f.source_file, f.file_hash):
+        return FileAccount(f.source_file, f.file_hash, note=LOADED_MEANWHILE)
+    return retry_conflicts(lambda: _load_one(con, path, f))
 
 
 def _load_one(con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput) -> FileAccount:

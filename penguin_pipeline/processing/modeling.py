@@ -39,6 +39,8 @@ class FittedModel:
     sample_vs_all_rows: dict = field(default_factory=dict)
     # monitoring.training_facts(): seasons, held-out rows and metrics, training profile, trainer
     monitoring: dict = field(default_factory=dict)
+    # the lake snapshot the training rows were read at (None on the DuckDB file: no snapshots)
+    warehouse_snapshot: int | None = None
 
     def summary(self) -> dict:
         """Facts about the model that every consumer (pin, Dagster, report, API) shows."""
@@ -47,6 +49,7 @@ class FittedModel:
             "rmse": round(self.rmse, 4),
             "rows_used": self.rows_used,
             "data_snapshot": self.data_snapshot,
+            "warehouse_snapshot": self.warehouse_snapshot,
             "coefficients": {k: round(v, 6) for k, v in self.coefficients.items()},
             "categories": self.categories,
             "numeric_ranges": self.numeric_ranges,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-from .db import row_count
+from .db import retry_conflicts, row_count
 from .lter import MEASUREMENTS
 
 MEASURES = tuple(name for name, _, _ in MEASUREMENTS.values())
@@ -28,7 +28,10 @@ def summary_select_sql(clean_table: str) -> str:
 
 
 def build_summary_table(con: duckdb.DuckDBPyConnection, clean_table: str, target: str) -> int:
-    con.execute(f"CREATE OR REPLACE TABLE {target} AS {summary_select_sql(clean_table)}")
+    """Replace `target` with the summary of `clean_table` (again, if another run replaced it at the
+    same moment: the later one wins, both built from a published clean table)."""
+    sql = f"CREATE OR REPLACE TABLE {target} AS {summary_select_sql(clean_table)}"
+    retry_conflicts(lambda: con.execute(sql))
     return row_count(con, target)
 
 

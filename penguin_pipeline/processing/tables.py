@@ -29,14 +29,16 @@ UNCOMPRESSED_RAW_COLUMNS = (
 )
 
 
-def _raw_column(column: str) -> str:
-    plain = " USING COMPRESSION uncompressed" if column in UNCOMPRESSED_RAW_COLUMNS else ""
-    return f"{quote(column)} VARCHAR{plain}"
+def _raw_column(column: str, column_compression: bool) -> str:
+    plain = column_compression and column in UNCOMPRESSED_RAW_COLUMNS
+    return f"{quote(column)} VARCHAR{' USING COMPRESSION uncompressed' if plain else ''}"
 
 
-_SCHEMA = f"""
+# No PRIMARY KEY: DuckLake has none (a ledger line is replaced by delete + insert in the file's
+# transaction, on either backend).
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS {RAW} (
-    {", ".join(_raw_column(c) for c in LTER_COLUMNS)},
+    {raw_columns},
     source_file VARCHAR NOT NULL,
     source_line BIGINT NOT NULL,
     loaded_at TIMESTAMP NOT NULL
@@ -49,7 +51,7 @@ CREATE TABLE IF NOT EXISTS {REJECTS} (
     rejected_at TIMESTAMP NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {LEDGER} (
-    source_file VARCHAR PRIMARY KEY,
+    source_file VARCHAR NOT NULL,
     file_hash VARCHAR NOT NULL,
     rows_read BIGINT NOT NULL,
     rows_loaded BIGINT NOT NULL,
@@ -60,5 +62,8 @@ CREATE TABLE IF NOT EXISTS {LEDGER} (
 """
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_SCHEMA)
+def ensure_schema(con: duckdb.DuckDBPyConnection, column_compression: bool = True) -> None:
+    """Create the tables if missing. column_compression=False for a warehouse that stores Parquet
+    and picks its own encodings (DuckLake refuses a per-column compression clause)."""
+    raw_columns = ", ".join(_raw_column(c, column_compression) for c in LTER_COLUMNS)
+    con.execute(_SCHEMA.format(RAW=RAW, REJECTS=REJECTS, LEDGER=LEDGER, raw_columns=raw_columns))

@@ -1,0 +1,182 @@
+"""`make bench-lake-writers`: four landing files landed together, as four runs at once, on the
+DuckDB file and on the DuckLake, side by side. A benchmark, never part of the tests.
+
+Each backend gets a fresh Dagster instance (instance/dagster.yaml: its `duckdb` pool of one), fresh
+data, the same four synthetic Parquet files (one island's seasons: about BENCH_WRITERS_ROWS rows in
+all, default 2e6), and four
+processes started together, each running penguin_job for its own file (what four sensor runs do).
+The lake gets a new Postgres catalog database (BENCH_LAKE_SERVER, as in bench-scale), dropped after.
+
+Per backend: wall time until the four runs ended, each run's steps (start, end) from the event log,
+the most warehouse steps running at the same moment, and every file's rows counted once. On the
+file the pool lets one warehouse step run at a time; on the lake they overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import dagster as dg  # noqa: E402
+
+from penguin_pipeline import synth  # noqa: E402
+
+ROWS = int(float(os.environ.get("BENCH_WRITERS_ROWS", "2e6")))
+LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
+WORK = Path(os.environ.get("BENCH_WRITERS_DIR", ROOT / "bench" / "results" / "lake_writers"))
+RESULTS = ROOT / "bench" / "results" / "lake_writers.json"
+WAREHOUSE_STEPS = {"raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"}
+RUN_PARTITION = """
+import sys, dagster as dg
+from penguin_pipeline.definitions import defs
+from penguin_pipeline.defs.automation import register_new_partitions
+instance = dg.DagsterInstance.get()
+register_new_partitions(instance, [sys.argv[1]])
+result = defs().resolve_job_def("penguin_job").execute_in_process(
+    instance=instance, partition_key=sys.argv[1], raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
+
+
+def four_files(folder: Path) -> list[str]:
+    """Four season files of one island (the rest deleted), written once and reused."""
+    if not (folder / ".complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        files = synth.write_landing_files(synth.shipped_profile(), ROWS * 2, folder, seasons=4)
+        for path in files:
+            if "Biscoe" not in path.name:
+                path.unlink()
+        (folder / ".complete").write_text("")
+    return sorted(p.name for p in folder.glob("*.parquet"))
+
+
+@contextmanager
+def lake_catalog():
+    import psycopg2
+
+    name = f"penguin_bench_writers_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(f"{LAKE_SERVER} dbname=postgres")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield f"dbname={name} {LAKE_SERVER}"
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+def project(backend: str, landing: Path, extra: dict) -> tuple[Path, dict]:
+    tmp = WORK / backend
+    shutil.rmtree(tmp, ignore_errors=True)
+    home = tmp / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
+    env.update(
+        DAGSTER_HOME=str(home),
+        PENGUIN_DATA_DIR=str(tmp / "data"),
+        PENGUIN_LANDING=str(landing),
+        PENGUIN_DUCKDB_MEMORY_LIMIT="1200MB",
+        **extra,
+    )
+    dg.DagsterInstance.from_config(str(home)).dispose()  # the SQLite storage once, not in a race
+    return home, env
+
+
+def four_runs_at_once(home: Path, env: dict, names: list[str]) -> dict:
+    start = time.perf_counter()
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUN_PARTITION, name],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for name in names
+    ]
+    errors = [run.communicate()[1].decode()[-2000:] for run in runs]
+    wall = time.perf_counter() - start
+    if any(run.returncode for run in runs):
+        raise SystemExit("a run failed:\n" + "\n".join(errors))
+    spans = step_spans(home)
+    return {
+        "seconds": round(wall, 2),
+        "most_warehouse_steps_at_once": most_at_once(spans),
+        "steps": spans,
+    }
+
+
+def step_spans(home: Path) -> list[tuple[str, float, float]]:
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    spans = []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for run in instance.get_runs():
+            begun = {}
+            for entry in instance.all_logs(run.run_id, of_type=kinds):
+                if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+                    begun[entry.step_key] = entry.timestamp
+                elif entry.step_key in WAREHOUSE_STEPS:
+                    name = f"{run.run_id[:8]}/{entry.step_key}"
+                    spans.append((name, begun[entry.step_key], entry.timestamp))
+    zero = min(begin for _, begin, _ in spans)
+    return sorted((name, round(b - zero, 2), round(e - zero, 2)) for name, b, e in spans)
+
+
+def most_at_once(spans: list[tuple[str, float, float]]) -> int:
+    edges = sorted([(b, 1) for _, b, _ in spans] + [(e, -1) for _, _, e in spans])
+    running = most = 0
+    for _, change in edges:
+        running += change
+        most = max(most, running)
+    return most
+
+
+def main() -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    landing = WORK / "raw"
+    names = four_files(landing)
+    results = {}
+    home, env = project("file", landing, {})
+    results["file"] = four_runs_at_once(home, env, names)
+    with lake_catalog() as catalog:
+        home, env = project("lake", landing, {"PENGUIN_WAREHOUSE": f"ducklake:postgres:{catalog}"})
+        results["lake"] = four_runs_at_once(home, env, names)
+    for backend, result in results.items():
+        print(
+            f"{backend:5} four runs at once: {result['seconds']} s, "
+            f"at most {result['most_warehouse_steps_at_once']} warehouse step(s) at the same time"
+        )
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": f"{os.cpu_count()} cores, {platform.node()}",
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                "rows": ROWS,
+                "files": names,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
+    print(f"results: {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

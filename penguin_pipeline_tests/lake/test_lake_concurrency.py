@@ -1,0 +1,103 @@
+"""Concurrent writers on the lake: four landing files landed together become four runs whose
+warehouse steps overlap in time, and every row is there exactly once; two `penguin-pipeline run`
+processes started at once over the same landing zone both succeed and load nothing twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from itertools import combinations
+
+import dagster as dg
+import pytest
+
+from penguin_pipeline import synth
+
+from ..conftest import lter_lines
+from ..processes import BIN, ROOT, instance_home, project_env
+from ..prod.conftest import landing_steps
+from ..test_concurrency import RUN_PARTITION, season
+from .lake_tools import lake_query, rows_per_file
+
+pytestmark = pytest.mark.integration
+
+WAREHOUSE_STEPS = {"raw_penguins", "penguins", "penguin_summary", "penguin_model"}
+
+
+def start(command: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+
+def finish(processes: list[subprocess.Popen]) -> list[int]:
+    outputs = [p.communicate(timeout=280)[0].decode() for p in processes]
+    codes = [p.returncode for p in processes]
+    assert codes == [0] * len(processes), "\n".join(o[-3000:] for o in outputs)
+    return codes
+
+
+def lake_project(tmp_path, lake_env) -> tuple:
+    home, data = instance_home(tmp_path), tmp_path / "data"
+    env = project_env(home, data, PENGUIN_WAREHOUSE=f"ducklake:postgres:{lake_env}")
+    dg.DagsterInstance.from_config(str(home)).dispose()  # the SQLite storage once, not in a race
+    return home, data, env
+
+
+def overlapping(spans: list[tuple[str, float, float]]) -> list[tuple[str, str]]:
+    """Pairs of steps of different runs that were running at the same moment."""
+    return [
+        (a[0], b[0])
+        for a, b in combinations(spans, 2)
+        if a[0].split("/")[0] != b[0].split("/")[0] and a[1] < b[2] and b[1] < a[2]
+    ]
+
+
+def test_four_files_landed_together_are_four_runs_writing_at_once(tmp_path, lake_env):
+    home, data, env = lake_project(tmp_path, lake_env)
+    # Large enough that each run's load takes a while: the runs' starts spread over seconds.
+    files = synth.write_landing_files(synth.shipped_profile(), 80_000, data / "raw", seasons=4)
+    names = sorted(f.name for f in files if "Biscoe" in f.name)
+    for other in files:
+        if other.name not in names:
+            other.unlink()
+    runs = [start([sys.executable, "-c", RUN_PARTITION, name], env) for name in names]
+    finish(runs)
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        records = instance.get_run_records()
+        assert len(records) == 4
+        spans = [
+            (f"{record.dagster_run.run_id}/{step}", begin, end)
+            for record in records
+            for step, (begin, end) in landing_steps(instance, record.dagster_run.run_id).items()
+            if step in WAREHOUSE_STEPS
+        ]
+    zero = min(begin for _, begin, _ in spans)
+    print("steps: run/step from..to (s)")
+    for name, begin, end in sorted(spans, key=lambda span: span[1]):
+        print(f"  {name[:8]}{name[36:]:<17} {begin - zero:6.2f}..{end - zero:6.2f}")
+    assert overlapping(spans), "no two runs' warehouse steps ran at the same time"
+
+    loaded = rows_per_file()
+    assert sorted(loaded) == names
+    ledger = dict(lake_query("SELECT source_file, rows_loaded FROM landed_files"))
+    assert ledger == loaded
+    assert lake_query("SELECT count(*) FROM penguins") == [(sum(loaded.values()),)]
+    assert lake_query(
+        "SELECT count(*) FROM (SELECT source_file, source_line FROM raw_penguins "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ) == [(0,)]
+
+
+def test_two_cli_runs_at_once_load_nothing_twice(tmp_path, lake_env):
+    home, data, env = lake_project(tmp_path, lake_env)
+    landing = data / "raw"
+    landing.mkdir(parents=True)
+    for i, study in enumerate(("PAL1011", "PAL1112", "PAL1213")):
+        season(landing / f"{study}.csv", study, lter_lines()[1 + i :: 3])
+    finish([start([str(BIN / "penguin-pipeline"), "run"], env) for _ in range(2)])
+
+    assert rows_per_file() == {"PAL1011.csv": 115, "PAL1112.csv": 115, "PAL1213.csv": 114}
+    assert lake_query("SELECT count(*), count(DISTINCT source_file) FROM landed_files") == [(3, 3)]
+    assert lake_query("SELECT count(*) FROM penguins") == [(344,)]

@@ -1,0 +1,81 @@
+"""Two writers on one lake, and the lake's retention: a commit that lost a race is done again;
+`penguin-pipeline lake-maintain` expires old snapshots, merges small files and deletes the ones no
+snapshot needs, and the data stays as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from penguin_pipeline import cli
+from penguin_pipeline.defs.resources import warehouse_resource
+from penguin_pipeline.processing.db import retry_conflicts, transaction
+from penguin_pipeline.settings import load_settings
+from penguin_pipeline.storage.warehouse import current_snapshot
+
+
+def test_a_commit_that_loses_a_race_is_done_again(lake_env):
+    resource = warehouse_resource(load_settings())
+    with resource.get_connection() as mine, resource.get_connection() as other:
+        mine.execute("CREATE TABLE t AS SELECT range AS i FROM range(100)")
+        attempts = []
+
+        def delete_one():
+            attempts.append(current_snapshot(mine))
+            with transaction(mine):
+                mine.execute("DELETE FROM t WHERE i = 1")
+                if len(attempts) == 1:  # another writer deletes from t and commits first
+                    other.execute("DELETE FROM t WHERE i = 2")
+
+        retry_conflicts(delete_one)
+        assert len(attempts) == 2
+        assert mine.execute("SELECT count(*), sum(i) FROM t").fetchall() == [(98, 4950 - 3)]
+
+
+def test_a_conflict_past_the_last_attempt_is_raised(lake_env):
+    resource = warehouse_resource(load_settings())
+    with resource.get_connection() as mine, resource.get_connection() as other:
+        mine.execute("CREATE TABLE t AS SELECT range AS i FROM range(100)")
+
+        def always_loses():
+            with transaction(mine):
+                mine.execute("DELETE FROM t WHERE i = 1")
+                other.execute("DELETE FROM t WHERE i = (SELECT min(i) FROM t)")
+
+        with pytest.raises(duckdb.TransactionException, match="onflict"):
+            retry_conflicts(always_loses, attempts=2)
+
+
+def parquet_files(settings) -> list[Path]:
+    return sorted(Path(settings.lake_data).rglob("*.parquet"))
+
+
+def test_lake_maintain_expires_snapshots_merges_small_files_and_keeps_the_data(
+    lake_env, monkeypatch, capsys
+):
+    settings = load_settings()
+    with warehouse_resource(settings).get_connection() as con:
+        con.execute("CREATE TABLE t (i BIGINT)")
+        for start in range(0, 4000, 1000):  # four loads: four small files
+            con.execute(f"INSERT INTO t SELECT range FROM range({start}, {start + 1000})")
+        first_load = current_snapshot(con) - 3
+    assert len(parquet_files(settings)) == 4
+
+    monkeypatch.setenv("PENGUIN_LAKE_KEEP", "0 seconds")
+    assert cli.main(["lake-maintain"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("lake-maintain: snapshots expired ") and "files merged 4" in said
+
+    assert len(parquet_files(settings)) == 1
+    with warehouse_resource(settings).get_connection() as con:
+        assert con.execute("SELECT count(*), sum(i) FROM t").fetchall() == [(4000, 7998000)]
+        with pytest.raises(duckdb.Error, match="snapshot"):
+            con.execute(f"SELECT count(*) FROM t AT (VERSION => {first_load})").fetchall()
+
+
+def test_lake_maintain_on_the_duckdb_file_says_it_needs_a_lake(data_dir, monkeypatch, capsys):
+    monkeypatch.delenv("PENGUIN_WAREHOUSE", raising=False)
+    assert cli.main(["lake-maintain"]) == 1
+    assert "lake-maintain needs a lake" in capsys.readouterr().err

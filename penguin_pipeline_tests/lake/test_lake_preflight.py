@@ -1,0 +1,88 @@
+"""What is wrong with a configured lake is said in one line before any run starts: the catalog
+cannot be reached, the data path takes no files, an extension package is missing, or
+PENGUIN_WAREHOUSE is not a lake."""
+
+from __future__ import annotations
+
+import pytest
+
+from penguin_pipeline import cli
+from penguin_pipeline.storage import warehouse
+
+
+def run_refused(capsys, settings_dir) -> str:
+    assert cli.main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (settings_dir / "logs").exists()  # no run was started: no run log
+    return err
+
+
+def test_an_unreachable_catalog_is_named(lake_env, data_dir, monkeypatch, capsys):
+    unreachable = lake_env.replace("port=5432", "port=1") + " password=secret"
+    monkeypatch.setenv("PENGUIN_WAREHOUSE", f"ducklake:postgres:{unreachable}")
+    err = run_refused(capsys, data_dir)
+    assert "the lake's catalog cannot be reached" in err and "port=1" in err
+    assert "Connection refused" in err and "secret" not in err
+
+
+def test_a_missing_catalog_database_is_named(lake_env, data_dir, monkeypatch, capsys):
+    monkeypatch.setenv(
+        "PENGUIN_WAREHOUSE", "ducklake:postgres:dbname=no_such_lake host=127.0.0.1 user=postgres"
+    )
+    err = run_refused(capsys, data_dir)
+    assert 'database "no_such_lake" does not exist' in err and "create the database" in err
+
+
+def test_a_data_path_without_write_access_is_named(
+    lake_env, data_dir, tmp_path, monkeypatch, capsys
+):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PENGUIN_LAKE_DATA", str(blocker / "lake"))
+    err = run_refused(capsys, data_dir)
+    assert f"PENGUIN_LAKE_DATA={blocker / 'lake'} is not writable" in err
+
+
+def test_a_missing_extension_package_is_named(lake_env, data_dir, monkeypatch, capsys):
+    packages = {**warehouse.EXTENSION_PACKAGES, "ducklake": "duckdb-extension-not-installed"}
+    monkeypatch.setattr(warehouse, "EXTENSION_PACKAGES", packages)
+    err = run_refused(capsys, data_dir)
+    assert "DuckDB extension ducklake missing" in err
+    assert "duckdb-extension-not-installed" in err and "make setup" in err
+
+
+def test_a_warehouse_that_is_not_a_lake_is_refused(data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("PENGUIN_WAREHOUSE", "postgres:dbname=x")
+    err = run_refused(capsys, data_dir)
+    assert "PENGUIN_WAREHOUSE must be unset" in err and "ducklake:postgres:" in err
+
+
+def test_extensions_are_loaded_from_the_packages_and_never_downloaded(lake_env):
+    from penguin_pipeline.defs.resources import warehouse_resource
+    from penguin_pipeline.settings import load_settings
+
+    with warehouse_resource(load_settings()).get_connection() as con:
+        loaded = dict(
+            con.execute(
+                "SELECT extension_name, install_path FROM duckdb_extensions() WHERE loaded"
+            ).fetchall()
+        )
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN "
+                "('autoinstall_known_extensions', 'autoload_known_extensions')"
+            ).fetchall()
+        )
+    assert {"ducklake", "postgres_scanner"} <= set(loaded)
+    assert settings == {
+        "autoinstall_known_extensions": "false",
+        "autoload_known_extensions": "false",
+    }
+    for name in ("ducklake", "postgres_scanner"):
+        assert warehouse.extension_file(name).name == f"{name}.duckdb_extension"
+
+
+@pytest.mark.parametrize("name", sorted(warehouse.EXTENSION_PACKAGES))
+def test_every_extension_package_has_a_build_for_this_duckdb(name):
+    assert warehouse.extension_file(name).is_file()
