@@ -8,7 +8,7 @@ import pandas as pd
 
 from penguin_pipeline import cli, synth
 from penguin_pipeline.defs.resources import warehouse_resource
-from penguin_pipeline.processing import modeling, tables
+from penguin_pipeline.processing import modeling, monitoring, tables
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.warehouse import table_at
@@ -21,11 +21,17 @@ def latest_model(settings) -> dict:
     return boards.latest_model_facts(boards.board_from_url(settings.board_url))
 
 
-def replay(snapshot: int, settings) -> modeling.TrainingSample:
-    """The training sample as penguin_model draws it, from the lake as it was at `snapshot`."""
+def replay(model: dict, settings) -> modeling.TrainingSample:
+    """The training sample as penguin_model drew it, from the lake as it was at the model's
+    snapshot, without the held-out rows its metadata names."""
+    holdout = monitoring.Holdout.from_metadata(model)
     with warehouse_resource(settings).get_connection() as con:
         return modeling.draw_training_sample(
-            con, table_at(tables.CLEAN, snapshot), settings.sample_rows, settings.sample_seed
+            con,
+            table_at(tables.CLEAN, model["warehouse_snapshot"]),
+            settings.sample_rows,
+            settings.sample_seed,
+            exclude=holdout.sql(),
         )
 
 
@@ -59,7 +65,8 @@ def test_the_pipeline_runs_on_the_lake_loads_nothing_twice_and_a_model_replays_i
     assert not settings.duckdb_path.exists()  # nothing went to the DuckDB file
     assert list((settings.data_dir / "lake").rglob("*.parquet"))
     first = latest_model(settings)
-    assert first["rows_used"] == 333 and isinstance(first["warehouse_snapshot"], int)
+    assert first["rows_used"] + first["rows"]["held_out"] == 333
+    assert isinstance(first["warehouse_snapshot"], int)
     assert cli.run_pipeline(instance).success  # again, nothing new: nothing loaded, nothing pinned
     assert rows_per_file() == {"penguins-raw.csv": 344}
     assert latest_model(settings)["version"] == first["version"]
@@ -73,6 +80,6 @@ def test_the_pipeline_runs_on_the_lake_loads_nothing_twice_and_a_model_replays_i
     assert lake_query("SELECT count(*) FROM penguins") == [(3_344,)]
 
     for model in (first, second):
-        sample = replay(model["warehouse_snapshot"], settings)
+        sample = replay(model, settings)
         assert len(sample.frame) == model["rows_used"]
         assert modeling.data_snapshot_id(sample.frame) == model["data_snapshot"]
