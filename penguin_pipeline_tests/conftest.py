@@ -15,6 +15,16 @@ from penguin_pipeline.storage import landing
 
 LTER_FILE = landing.packaged_lter_file()
 CLEAN_FILE = LTER_FILE.with_name("penguins.csv")
+# Every asset penguin_job materializes (the sources are external), in graph order.
+PIPELINE_ASSETS = [
+    "raw_penguins",
+    "penguins",
+    "penguin_summary",
+    "model_monitoring",
+    "penguin_model",
+    "penguin_champion",
+    "penguin_report",
+]
 
 
 def pytest_collection_modifyitems(items):

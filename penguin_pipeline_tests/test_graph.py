@@ -12,17 +12,9 @@ from penguin_pipeline import cli
 from penguin_pipeline.definitions import defs
 from penguin_pipeline.storage import boards
 
-from .conftest import LTER_FILE, lter_lines, pinned_report, query, write_lines
+from .conftest import LTER_FILE, PIPELINE_ASSETS, lter_lines, pinned_report, query, write_lines
 
-ASSETS = [
-    "raw_penguins",
-    "penguins",
-    "penguin_summary",
-    "model_monitoring",
-    "penguin_model",
-    "penguin_champion",
-    "penguin_report",
-]
+ASSETS = PIPELINE_ASSETS
 SOURCES = [
     "lter_adelie",
     "lter_chinstrap",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables
+from .cleaning import CLEAN_COLUMNS
 from .db import first_row, transaction
 from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 from .lter import quote
@@ -37,16 +38,7 @@ from .lter import quote
 SEASON = "year"
 # A row's identity for the held-out split: every column of the clean table, so the same penguin
 # record is held out (or not) whatever the run or the table's row order.
-ROW_CONTENT = (
-    "species",
-    "island",
-    "bill_length_mm",
-    "bill_depth_mm",
-    "flipper_length_mm",
-    "body_mass_g",
-    "sex",
-    "year",
-)
+ROW_CONTENT = CLEAN_COLUMNS
 COMPLETE = " AND ".join(f"{c} IS NOT NULL" for c in FEATURES + [TARGET])
 METRIC_NAMES = {"root_mean_squared_error": "rmse", "r2_score": "r2", "mean_absolute_error": "mae"}
 SEASON_PERIOD = timedelta(days=366)

@@ -10,17 +10,9 @@ import dagster as dg
 from penguin_pipeline.cli import new_season
 from penguin_pipeline.settings import load_settings
 
-from ..conftest import lter_lines, write_lines
+from ..conftest import PIPELINE_ASSETS, lter_lines, write_lines
 
-ASSETS = [
-    "raw_penguins",
-    "penguins",
-    "penguin_summary",
-    "model_monitoring",
-    "penguin_model",
-    "penguin_champion",
-    "penguin_report",
-]
+ASSETS = PIPELINE_ASSETS
 SPLIT = 3  # the shipped file's rows are dealt into this many files first
 
 

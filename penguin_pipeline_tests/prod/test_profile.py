@@ -19,21 +19,13 @@ from penguin_pipeline import prod, synth
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 
-from ..conftest import LTER_FILE
+from ..conftest import LTER_FILE, PIPELINE_ASSETS
 from ..processes import free_port, wait_for
 from .conftest import ConnectionSampler, finished_runs, landing_steps
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
-STEPS = {
-    "raw_penguins",
-    "penguins",
-    "penguin_summary",
-    "model_monitoring",
-    "penguin_model",
-    "penguin_champion",
-    "penguin_report",
-}
+STEPS = set(PIPELINE_ASSETS)
 
 
 def run_process_pid(instance, run_id: str) -> int:
