@@ -27,21 +27,23 @@ from kombu import Connection
 from penguin_pipeline import prod
 from penguin_pipeline.settings import DEFAULT_PG_URL, Settings, load_settings
 
-from ..processes import free_port, wait_for
+from ..processes import free_port, services_missing, wait_for
 
 # The services' default URLs on this machine; the server's own `postgres` database (the tests
 # create their own databases).
 SERVICES = load_settings({"PENGUIN_PG_URL": DEFAULT_PG_URL.rsplit("/", 1)[0] + "/postgres"})
 
 
+def require_services(settings: Settings) -> None:
+    """Skip (fail on CI) naming each service of the profile that does not answer."""
+    problems = [s.line() for s in prod.services(settings, create_database=False) if s.problem]
+    if problems:
+        services_missing("the production profile's services do not answer:\n" + "\n".join(problems))
+
+
 @pytest.fixture(scope="session")
 def services_answer():
-    problems = [s.line() for s in prod.services(SERVICES, create_database=False) if s.problem]
-    if problems:
-        message = "the production profile's services do not answer:\n" + "\n".join(problems)
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_services(SERVICES)
 
 
 def _admin():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sys
 
+import pytest
 import yaml
 
 from penguin_pipeline import prod
@@ -12,6 +13,7 @@ from penguin_pipeline.defs.workers import masked
 from penguin_pipeline.settings import PROJECT_ROOT, load_settings
 
 from ..processes import free_port
+from .conftest import require_services
 
 
 def test_a_service_that_does_not_answer_gets_one_line_and_nothing_starts(tmp_path):
@@ -110,3 +112,20 @@ def test_dagster_celery_still_polls_at_the_interval_we_set():
 
     source = inspect.getsource(core_execution_loop.core_celery_execution_loop)
     assert "time.sleep(TICK_SECONDS)" in source
+
+
+@pytest.mark.parametrize("ci, outcome", [("", pytest.skip.Exception), ("1", pytest.fail.Exception)])
+def test_without_the_services_the_profile_tests_skip_naming_each_and_fail_on_ci(
+    monkeypatch, ci, outcome
+):
+    closed = f"127.0.0.1:{free_port()}"
+    settings = load_settings(
+        {
+            "PENGUIN_PG_URL": f"postgresql://postgres@{closed}/penguin_pipeline",
+            "PENGUIN_CELERY_BROKER": f"amqp://guest:guest@{closed}//",
+            "PENGUIN_CELERY_BACKEND": f"redis://{closed}/0",
+        }
+    )
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match=r"(?s)PostgreSQL.*RabbitMQ.*Redis"):
+        require_services(settings)
