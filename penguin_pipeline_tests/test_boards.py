@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -48,3 +48,34 @@ def test_pin_reads_back_as_a_vetiver_model_with_our_metadata(clean, tmp_path):  
     assert model.model.predict(frame)[0] == fitted.pipeline.predict(frame)[0]
     facts = boards.latest_model_facts(board)
     assert facts["version"] == version and facts["r2"] == round(fitted.r2, 6)
+
+
+def test_a_version_being_written_by_another_run_keeps_its_name(tmp_path):
+    board = boards.board_from_url(str(tmp_path / "board"))
+    board.pin_write({"a": 1}, "decision", type="json")
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    in_progress = now + timedelta(seconds=30)  # another writer's folder: data file, no data.txt yet
+    folder = tmp_path / "board" / "decision" / f"{in_progress:%Y%m%dT%H%M%SZ}-abcde"
+    folder.mkdir()
+    (folder / "decision.json").write_text('{"a": 2}')
+    assert boards.next_created(board, "decision", now) == in_progress + timedelta(seconds=1)
+
+
+def test_a_write_whose_version_name_was_just_taken_takes_the_next_second(tmp_path, monkeypatch):
+    """Two runs at once pinning the same content in the same second: pins refuses the second
+    write's folder; the board writes it again under the next free second."""
+    board = boards.board_from_url(str(tmp_path / "board"))
+    store = boards.BaseBoard._pin_store
+    taken = []
+
+    def taken_once(self, *args, **kwargs):
+        if not taken:
+            taken.append(True)
+            raise boards.PinsError(
+                "Attempting to write pin version to x, but that directory already exists."
+            )
+        return store(self, *args, **kwargs)
+
+    monkeypatch.setattr(boards.BaseBoard, "_pin_store", taken_once)
+    meta = board.pin_write({"a": 1}, "decision", type="json")
+    assert taken and board.pin_meta("decision").version.version == meta.version.version

@@ -29,6 +29,8 @@ from pins.versions import Version, guess_version
 
 from .locations import Location, open_location
 
+NAME_ATTEMPTS = 5  # writes of one pin that may find their version name taken by a concurrent one
+
 MODEL_PIN = "penguin_model"
 REPORT_PIN = "penguin_report"
 # Which model version is champion: each promotion decision is one version of this small JSON pin,
@@ -111,6 +113,15 @@ class PenguinBoard(BaseBoard):
         """(complete versions oldest first, [(version, problem)] for newer ones that are not),
         from one listing; ([], []) for a pin never written."""
         return self._guarded(f"listing versions of pin {name}", self._scan_versions, name)
+
+    def stamped_times(self, name: str) -> list[datetime]:
+        """The creation times in the names of every version folder of the pin, complete or not:
+        a concurrent writer's half-written version has taken its name already."""
+        root = self.construct_path([self.path_to_pin(name)])
+        found = self._guarded(f"listing versions of pin {name}", self.fs.find, root)
+        folders = {path[len(root) + 1 :].partition("/")[0] for path in found}
+        versions = [guess_version(folder) for folder in folders]
+        return [v.created for v in versions if isinstance(v, Version)]  # not VersionRaw: no time
 
     def verify_version(self, name: str, version: str) -> str | None:
         """None when the version's files have the content hash its data.txt records; else what is
@@ -200,7 +211,16 @@ class PenguinBoard(BaseBoard):
         wanted is the caller's decision (the pipeline compares training data), and pins' own check
         would compare with the newest listed version even when that one is damaged."""
         write, forced = super().pin_write, {"force_identical_write": force_identical_write}
-        return self._guarded(f"writing pin {name}", write, x, name, *args, **kwargs, **forced)
+        for attempt in range(1, NAME_ATTEMPTS + 1):
+            try:
+                return self._guarded(
+                    f"writing pin {name}", write, x, name, *args, **kwargs, **forced
+                )
+            except PinsError as exc:
+                # Two writers stamped the same second with the same content (runs at once fitting
+                # the same data): the one that lost takes the next free second.
+                if "already exists" not in str(exc) or attempt == NAME_ATTEMPTS:
+                    raise
 
     def pin_upload(self, paths, name=None, *args, **kwargs):
         upload = super().pin_upload
@@ -259,9 +279,9 @@ def board_from_url(url: str, endpoint_url: str | None = None) -> PenguinBoard:
 def next_created(board, name: str, now: datetime | None = None) -> datetime:
     """A naive-UTC creation time, whole seconds, strictly after the pin's newest version."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None, microsecond=0)
-    newest = newest_version(board, name)
-    if newest is not None and now <= newest.created:
-        return newest.created + timedelta(seconds=1)
+    latest = max(board.stamped_times(name), default=None)
+    if latest is not None and now <= latest:
+        return latest + timedelta(seconds=1)
     return now
 
 
