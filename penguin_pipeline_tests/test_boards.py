@@ -54,11 +54,11 @@ def test_a_version_being_written_by_another_run_keeps_its_name(tmp_path):
     board = boards.board_from_url(str(tmp_path / "board"))
     board.pin_write({"a": 1}, "decision", type="json")
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    in_progress = now + timedelta(seconds=30)  # another writer's folder: data file, no data.txt yet
-    folder = tmp_path / "board" / "decision" / f"{in_progress:%Y%m%dT%H%M%SZ}-abcde"
-    folder.mkdir()
-    (folder / "decision.json").write_text('{"a": 2}')
-    assert boards.next_created(board, "decision", now) == in_progress + timedelta(seconds=1)
+    for second in (now, now + timedelta(seconds=1)):  # other writers' folders, no data.txt yet
+        folder = tmp_path / "board" / "decision" / f"{second:%Y%m%dT%H%M%SZ}-abcde"
+        folder.mkdir()
+        (folder / "decision.json").write_text('{"a": 2}')
+    assert boards.next_created(board, "decision", now) == now + timedelta(seconds=2)
 
 
 def test_a_write_whose_version_name_was_just_taken_takes_the_next_second(tmp_path, monkeypatch):

@@ -277,12 +277,16 @@ def board_from_url(url: str, endpoint_url: str | None = None) -> PenguinBoard:
 
 
 def next_created(board, name: str, now: datetime | None = None) -> datetime:
-    """A naive-UTC creation time, whole seconds, strictly after the pin's newest version."""
+    """A naive-UTC creation time, whole seconds, strictly after the pin's newest complete version
+    and in a second no version folder of the pin has taken."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None, microsecond=0)
-    latest = max(board.stamped_times(name), default=None)
-    if latest is not None and now <= latest:
-        return latest + timedelta(seconds=1)
-    return now
+    newest = newest_version(board, name)
+    created = newest.created + timedelta(seconds=1) if newest and now <= newest.created else now
+    # A second another writer's folder has (half-written: not listed above) is not free either.
+    taken = set(board.stamped_times(name))
+    while created in taken:
+        created += timedelta(seconds=1)
+    return created
 
 
 def newest_version(board, name: str) -> Version | None:
