@@ -87,6 +87,7 @@ def raw_penguins(
     with warehouse.get_connection() as con, warehouse.file_claims() as claim:
         # Runs starting together on an empty lake each create the tables: the losers see them.
         retry_conflicts(lambda: tables.ensure_schema(con, warehouse.column_compression))
+        monitoring.ensure_monitoring_tables(con)  # here, before later steps' own transactions
         files = [LandingInput(None, f.name, f.content_hash) for f in wanted]
         try:
             load = ingest_files(con, files, config.force, zone.local_copy, claim)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import tables
 from .cleaning import CLEAN_COLUMNS
-from .db import first_row, transaction
+from .db import first_row, retry_conflicts, transaction
 from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 from .lter import quote
 
@@ -252,8 +252,8 @@ CREATE TABLE IF NOT EXISTS {tables.DRIFT} (
 
 
 def ensure_monitoring_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_METRICS_SCHEMA)
-    con.execute(_DRIFT_SCHEMA)
+    """Runs starting together on an empty lake each create the tables: the losers see them."""
+    retry_conflicts(lambda: [con.execute(schema) for schema in (_METRICS_SCHEMA, _DRIFT_SCHEMA)])
 
 
 def _replace_rows(con, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
