@@ -87,7 +87,6 @@ def raw_penguins(
     with warehouse.get_connection() as con, warehouse.file_claims() as claim:
         # Runs starting together on an empty lake each create the tables: the losers see them.
         retry_conflicts(lambda: tables.ensure_schema(con, warehouse.column_compression))
-        monitoring.ensure_monitoring_tables(con)  # here, before later steps' own transactions
         files = [LandingInput(None, f.name, f.content_hash) for f in wanted]
         try:
             load = ingest_files(con, files, config.force, zone.local_copy, claim)
@@ -224,8 +223,8 @@ def model_monitoring(warehouse: Warehouse, board: PinsBoard, monitoring_settings
 
 
 def _drift_check(drift, warn: float, block: float) -> dg.AssetCheckResult:
-    blocking = monitoring.drift_findings(drift, "block") if len(drift) else []
-    warning = monitoring.drift_findings(drift, "warn") if len(drift) else []
+    blocking = monitoring.drift_findings(drift, "block")
+    warning = monitoring.drift_findings(drift, "warn")
     severity = dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN
     return dg.AssetCheckResult(
         check_name="input_drift",
@@ -237,16 +236,12 @@ def _drift_check(drift, warn: float, block: float) -> dg.AssetCheckResult:
             "block_above": block,
             "blocking": blocking,
             "warning": warning,
-            "psi": dg.MetadataValue.json(
-                [] if drift.empty else drift[["season", "feature", "value"]].to_dict("records")
-            ),
+            "psi": dg.MetadataValue.json(drift[["season", "feature", "value"]].to_dict("records")),
         },
     )
 
 
 def _overall(metrics) -> list[dict]:
-    if metrics.empty:
-        return []
     overall = metrics[metrics["species"] == monitoring.ALL_SPECIES]
     return overall[["season", "metric", "estimate", "n_rows"]].to_dict("records")
 

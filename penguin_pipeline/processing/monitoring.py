@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import tables
 from .cleaning import CLEAN_COLUMNS
-from .db import first_row, retry_conflicts, transaction
+from .db import first_row, table_exists, transaction
 from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 from .lter import quote
 
@@ -48,6 +48,18 @@ PSI_FLOOR = 1e-4  # a share of 0 (a bin or category never seen) counts as this, 
 # bins for 150 birds against 300, above the 0.1 warning, ~0.04 with five.
 QUINTILES = [q / 5 for q in range(1, 5)]
 ALL_SPECIES = "all"
+# The columns written to tables.METRICS and tables.DRIFT (tables.py has their types).
+METRIC_COLUMNS = ["model_version", "season", "species", "metric", "estimate", "n_rows"]
+DRIFT_COLUMNS = [
+    "model_version",
+    "season",
+    "feature",
+    "kind",
+    "statistic",
+    "value",
+    "status",
+    "shares",
+]
 
 
 # --- the held-out rows -----------------------------------------------------------------------
@@ -202,8 +214,8 @@ def season_metrics(scored: pd.DataFrame, model_version: str | None) -> pd.DataFr
                     }
                 )
             )
-    columns = ["model_version", "season", "species", "metric", "estimate", "n_rows", "index"]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    empty = pd.DataFrame(columns=[*METRIC_COLUMNS, "index"])
+    return pd.concat(parts, ignore_index=True) if parts else empty
 
 
 def metrics_summary(metrics: pd.DataFrame) -> dict:
@@ -222,38 +234,6 @@ def metrics_summary(metrics: pd.DataFrame) -> dict:
         "overall": scope(overall) if len(overall) else {},
         "by_species": {name: scope(rows) for name, rows in species.groupby("species")},
     }
-
-
-_METRICS_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {tables.METRICS} (
-    model_version VARCHAR NOT NULL,
-    season INTEGER NOT NULL,
-    species VARCHAR NOT NULL,
-    metric VARCHAR NOT NULL,
-    estimate DOUBLE,
-    n_rows BIGINT NOT NULL,
-    scored_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-)
-"""
-
-_DRIFT_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {tables.DRIFT} (
-    model_version VARCHAR NOT NULL,
-    season INTEGER NOT NULL,
-    feature VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL,
-    statistic VARCHAR NOT NULL,
-    value DOUBLE NOT NULL,
-    status VARCHAR NOT NULL,
-    shares VARCHAR NOT NULL,
-    measured_at TIMESTAMP NOT NULL DEFAULT current_timestamp
-)
-"""
-
-
-def ensure_monitoring_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Runs starting together on an empty lake each create the tables: the losers see them."""
-    retry_conflicts(lambda: [con.execute(schema) for schema in (_METRICS_SCHEMA, _DRIFT_SCHEMA)])
 
 
 def _replace_rows(con, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
@@ -275,20 +255,18 @@ def _replace_rows(con, table: str, frame: pd.DataFrame, columns: list[str]) -> N
 
 
 def write_metrics(con: duckdb.DuckDBPyConnection, metrics: pd.DataFrame) -> None:
-    ensure_monitoring_tables(con)
-    columns = ["model_version", "season", "species", "metric", "estimate", "n_rows"]
-    _replace_rows(con, tables.METRICS, metrics, columns)
+    _replace_rows(con, tables.METRICS, metrics, METRIC_COLUMNS)
 
 
 def write_drift(con: duckdb.DuckDBPyConnection, drift: pd.DataFrame) -> None:
-    ensure_monitoring_tables(con)
-    columns = ["model_version", "season", "feature", "kind", "statistic", "value", "status"]
-    _replace_rows(con, tables.DRIFT, drift, [*columns, "shares"])
+    _replace_rows(con, tables.DRIFT, drift, DRIFT_COLUMNS)
 
 
 def monitoring_history(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every metric and drift row recorded so far (empty frames before the first)."""
-    ensure_monitoring_tables(con)
+    """Every metric and drift row recorded so far (empty frames before the first, also on a
+    warehouse from before monitoring: a read never creates a table)."""
+    if not table_exists(con, tables.METRICS):
+        return pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(columns=DRIFT_COLUMNS)
     metrics = con.execute(
         f"SELECT * FROM {tables.METRICS} ORDER BY season, model_version, species, metric"
     ).df()
@@ -395,8 +373,7 @@ def feature_drift(
                 ),
             }
         )
-    columns = ["model_version", "season", "feature", "kind", "statistic", "value", "status"]
-    return pd.DataFrame(rows, columns=[*columns, "shares"])
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
 def drift_findings(drift: pd.DataFrame, status: str) -> list[str]:
@@ -501,7 +478,8 @@ def _rounded(value: float | None) -> float | None:
 
 def blocking_drift(con: duckdb.DuckDBPyConnection, champion: str, season: int) -> list[str]:
     """The champion's features that drifted above the blocking threshold in `season`."""
-    ensure_monitoring_tables(con)
+    if not table_exists(con, tables.DRIFT):
+        return []
     drift = con.execute(
         f"SELECT * FROM {tables.DRIFT} WHERE model_version = ? AND season = ? ORDER BY feature",
         [champion, int(season)],
@@ -571,7 +549,9 @@ def monitor_champion(
 
 
 def _nothing_monitored(version: str | None, note: str) -> SeasonsMonitored:
-    return SeasonsMonitored(version, [], pd.DataFrame(), pd.DataFrame(), note)
+    return SeasonsMonitored(
+        version, [], pd.DataFrame(columns=METRIC_COLUMNS), pd.DataFrame(columns=DRIFT_COLUMNS), note
+    )
 
 
 def training_facts(

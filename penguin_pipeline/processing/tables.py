@@ -59,6 +59,26 @@ CREATE TABLE IF NOT EXISTS {LEDGER} (
     duplicates_dropped BIGINT NOT NULL,
     loaded_at TIMESTAMP NOT NULL
 );
+CREATE TABLE IF NOT EXISTS {METRICS} (
+    model_version VARCHAR NOT NULL,
+    season INTEGER NOT NULL,
+    species VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    estimate DOUBLE,
+    n_rows BIGINT NOT NULL,
+    scored_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+CREATE TABLE IF NOT EXISTS {DRIFT} (
+    model_version VARCHAR NOT NULL,
+    season INTEGER NOT NULL,
+    feature VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    statistic VARCHAR NOT NULL,
+    value DOUBLE NOT NULL,
+    status VARCHAR NOT NULL,
+    shares VARCHAR NOT NULL,
+    measured_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
 """
 
 
@@ -66,4 +86,5 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, column_compression: bool = Tru
     """Create the tables if missing. column_compression=False for a warehouse that stores Parquet
     and picks its own encodings (DuckLake refuses a per-column compression clause)."""
     raw_columns = ", ".join(_raw_column(c, column_compression) for c in LTER_COLUMNS)
-    con.execute(_SCHEMA.format(RAW=RAW, REJECTS=REJECTS, LEDGER=LEDGER, raw_columns=raw_columns))
+    names = {"RAW": RAW, "REJECTS": REJECTS, "LEDGER": LEDGER, "METRICS": METRICS, "DRIFT": DRIFT}
+    con.execute(_SCHEMA.format(**names, raw_columns=raw_columns))
