@@ -180,9 +180,8 @@ def describe_quarantined(quarantined: list[dict]) -> str:
 def describe_outputs(log_path: Path | None = None) -> str:
     settings = load_settings()
     board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
-    champion = boards.champion_version(board)
-    facts = boards.model_facts(board, champion) if champion else {}
-    decision = boards.latest_decision(board) or {}
+    decision, facts = boards.champion(board)
+    decision, facts = decision or {}, facts or {}
     lines = [
         "penguin_pipeline: done.",
         f"  warehouse   {describe_warehouse(settings)}  (tables raw_penguins, penguins, "

@@ -107,8 +107,8 @@ class ModelHolder:
     def _champion(self) -> str | None:
         """Version ids and the decision's data.txt only: no model file is read per poll."""
         newest, self.damaged = boards.newest_listed(self.board, self.name)
-        decided = boards.decided_champion(self.board) if self.name == boards.MODEL_PIN else None
-        return decided or (newest.version if newest else None)
+        decision = boards.latest_decision(self.board) if self.name == boards.MODEL_PIN else None
+        return (decision or {}).get("champion") or (newest.version if newest else None)
 
     def pin(self, version: str) -> dict:
         """Serve exactly `version` from now on; the old one stays if it cannot load."""

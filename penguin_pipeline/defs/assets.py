@@ -204,8 +204,7 @@ def model_monitoring(warehouse: Warehouse, board: PinsBoard, monitoring_settings
     """The champion scored on every field season after its training data (metrics overall and
     per species), and those seasons' input drift, before a new season trains anything."""
     pins_board = board.board()
-    champion = boards.champion_version(pins_board)
-    facts = boards.model_facts(pins_board, champion) if champion else None
+    _, facts = boards.champion(pins_board)
     warn, block = monitoring_settings.drift_warn, monitoring_settings.drift_block
     with warehouse.get_connection() as con:
         monitored = monitoring.monitor_champion(con, tables.CLEAN, facts, warn, block)

@@ -43,8 +43,8 @@ NOT_SHOWN = ["scored_at", "measured_at"]
 def load_report_inputs(con: duckdb.DuckDBPyConnection, board) -> ReportInputs:
     """Small tables only: the lookup table, the landing ledger, the monitoring tables, per-species
     histograms counted in DuckDB, and the champion's pin metadata."""
-    champion = boards.champion_version(board)
-    if champion is None:
+    decision, model = boards.champion(board)
+    if model is None:
         raise ValueError(
             f"no {boards.MODEL_PIN} pin on the board yet: materialize penguin_model first"
         )
@@ -52,8 +52,8 @@ def load_report_inputs(con: duckdb.DuckDBPyConnection, board) -> ReportInputs:
     return ReportInputs(
         summary=con.execute(f"SELECT * FROM {tables.SUMMARY}").df(),
         landed=con.execute(f"SELECT * FROM {tables.LEDGER} ORDER BY source_file").df(),
-        model=boards.model_facts(board, champion),
-        decision=boards.latest_decision(board),
+        model=model,
+        decision=decision,
         metrics=metrics.drop(columns=NOT_SHOWN, errors="ignore"),
         drift=drift.drop(columns=NOT_SHOWN, errors="ignore"),
         histograms=species_histograms(con, tables.CLEAN),

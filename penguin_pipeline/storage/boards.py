@@ -395,20 +395,16 @@ def latest_decision(board) -> dict | None:
     return dict(board.pin_meta(CHAMPION_PIN, newest.version).user or {})
 
 
-def decided_champion(board) -> str | None:
-    """The champion named by the newest promotion decision; None before the first decision."""
+def champion(board) -> tuple[dict | None, dict | None]:
+    """The newest promotion decision and the champion's facts (each None when there is none): the
+    decision's champion, else (a board from before champions) the newest sound model version.
+    The decision's data.txt is read once."""
     decision = latest_decision(board)
-    return (decision or {}).get("champion") or None
-
-
-def champion_version(board) -> str | None:
-    """The champion's version: the newest decision's, else (a board from before champions) the
-    newest sound model version."""
-    decided = decided_champion(board)
-    if decided:
-        return decided
-    newest, _ = newest_sound_version(board, MODEL_PIN)
-    return newest.version if newest else None
+    version = (decision or {}).get("champion")
+    if not version:
+        newest, _ = newest_sound_version(board, MODEL_PIN)
+        version = newest.version if newest else None
+    return decision, (model_facts(board, version) if version else None)
 
 
 def model_facts(board, version: str, name: str = MODEL_PIN) -> dict:

@@ -187,7 +187,7 @@ def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(
         assert cli.run_pipeline(instance).success
         newer = boards.latest_model_facts(direct_board(settings, moto_server))["version"]
         assert newer > good
-        assert boards.champion_version(direct_board(settings, moto_server)) == newer
+        assert boards.champion(direct_board(settings, moto_server))[1]["version"] == newer
         assert wait_for(
             lambda: served(api) == newer and health(api)["status"] == "ok", what="the new version"
         )
