@@ -129,8 +129,7 @@ class FeatureSpec:
         design = {"intercept": "1.0"}
         for f, values in self.categories.items():
             for v in values[1:]:
-                literal = "'" + v.replace("'", "''") + "'"
-                design[f"{f}_{v}"] = f"({lter.quote(f)} = {literal})::DOUBLE"
+                design[f"{f}_{v}"] = f"({lter.quote(f)} = {lter.literal(v)})::DOUBLE"
         design.update({f: f"{lter.quote(f)}::DOUBLE" for f in self.bounds})
         return design
 

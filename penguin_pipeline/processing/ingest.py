@@ -23,7 +23,7 @@ import duckdb
 
 from . import tables
 from .db import first_row, out_of_resources, retry_conflicts, row_count, scalar, transaction
-from .lter import LTER_COLUMNS, REQUIRED_COLUMNS, quote, row_is_valid, row_problems
+from .lter import LTER_COLUMNS, REQUIRED_COLUMNS, literal, quote, row_is_valid, row_problems
 
 
 class LandingFileError(ValueError):
@@ -222,19 +222,15 @@ def _stage_straight_from_file(con, path: Path, source_file: str, columns: dict[s
     """staged_rows reads the file itself (a view: publish_file inserts from it); nothing to
     reject."""
     _create_empty_stage(con, source_file)
-    _stage_rows(con, source_file, _rows_sql(path, columns, file=f"'{_sql_text(str(path))}'"))
+    _stage_rows(con, source_file, _rows_sql(path, columns, file=literal(path)))
 
 
 def _stage_rows(con, source_file: str, rows_sql: str) -> None:
     """The view publish_file inserts from: the loadable rows, not a copy of them."""
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {_LTER}, '{_sql_text(source_file)}' AS "
+        f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {_LTER}, {literal(source_file)} AS "
         f"source_file, source_line FROM ({rows_sql})"
     )
-
-
-def _sql_text(value: str) -> str:
-    return value.replace("'", "''")
 
 
 def _column_map(landed_columns: list[str], source_file: str) -> dict[str, str]:
@@ -336,15 +332,15 @@ def _drop_duplicates(con) -> int:
 
 def _split_valid_and_rejected(con, source_file: str) -> None:
     _stage_rows(con, source_file, f"SELECT * FROM landed WHERE {_VALID}")
-    source = _sql_text(source_file)
+    source = literal(source_file)
     record = "json_object(" + ", ".join(f"'{c}', {quote(c)}" for c in LTER_COLUMNS) + ")::VARCHAR"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE staged_rejects AS
-        SELECT '{source}' AS source_file, source_line, {record} AS raw_record,
+        SELECT {source} AS source_file, source_line, {record} AS raw_record,
                array_to_string({row_problems()}, '; ') AS reason
         FROM landed WHERE NOT {_VALID}
         UNION ALL
-        SELECT '{source}', line, raw_record, reason FROM parse_rejects
+        SELECT {source}, line, raw_record, reason FROM parse_rejects
         ORDER BY source_line"""
     )
 

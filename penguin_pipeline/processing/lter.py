@@ -60,8 +60,13 @@ def quote(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
+def literal(value: str) -> str:
+    """A SQL string literal (for what DuckDB takes no parameter for: paths, SET, ATTACH)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def sql_list(values) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    return ", ".join(literal(v) for v in values)
 
 
 def missing(expr: str) -> str:

@@ -33,7 +33,7 @@ from . import tables
 from .cleaning import CLEAN_COLUMNS
 from .db import first_row, table_exists, transaction
 from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
-from .lter import quote
+from .lter import quote, sql_list
 
 SEASON = "year"
 # A row's identity for the held-out split: every column of the clean table, so the same penguin
@@ -136,8 +136,7 @@ def known_categories_sql(spec: FeatureSpec) -> str:
     """Rows whose categories the model was trained on (another one has no coefficient)."""
     tests = []
     for field, values in spec.categories.items():
-        literals = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-        tests.append(f"{quote(field)} IN ({literals})")
+        tests.append(f"{quote(field)} IN ({sql_list(values)})")
     return " AND ".join(tests) or "TRUE"
 
 

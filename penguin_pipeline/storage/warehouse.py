@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from ..processing.db import out_of_resources
+from ..processing.lter import literal
 
 # DuckDB 2.0 accepts max_temp_directory_size in connect(config=...) and reports it back, but
 # does not enforce it (measured: a 1 MB cap, 190 MB spilled); SET on the open connection, it is.
@@ -128,15 +129,15 @@ def connect_lake(lake: Lake, config: dict) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config=config)
     try:
         for name in lake.extensions:
-            con.execute(f"LOAD '{_sql_text(str(extension_file(name)))}'")
+            con.execute(f"LOAD {literal(extension_file(name))}")
         if lake.on_s3:
             _s3_secret(con, lake.endpoint_url)
         # The first ATTACH creates the catalog's tables; runs starting together on a new lake
         # raced there (a duplicate key in Postgres), so attaching is one process at a time.
         with _catalog_lock(lake, "attach"):
             con.execute(
-                f"ATTACH '{_sql_text(LAKE_SCHEME + lake.catalog)}' AS {LAKE_NAME} "
-                f"(DATA_PATH '{_sql_text(_data_path(lake.data_path))}')"
+                f"ATTACH {literal(LAKE_SCHEME + lake.catalog)} AS {LAKE_NAME} "
+                f"(DATA_PATH {literal(_data_path(lake.data_path))})"
             )
         con.execute(f"USE {LAKE_NAME}")
     except duckdb.Error as exc:
@@ -179,7 +180,7 @@ def _s3_secret(con: duckdb.DuckDBPyConnection, endpoint_url: str | None) -> None
         scheme, _, host = endpoint_url.partition("://")
         options |= {"ENDPOINT": host.rstrip("/"), "URL_STYLE": "path"}
         options["USE_SSL"] = "true" if scheme == "https" else "false"
-    body = ", ".join(f"{key} '{_sql_text(value)}'" for key, value in options.items())
+    body = ", ".join(f"{key} {literal(value)}" for key, value in options.items())
     con.execute(f"CREATE OR REPLACE SECRET penguin_lake_s3 (TYPE s3, {body})")
 
 
@@ -228,7 +229,7 @@ def _check_writable_folder(folder: Path) -> None:
 def _check_writable_s3(con: duckdb.DuckDBPyConnection, data_path: str) -> None:
     probe = f"{data_path.rstrip('/')}/.penguin-write-check.parquet"
     try:
-        con.execute(f"COPY (SELECT 1 AS ok) TO '{_sql_text(probe)}' (FORMAT parquet)")
+        con.execute(f"COPY (SELECT 1 AS ok) TO {literal(probe)} (FORMAT parquet)")
     except duckdb.Error as exc:
         raise WarehouseUnavailable(
             f"the lake's data path PENGUIN_LAKE_DATA={data_path} is not writable: "
@@ -314,7 +315,7 @@ def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
     older than `keep` (an interval, e.g. '7 days'), merge small adjacent files, and delete the
     files no remaining snapshot refers to and the orphans of killed runs. Returns how many
     snapshots expired, small files were merged into larger ones, and files were deleted."""
-    interval = f"now() - INTERVAL '{_sql_text(keep)}'"
+    interval = f"now() - INTERVAL {literal(keep)}"
     lake = f"'{LAKE_NAME}'"
     con.execute(f"CALL ducklake_flush_inlined_data({lake})").fetchall()
     expired = con.execute(
@@ -338,10 +339,6 @@ def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
     }
 
 
-def _sql_text(value: str) -> str:
-    return value.replace("'", "''")
-
-
 def connection_config(
     memory_limit: str, threads: int, temp_dir: Path, max_temp_size: str | None = None
 ) -> dict:
@@ -361,10 +358,7 @@ def connection_config(
 def apply_limits(con: duckdb.DuckDBPyConnection, config: dict) -> None:
     for name in SET_AFTER_CONNECT:
         if config.get(name):
-            value = str(config[name]).replace(
-                "'", "''"
-            )  # SET takes no parameters: a quoted literal
-            con.execute(f"SET {name} = '{value}'")
+            con.execute(f"SET {name} = {literal(config[name])}")  # SET takes no parameters
 
 
 @contextmanager
