@@ -283,12 +283,10 @@ def penguin_model(
         # metadata: the rows a version was trained on can be read back after later loads.
         snapshot = current_snapshot(con)
         clean = table_at(tables.CLEAN, snapshot)
-        season = monitoring.newest_season(con, clean)
-        if season is None:
+        share, seed = monitoring_settings.holdout_share, training_sample.seed
+        holdout = monitoring.newest_season_holdout(con, clean, share, seed)
+        if holdout is None:
             raise dg.Failure(description=modeling.NO_COMPLETE_ROWS)
-        holdout = monitoring.Holdout(
-            season, monitoring_settings.holdout_share, training_sample.seed
-        )
         sample = modeling.draw_training_sample(
             con,
             clean,

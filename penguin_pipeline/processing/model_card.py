@@ -8,12 +8,10 @@ penguins); the figures come from the version itself, never from a newer one.
 
 from __future__ import annotations
 
-import math
-
 import pandas as pd
 
 from .features import TARGET, FeatureSpec
-from .monitoring import ALL_SPECIES
+from .monitoring import ALL_SPECIES, metric_values
 
 INTENDED_USE = [
     "Estimate the body mass (g) of an adult Adelie, Chinstrap or Gentoo penguin of the Palmer "
@@ -142,14 +140,7 @@ def monitoring_of(metrics: pd.DataFrame | None, version: str) -> list[dict]:
         return []
     frame = metrics.rename(columns={"n": "n_rows"})
     frame = frame[(frame["model_version"] == version) & (frame["species"] == ALL_SPECIES)]
-    seasons = []
-    for season, rows in frame.groupby("season", sort=True):
-        values = dict(zip(rows["metric"], rows["estimate"].astype(float), strict=True))
-        seasons.append(
-            {
-                "season": int(season),
-                **{m: (None if math.isnan(v) else round(v, 4)) for m, v in values.items()},
-                "rows": int(rows["n_rows"].iloc[0]),
-            }
-        )
-    return seasons
+    return [
+        {"season": int(season), **metric_values(rows)}
+        for season, rows in frame.groupby("season", sort=True)
+    ]

@@ -95,6 +95,14 @@ def newest_season(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
     return first_row(con, f"SELECT max({SEASON}) FROM {table} WHERE {COMPLETE}")[0]
 
 
+def newest_season_holdout(
+    con: duckdb.DuckDBPyConnection, table: str, share: float, seed: int
+) -> Holdout | None:
+    """The held-out rows of the newest season with a complete row; None when there is none."""
+    season = newest_season(con, table)
+    return None if season is None else Holdout(season, share, seed)
+
+
 def seasons_where(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE") -> list[int]:
     """The seasons of the complete rows meeting `where`, oldest first."""
     rows = con.execute(
@@ -217,21 +225,22 @@ def season_metrics(scored: pd.DataFrame, model_version: str | None) -> pd.DataFr
     return pd.concat(parts, ignore_index=True) if parts else empty
 
 
+def metric_values(rows: pd.DataFrame) -> dict:
+    """One scope's metric rows as {metric: value rounded to 4 places (None for NaN), "rows": n}."""
+    values = {
+        m: (None if math.isnan(v) else round(float(v), 4))
+        for m, v in zip(rows["metric"], rows["estimate"], strict=True)
+    }
+    return {**values, "rows": int(rows["n_rows"].iloc[0])}
+
+
 def metrics_summary(metrics: pd.DataFrame) -> dict:
     """{"overall": {metric: value, "rows": n}, "by_species": {species: {...}}}, for metadata."""
-
-    def scope(rows: pd.DataFrame) -> dict:
-        values = {
-            m: (None if math.isnan(v) else round(float(v), 4))
-            for m, v in zip(rows["metric"], rows["estimate"], strict=True)
-        }
-        return {**values, "rows": int(rows["n_rows"].iloc[0])}
-
     overall = metrics[metrics["species"] == ALL_SPECIES]
     species = metrics[metrics["species"] != ALL_SPECIES]
     return {
-        "overall": scope(overall) if len(overall) else {},
-        "by_species": {name: scope(rows) for name, rows in species.groupby("species")},
+        "overall": metric_values(overall) if len(overall) else {},
+        "by_species": {name: metric_values(rows) for name, rows in species.groupby("species")},
     }
 
 
