@@ -21,8 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,22 +30,20 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 
 from penguin_pipeline import synth  # noqa: E402
+from penguin_pipeline.defs.assets import ALL_ASSETS  # noqa: E402
+from penguin_pipeline_tests.processes import RUN_PARTITION, scratch_database  # noqa: E402
 
 ROWS = int(float(os.environ.get("BENCH_WRITERS_ROWS", "2e6")))
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
 WORK = Path(os.environ.get("BENCH_WRITERS_DIR", ROOT / "bench" / "results" / "lake_writers"))
 RESULTS = ROOT / "bench" / "results" / "lake_writers.json"
-WAREHOUSE_STEPS = {"raw_penguins", "penguins", "penguin_summary", "penguin_model", "penguin_report"}
-RUN_PARTITION = """
-import sys, dagster as dg
-from penguin_pipeline.definitions import defs
-from penguin_pipeline.defs.automation import register_new_partitions
-instance = dg.DagsterInstance.get()
-register_new_partitions(instance, [sys.argv[1]])
-result = defs().resolve_job_def("penguin_job").execute_in_process(
-    instance=instance, partition_key=sys.argv[1], raise_on_error=False)
-sys.exit(0 if result.success else 1)
-"""
+# The steps that open the warehouse: every asset that requires the warehouse resource.
+WAREHOUSE_STEPS = {
+    key.to_user_string()
+    for asset in ALL_ASSETS
+    if "warehouse" in asset.required_resource_keys
+    for key in asset.keys
+}
 
 
 def four_files(folder: Path) -> list[str]:
@@ -60,23 +56,6 @@ def four_files(folder: Path) -> list[str]:
                 path.unlink()
         (folder / ".complete").write_text("")
     return sorted(p.name for p in folder.glob("*.parquet"))
-
-
-@contextmanager
-def lake_catalog():
-    import psycopg2
-
-    name = f"penguin_bench_writers_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"{LAKE_SERVER} dbname=postgres")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield f"dbname={name} {LAKE_SERVER}"
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
 
 
 def project(backend: str, landing: Path, extra: dict) -> tuple[Path, dict]:
@@ -154,7 +133,7 @@ def main() -> None:
     results = {}
     home, env = project("file", landing, {})
     results["file"] = four_runs_at_once(home, env, names)
-    with lake_catalog() as catalog:
+    with scratch_database("penguin_bench_writers", LAKE_SERVER) as catalog:
         home, env = project("lake", landing, {"PENGUIN_WAREHOUSE": f"ducklake:postgres:{catalog}"})
         results["lake"] = four_runs_at_once(home, env, names)
     for backend, result in results.items():

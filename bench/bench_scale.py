@@ -26,14 +26,15 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the test helpers: a scratch Postgres database per lake catalog
+from penguin_pipeline_tests.processes import scratch_database  # noqa: E402
+
 BIN = Path(sys.executable).parent
 SIZES = [int(float(n)) for n in os.environ.get("BENCH_SCALE_N", "1e4,1e5,1e6,1e7,1e8").split(",")]
 PANDAS_MEMORY = float(os.environ.get("BENCH_PANDAS_MEMORY_GIB", "12")) * 2**30
@@ -134,27 +135,9 @@ def pipeline_env(n: int, landing: Path) -> dict:
     return env
 
 
-@contextmanager
-def lake_catalog(n: int):
-    """A new Postgres database for one N's lake catalog: its libpq string; dropped after."""
-    import psycopg2
-
-    name = f"penguin_bench_{n}_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"{LAKE_SERVER} dbname=postgres")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield f"dbname={name} {LAKE_SERVER}"
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.close()
-
-
 def measured_on_lake(n: int, landing: Path) -> dict:
     env = pipeline_env(n, landing)
-    with lake_catalog(n) as catalog:
+    with scratch_database(f"penguin_bench_{n}", LAKE_SERVER) as catalog:
         env.update(
             PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}",
             PENGUIN_LAKE_DATA=str(WORK / f"run-{n}" / "lake"),

@@ -11,11 +11,26 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PG_SERVER = "host=127.0.0.1 port=5432 user=postgres"  # this machine's PostgreSQL (trust auth)
+# `python -c RUN_PARTITION <file>`: one run of penguin_job for one landing file's partition, as a
+# process of its own (several at once: concurrent writers).
+RUN_PARTITION = """
+import sys, dagster as dg
+from penguin_pipeline.definitions import defs
+from penguin_pipeline.defs.automation import register_new_partitions
+instance = dg.DagsterInstance.get()
+register_new_partitions(instance, [sys.argv[1]])
+result = defs().resolve_job_def("penguin_job").execute_in_process(
+    instance=instance, partition_key=sys.argv[1], raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
 
 
 def instance_home(tmp: Path) -> Path:
@@ -94,3 +109,24 @@ def services_missing(message: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
+
+
+@contextmanager
+def scratch_database(prefix: str, server: str = PG_SERVER) -> Iterator[str]:
+    """A new, uniquely named Postgres database on `server` (a libpq string): its connection string;
+    dropped after, with whatever still connects to it, also when the body failed."""
+    import psycopg2
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(f"{server} dbname=postgres", connect_timeout=10)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"dbname={name} {server}"
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()

@@ -12,20 +12,9 @@ import duckdb
 import pytest
 
 from .conftest import lter_lines, write_lines
-from .processes import ROOT, instance_home, project_env
+from .processes import ROOT, RUN_PARTITION, instance_home, project_env
 
 pytestmark = pytest.mark.integration
-
-RUN_PARTITION = """
-import sys, dagster as dg
-from penguin_pipeline.definitions import defs
-from penguin_pipeline.defs.automation import register_new_partitions
-instance = dg.DagsterInstance.get()
-register_new_partitions(instance, [sys.argv[1]])
-result = defs().resolve_job_def("penguin_job").execute_in_process(
-    instance=instance, partition_key=sys.argv[1], raise_on_error=False)
-sys.exit(0 if result.success else 1)
-"""
 
 
 def season(path, study: str, lines: list[str]):

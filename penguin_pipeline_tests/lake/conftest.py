@@ -8,18 +8,16 @@ Without Postgres the tests are skipped, naming it; on CI (CI set) they fail inst
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg2
 import pytest
 
 from penguin_pipeline import prod
 
-from ..processes import services_missing
+from ..processes import PG_SERVER, scratch_database, services_missing
 from ..prod.conftest import database, deployment, queue, services_answer  # noqa: F401 (fixtures)
 from ..storage.conftest import aws_env, moto_server, s3_bucket  # noqa: F401 (fixtures)
 
-SERVER = "host=127.0.0.1 port=5432 user=postgres"
+SERVER = PG_SERVER
 
 
 def _admin():
@@ -41,16 +39,8 @@ def postgres_answers():
 @pytest.fixture
 def catalog(postgres_answers) -> str:
     """A fresh Postgres database for one lake's catalog: its libpq connection string."""
-    name = f"penguin_lake_{uuid.uuid4().hex[:12]}"
-    con = _admin()
-    try:
-        with con.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield f"dbname={name} {SERVER}"
-        with con.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        con.close()
+    with scratch_database("penguin_lake", SERVER) as libpq:
+        yield libpq
 
 
 @pytest.fixture

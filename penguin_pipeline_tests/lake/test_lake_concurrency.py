@@ -14,9 +14,9 @@ import pytest
 from penguin_pipeline import synth
 
 from ..conftest import lter_lines
-from ..processes import BIN, ROOT, instance_home, project_env
+from ..processes import BIN, ROOT, RUN_PARTITION, instance_home, project_env
 from ..prod.conftest import landing_steps
-from ..test_concurrency import RUN_PARTITION, season
+from ..test_concurrency import season
 from .lake_tools import lake_query, rows_per_file
 
 pytestmark = pytest.mark.integration
