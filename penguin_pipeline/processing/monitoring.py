@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import tables
 from .cleaning import CLEAN_COLUMNS
-from .db import first_row, table_exists, transaction
+from .db import first_row, retry_conflicts, table_exists, transaction
 from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 from .lter import quote, sql_list
 
@@ -246,9 +246,10 @@ def metrics_summary(metrics: pd.DataFrame) -> dict:
 
 def _replace_rows(con, table: str, frame: pd.DataFrame, columns: list[str]) -> None:
     """Replace the table's rows of each (model_version, season) in frame by frame's rows: scoring
-    a season again never doubles it."""
-    con.register("incoming_rows", frame[columns])
-    try:
+    a season again never doubles it. One transaction, done again if another run's commit to the
+    same table won the race (a lake's concurrent writers)."""
+
+    def replace() -> None:
         with transaction(con):
             con.execute(
                 f"DELETE FROM {table} WHERE (model_version, season) IN "
@@ -258,6 +259,10 @@ def _replace_rows(con, table: str, frame: pd.DataFrame, columns: list[str]) -> N
                 f"INSERT INTO {table} ({', '.join(columns)}) "
                 f"SELECT {', '.join(columns)} FROM incoming_rows"
             )
+
+    con.register("incoming_rows", frame[columns])
+    try:
+        retry_conflicts(replace)
     finally:
         con.unregister("incoming_rows")
 
