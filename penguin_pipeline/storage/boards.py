@@ -79,6 +79,9 @@ class PenguinBoard(BaseBoard):
             allow_pickle_read=allow_pickle_read,
         )
         self.location = location
+        # pin name -> the version this board last wrote: vetiver's writer returns nothing, and the
+        # newest listed version after a write may be another run's.
+        self.written: dict[str, str] = {}
 
     def describe(self) -> str:
         return self.location.describe()
@@ -213,9 +216,11 @@ class PenguinBoard(BaseBoard):
         write, forced = super().pin_write, {"force_identical_write": force_identical_write}
         for attempt in range(1, NAME_ATTEMPTS + 1):
             try:
-                return self._guarded(
+                meta = self._guarded(
                     f"writing pin {name}", write, x, name, *args, **kwargs, **forced
                 )
+                self.written[name] = meta.version.version
+                return meta
             except PinsError as exc:
                 # Two writers stamped the same second with the same content (runs at once fitting
                 # the same data): the one that lost takes the next free second.
@@ -314,7 +319,7 @@ def write_vetiver_pin(board, model) -> str:
 
     modelcard_options.quiet = True  # vetiver prints a model card reminder to stderr on each write
     vetiver_pin_write(board, model)
-    return newest_version(board, model.model_name).version
+    return board.written[model.model_name]
 
 
 def newest_sound_version(board, name: str = MODEL_PIN) -> tuple[Version | None, list[dict]]:
