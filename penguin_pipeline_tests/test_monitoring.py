@@ -247,3 +247,19 @@ def test_monitoring_settings_are_read_and_bad_values_named():
         load_settings({"PENGUIN_DRIFT_BLOCK": "0.05"})
     with pytest.raises(ValueError, match="PENGUIN_HOLDOUT_SHARE='1.5': expected a number from"):
         load_settings({"PENGUIN_HOLDOUT_SHARE": "1.5"})
+
+
+def test_the_metrics_table_puts_each_scope_on_one_row():
+    rows = [
+        ("v1", 2010, "all", "rmse", 300.0, 120),
+        ("v1", 2010, "all", "r2", 0.8, 120),
+        ("v1", 2010, "Adelie", "rmse", 250.0, 50),
+    ]
+    metrics = pd.DataFrame(rows, columns=monitoring.METRIC_COLUMNS)
+    table = monitoring.metrics_table(metrics)
+    assert [(r["species"], r["n_rows"], r["rmse"]) for r in table] == [
+        ("Adelie", 50, 250.0),
+        ("all", 120, 300.0),
+    ]
+    assert table[1]["r2"] == 0.8 and math.isnan(table[0]["r2"])
+    assert monitoring.metrics_table(metrics.iloc[:0]) == []

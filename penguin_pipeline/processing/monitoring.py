@@ -267,6 +267,17 @@ def _replace_rows(con, table: str, frame: pd.DataFrame, columns: list[str]) -> N
         con.unregister("incoming_rows")
 
 
+def metrics_table(metrics: pd.DataFrame) -> list[dict]:
+    """Metric rows side by side, for people: one row per season, version and species with its
+    rows, RMSE, R^2 and MAE."""
+    if metrics.empty:
+        return []
+    keys = ["season", "model_version", "species"]
+    wide = metrics.pivot_table(index=keys, columns="metric", values="estimate", aggfunc="first")
+    rows = metrics.groupby(keys)["n_rows"].first()
+    return wide.join(rows).reset_index().to_dict("records")
+
+
 def write_metrics(con: duckdb.DuckDBPyConnection, metrics: pd.DataFrame) -> None:
     _replace_rows(con, tables.METRICS, metrics, METRIC_COLUMNS)
 

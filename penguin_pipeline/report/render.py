@@ -30,10 +30,10 @@ class ReportInputs:
     summary: pd.DataFrame
     landed: pd.DataFrame
     model: dict  # the champion's facts (pin metadata)
-    decision: dict | None = None  # the newest promotion decision
-    metrics: pd.DataFrame | None = None  # model_metrics: every version's seasons
-    drift: pd.DataFrame | None = None  # feature_drift
-    histograms: pd.DataFrame | None = None  # each measure's distribution per species
+    decision: dict | None  # the newest promotion decision; None before the first
+    metrics: pd.DataFrame  # model_metrics: every version's seasons
+    drift: pd.DataFrame  # feature_drift
+    histograms: pd.DataFrame  # each measure's distribution per species
 
 
 # When a season was scored or drift measured changes nothing the report shows.
@@ -65,9 +65,7 @@ def fingerprint(inputs: ReportInputs) -> str:
     report."""
     parts = [str(inputs.model.get("version")), inputs.summary.to_csv(), inputs.landed.to_csv()]
     parts += [str(sorted((inputs.decision or {}).items()))]
-    parts += [
-        f.to_csv() for f in (inputs.metrics, inputs.drift, inputs.histograms) if f is not None
-    ]
+    parts += [f.to_csv() for f in (inputs.metrics, inputs.drift, inputs.histograms)]
     parts += [f"{s.name}:{s.next_expected():%Y%m%d%H%M}" for s in sources.SOURCES]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -102,8 +100,6 @@ def render_report(inputs: ReportInputs, path: Path, stamp: str | None = None) ->
     from . import figures  # matplotlib: only when a report is actually drawn
     from .card import TEMPLATES
 
-    metrics = inputs.metrics if inputs.metrics is not None else pd.DataFrame()
-    drift = inputs.drift if inputs.drift is not None else pd.DataFrame()
     years = inputs.summary["year"].dropna()
     html = TEMPLATES.get_template(TEMPLATE.name).render(
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -114,37 +110,22 @@ def render_report(inputs: ReportInputs, path: Path, stamp: str | None = None) ->
         landed=inputs.landed.to_dict("records"),
         sources=sources.SOURCES,
         decision=inputs.decision,
-        metrics=_metrics_table(metrics),
-        drift=drift.to_dict("records"),
-        card=model_card(inputs.model, metrics, inputs.decision),
-        figures=_figures(inputs, metrics, figures),
+        metrics=monitoring.metrics_table(inputs.metrics),
+        drift=inputs.drift.to_dict("records"),
+        card=model_card(inputs.model, inputs.metrics, inputs.decision),
+        figures=_figures(inputs, figures),
     )
     path = Path(path)
     path.write_text(html, encoding="utf-8")
     return path
 
 
-def _figures(inputs: ReportInputs, metrics: pd.DataFrame, figures) -> dict:
-    drawn = {
+def _figures(inputs: ReportInputs, figures) -> dict:
+    histograms = inputs.histograms
+    return {
         "counts": figures.counts_by_island(inputs.summary),
         "bill_mass": figures.bill_length_vs_mass(inputs.summary),
-        "seasons": figures.metrics_over_seasons(metrics) if not metrics.empty else None,
+        "seasons": figures.metrics_over_seasons(inputs.metrics),
+        "mass": figures.distribution_by_species(histograms, "body_mass_g", "body mass (g)"),
+        "bill": figures.distribution_by_species(histograms, "bill_length_mm", "bill length (mm)"),
     }
-    if inputs.histograms is not None:
-        drawn["mass"] = figures.distribution_by_species(
-            inputs.histograms, "body_mass_g", "body mass (g)"
-        )
-        drawn["bill"] = figures.distribution_by_species(
-            inputs.histograms, "bill_length_mm", "bill length (mm)"
-        )
-    return drawn
-
-
-def _metrics_table(metrics: pd.DataFrame) -> list[dict]:
-    """One row per version, season and species: rows, RMSE, R^2, MAE."""
-    if metrics.empty:
-        return []
-    keys = ["season", "model_version", "species"]
-    wide = metrics.pivot_table(index=keys, columns="metric", values="estimate", aggfunc="first")
-    rows = metrics.groupby(keys)["n_rows"].first()
-    return wide.join(rows).reset_index().to_dict("records")
