@@ -30,6 +30,7 @@ from penguin_pipeline.processing.model_card import model_card
 from penguin_pipeline.report.card import card_page
 from penguin_pipeline.settings import Settings, load_settings
 from penguin_pipeline.storage import boards
+from penguin_pipeline.storage.s3 import S3StorageError
 
 from .keys import PUBLIC, KeyRing
 from .registry import ModelHolder, ModelLoadError
@@ -112,14 +113,22 @@ async def prototype(request: Request):
 def _card(board, version: str) -> dict:
     try:
         facts = boards.model_facts(board, version)
+    except S3StorageError:
+        raise  # the store did not answer: says nothing about this version (503, below)
     except Exception as exc:  # no such version, or its data.txt unreadable
         raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
     return model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
 
 
+async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResponse:
+    """Any route that reads the board while its store does not answer: 503, naming the store."""
+    return JSONResponse({"detail": f"the board could not be read: {exc}"}, status_code=503)
+
+
 CARD_RESPONSES = {
     200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
     404: {"description": "no such version on the board"},
+    503: {"description": "the board's store did not answer"},
 }
 
 
@@ -239,5 +248,6 @@ def create_app(settings: Settings | None = None, board=None) -> FastAPI:
     app.include_router(model, dependencies=predict, max_body_size=most)
     app.include_router(public)
     app.include_router(admin, dependencies=[Security(keys, scopes=["admin"])])
+    app.add_exception_handler(S3StorageError, storage_unreachable)
     app.openapi = lambda: openapi(app)
     return app

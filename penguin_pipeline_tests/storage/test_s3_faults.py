@@ -182,6 +182,9 @@ def test_persistent_faults_fail_the_run_cleanly_and_the_api_keeps_serving(
             lambda: health(api)["status"] == "degraded", what="the API reporting the board"
         )
         assert "could not be listed" in health(api)["problem"] and served(api) == good
+        card = requests.get(f"{api.url}/model-card?version={good}", timeout=60)
+        assert card.status_code == 503, card.text  # the store is down; the version is not missing
+        assert "could not be read" in card.json()["detail"] and proxy.endpoint_url in card.text
 
         proxy.clear()
         assert cli.run_pipeline(instance).success
