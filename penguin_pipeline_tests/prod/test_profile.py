@@ -68,6 +68,17 @@ def slots_freed(instance) -> None:
     )
 
 
+def rows_found_by_load(instance, run_id: str) -> tuple[int, int]:
+    """(rows raw_penguins held when the run's load began, rows it loaded), from the run's recorded
+    materialization: the warehouse as the next writer saw it, read with no lock on the file."""
+    [event] = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)[:1]
+    materialization = event.dagster_event.event_specific_data.materialization
+    assert materialization.asset_key == dg.AssetKey("raw_penguins")
+    meta = materialization.metadata
+    loaded = meta["rows_loaded"].value
+    return meta["dagster/row_count"].value - loaded, loaded
+
+
 def warehouse(data: Path, sql: str):
     with duckdb.connect(str(data / "penguins.duckdb"), read_only=True) as con:
         return con.execute(sql).fetchall()
@@ -143,6 +154,9 @@ def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployme
         assert set(step_workers(instance, retries[0].run_id).values()) == (
             deployment.worker_names() - {killed_node}
         )
+        # In between, the warehouse kept its last good state (empty): the killed step's inserted
+        # rows never committed, so the retry found none and loaded the whole file itself.
+        assert rows_found_by_load(instance, retries[0].run_id) == (0, 344)
         slots_freed(instance)
     per_file = warehouse(
         deployment.data, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1"
