@@ -17,6 +17,7 @@ import dagster as dg
 from .definitions import defs
 from .defs.assets import QUARANTINED, landing_files
 from .defs.automation import register_new_partitions, whole_landing_tags
+from .defs.instance import write_history_without_flushes
 from .defs.resources import warehouse_resource
 from .defs.runs import release_dead_runs, this_process_tags
 from .settings import load_settings
@@ -328,6 +329,7 @@ def _command(argv: list[str] | None) -> int:
         with run_log(settings) as log:
             log_path = Path(log.baseFilename)
             print(f"penguin_pipeline: running penguin_job (log: {log_path})", flush=True)
+            write_history_without_flushes()
             with dg.DagsterInstance.get() as instance:
                 result = run_pipeline(instance, log=log)
         if not result.success:
