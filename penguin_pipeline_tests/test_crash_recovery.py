@@ -80,6 +80,10 @@ def warehouse_state(data) -> dict:
         state["duplicate raw rows"] = con.execute(
             "SELECT count(*) - count(DISTINCT (source_file, source_line)) FROM raw_penguins"
         ).fetchall()[0][0]
+        state["candidate tables left"] = con.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE contains(table_name, '__candidate_')"
+        ).fetchall()
         state["files whose ledger disagrees with raw_penguins"] = con.execute(
             """SELECT count(*) FROM landed_files l
                LEFT JOIN (SELECT source_file, count(*) AS n FROM raw_penguins GROUP BY 1) r
