@@ -21,6 +21,7 @@ from penguin_pipeline.defs.resources import warehouse_resource
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import warehouse
 
+from ..processes import instance_home
 from .conftest import _admin
 
 SECRET = "s3cret"
@@ -119,6 +120,29 @@ def test_the_catalog_password_is_shown_nowhere(lake_env, data_dir, monkeypatch, 
     err = run_refused(capsys, data_dir)
     assert "the lake's catalog cannot be reached" in err
     assert "password=***" in err and SECRET not in err
+
+
+def test_a_run_stores_and_logs_no_catalog_password(
+    lake_env, data_dir, tmp_path, monkeypatch, capsys
+):
+    home = instance_home(tmp_path)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.setenv("PENGUIN_WAREHOUSE", f"ducklake:postgres:{lake_env} password={SECRET}")
+    assert cli.main(["run"]) == 0  # Postgres here trusts local users: the password goes unused
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [run] = instance.get_runs()
+        stored = serialize_value(
+            [
+                run.run_config,
+                instance.get_job_snapshot(run.job_snapshot_id),
+                instance.all_logs(run.run_id),
+            ]
+        )
+    assert "PENGUIN_WAREHOUSE" in stored and SECRET not in stored
+    [run_log] = (data_dir / "logs").glob("run-*.log")
+    said = capsys.readouterr().out
+    assert "password=***" in said  # the summary names the catalog, masked
+    assert SECRET not in run_log.read_text() + said
 
 
 @contextmanager
