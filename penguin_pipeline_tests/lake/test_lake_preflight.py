@@ -145,6 +145,19 @@ def test_a_run_stores_and_logs_no_catalog_password(
     assert SECRET not in run_log.read_text() + said
 
 
+@pytest.mark.parametrize(
+    "text, shown",
+    [
+        ("dbname=x password=s3cret host=h", "dbname=x password=*** host=h"),
+        ("dbname=x password='s3 cret' host=h", "dbname=x password=*** host=h"),
+        ('at "dbname=x password=s3cret": refused', 'at "dbname=x password=***": refused'),
+        ("postgresql://penguin:s3cret@h/lake", "postgresql://penguin:***@h/lake"),
+    ],
+)
+def test_every_form_of_a_libpq_password_is_masked(text, shown):
+    assert warehouse.masked(text) == shown
+
+
 @contextmanager
 def catalog_refusing_connections(libpq: str):
     """The catalog database as if Postgres had stopped: open sessions ended, new ones refused."""
