@@ -69,23 +69,30 @@ def project(tmp_path, monkeypatch=None):
 
 
 def warehouse_state(data) -> dict:
-    """Per table: row count and an order-free content hash (load times left out)."""
     with duckdb.connect(str(data / "penguins.duckdb"), read_only=True) as con:
-        state = {}
-        for table, stamp in TABLES.items():
-            rows = f"SELECT * EXCLUDE ({stamp}) FROM {table}" if stamp else f"SELECT * FROM {table}"
-            state[table] = con.execute(f"SELECT count(*), sum(hash(t)) FROM ({rows}) t").fetchall()[
-                0
-            ]
-        state["duplicate raw rows"] = con.execute(
-            "SELECT count(*) - count(DISTINCT (source_file, source_line)) FROM raw_penguins"
-        ).fetchall()[0][0]
-        state["files whose ledger disagrees with raw_penguins"] = con.execute(
-            """SELECT count(*) FROM landed_files l
-               LEFT JOIN (SELECT source_file, count(*) AS n FROM raw_penguins GROUP BY 1) r
-               USING (source_file)
-               WHERE l.rows_loaded != coalesce(r.n, 0)"""
-        ).fetchall()[0][0]
+        return tables_state(con)
+
+
+def tables_state(con) -> dict:
+    """Per table: row count and an order-free content hash (load times left out); duplicate raw
+    rows, ledger disagreements and candidate tables left (each should be none)."""
+    state = {}
+    for table, stamp in TABLES.items():
+        rows = f"SELECT * EXCLUDE ({stamp}) FROM {table}" if stamp else f"SELECT * FROM {table}"
+        state[table] = con.execute(f"SELECT count(*), sum(hash(t)) FROM ({rows}) t").fetchall()[0]
+    state["duplicate raw rows"] = con.execute(
+        "SELECT count(*) - count(DISTINCT (source_file, source_line)) FROM raw_penguins"
+    ).fetchall()[0][0]
+    state["candidate tables left"] = con.execute(
+        "SELECT table_name FROM information_schema.tables "
+        "WHERE contains(table_name, '__candidate_')"
+    ).fetchall()
+    state["files whose ledger disagrees with raw_penguins"] = con.execute(
+        """SELECT count(*) FROM landed_files l
+           LEFT JOIN (SELECT source_file, count(*) AS n FROM raw_penguins GROUP BY 1) r
+           USING (source_file)
+           WHERE l.rows_loaded != coalesce(r.n, 0)"""
+    ).fetchall()[0][0]
     return state
 
 

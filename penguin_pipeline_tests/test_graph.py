@@ -10,6 +10,7 @@ from dagster._core.definitions.data_version import extract_data_version_from_ent
 
 from penguin_pipeline import cli
 from penguin_pipeline.definitions import defs
+from penguin_pipeline.processing import modeling
 from penguin_pipeline.storage import boards
 
 from .conftest import LTER_FILE, PIPELINE_ASSETS, lter_lines, pinned_report, query, write_lines
@@ -120,6 +121,28 @@ def test_second_run_adds_no_rows_and_no_model_version(settings, instance):
     # Dagster's data versions say the same: the model's is its training data snapshot, unchanged.
     record = instance.get_latest_data_version_record(dg.AssetKey("penguin_model"))
     assert extract_data_version_from_entry(record.event_log_entry).value == first["data_snapshot"]
+
+
+def test_a_run_whose_data_another_run_pinned_meanwhile_pins_no_duplicate(
+    settings, instance, monkeypatch
+):
+    """Two runs fitting the same new data at once (the lake: no pool serialises them): the other
+    run pins its version while this one is still fitting."""
+    fit = modeling.fit_model
+
+    def fit_while_another_run_pins(frame):
+        board = boards.board_from_url(settings.board_url)
+        other = boards.write_vetiver_pin(board, modeling.to_vetiver(fit(frame), boards.MODEL_PIN))
+        fits_meanwhile.append(other)
+        return fit(frame)
+
+    fits_meanwhile = []
+    monkeypatch.setattr(modeling, "fit_model", fit_while_another_run_pins)
+    assert cli.run_pipeline(instance).success
+    [other] = fits_meanwhile
+    versions = boards.board_from_url(settings.board_url).pin_versions("penguin_model", as_df=False)
+    assert [v.version for v in versions] == [other]
+    assert latest_version(settings) == other
 
 
 def test_new_file_adds_rows_and_a_model_version(settings, seeded_landing, instance):

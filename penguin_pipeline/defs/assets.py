@@ -300,10 +300,7 @@ def penguin_model(
         if modeling.trained_on_same_data(latest, frame) and not config.retrain_unchanged:
             yield _r2_check(latest["r2"], config.r2_floor)
             yield _sample_check(latest.get("sample_vs_all_rows", {}))
-            yield dg.MaterializeResult(
-                metadata=_model_metadata(latest, pinned=False),
-                data_version=dg.DataVersion(latest["data_snapshot"]),
-            )
+            yield _reused(latest)
             return
         fitted = modeling.fit_model(frame)
         fitted.warehouse_snapshot = snapshot
@@ -321,11 +318,29 @@ def penguin_model(
         raise dg.Failure(
             description=f"penguin_model not pinned ({failures[0]}); latest version stays {kept}"
         )
+    # Another run fitting the same data (the lake: no pool serialises them) may have pinned it
+    # while this one fitted: its version is this one's.
+    pinned_meanwhile = boards.latest_model_facts(pins_board)
+    if modeling.trained_on_same_data(pinned_meanwhile, frame) and not config.retrain_unchanged:
+        context.log.info(
+            f"{boards.MODEL_PIN} version {pinned_meanwhile['version']} was pinned by another run "
+            "for the same data while this one fitted: taking it, pinning no other"
+        )
+        yield _reused(pinned_meanwhile)
+        return
     version = boards.write_vetiver_pin(pins_board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     context.log.info(f"pinned {boards.MODEL_PIN} version {version}")
     yield dg.MaterializeResult(
         metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),
         data_version=dg.DataVersion(fitted.data_snapshot),
+    )
+
+
+def _reused(latest: dict) -> dg.MaterializeResult:
+    """The model version already pinned for this training data, materialized again."""
+    return dg.MaterializeResult(
+        metadata=_model_metadata(latest, pinned=False),
+        data_version=dg.DataVersion(latest["data_snapshot"]),
     )
 
 

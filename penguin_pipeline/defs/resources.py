@@ -10,6 +10,8 @@ from dagster_duckdb import DuckDBResource
 from ..settings import Settings
 from ..storage import boards, landing, locations, warehouse
 
+WAREHOUSE_VARIABLE = "PENGUIN_WAREHOUSE"
+
 
 class Warehouse(DuckDBResource):
     """DuckDBResource used through storage/warehouse.session: every limit enforced, the connection
@@ -19,18 +21,20 @@ class Warehouse(DuckDBResource):
     dagster-duckdb's get_connection() closes only when the body succeeds; after a failing step the
     connection (and DuckDB's file lock) stayed open until garbage collection.
 
-    With `lake_catalog` set (PENGUIN_WAREHOUSE=ducklake:postgres:...) the connection is to the
+    With `lake_setting` set (PENGUIN_WAREHOUSE=ducklake:postgres:...) the connection is to the
     DuckLake instead of the file `database` (storage/warehouse.connect_lake).
     """
 
-    lake_catalog: str | None = None  # libpq connection string of the lake's Postgres catalog
+    # PENGUIN_WAREHOUSE, as dg.EnvVar: its libpq string may hold a password, so the UI and the
+    # run's stored config show the variable's name, and the value is read where the step runs.
+    lake_setting: str | None = None
     lake_data: str = ""  # the lake's data path: a folder or s3://bucket/prefix
     endpoint_url: str | None = None
 
     def lake(self) -> warehouse.Lake | None:
-        if not self.lake_catalog:
-            return None
-        return warehouse.Lake(self.lake_catalog, self.lake_data, self.endpoint_url)
+        return warehouse.lake_from_settings(
+            _value(self.lake_setting), self.lake_data, self.endpoint_url
+        )
 
     @property
     def column_compression(self) -> bool:
@@ -47,6 +51,15 @@ class Warehouse(DuckDBResource):
             raise dg.Failure(description=f"{exc}\n{_what_failed(cause)}") from cause
         except warehouse.WarehouseUnavailable as exc:
             raise dg.Failure(description=str(exc)) from None
+        except Exception as exc:
+            lost = self._catalog_lost(exc)
+            if lost is None:
+                raise
+            raise dg.Failure(description=lost) from None
+
+    def _catalog_lost(self, exc: Exception) -> str | None:
+        lake = self.lake()
+        return None if lake is None else warehouse.catalog_lost(exc, lake)
 
     def _connect(self):
         lake = self.lake()
@@ -72,6 +85,12 @@ class Warehouse(DuckDBResource):
         lake = self.lake()
         if lake is not None:
             warehouse.check_lake(lake, self.connection_config)
+
+
+def _value(setting: str | None) -> str | None:
+    """A config value that may still be a dg.EnvVar: resolved by Dagster inside a run, read from
+    the environment when the resource is used outside one (the CLI's checks, lake-maintain)."""
+    return setting.get_value() if isinstance(setting, dg.EnvVar) else setting
 
 
 def _what_failed(exc: Exception) -> str:
@@ -143,7 +162,7 @@ def warehouse_resource(settings: Settings) -> Warehouse:
             settings.duckdb_temp_dir,
             settings.duckdb_max_temp_size,
         ),
-        lake_catalog=lake.catalog if lake else None,
+        lake_setting=dg.EnvVar(WAREHOUSE_VARIABLE) if lake else None,
         lake_data=lake.data_path if lake else "",
         endpoint_url=settings.aws_endpoint_url,
     )

@@ -9,7 +9,15 @@ from dataclasses import dataclass
 import duckdb
 
 from . import tables
-from .db import first_row, retry_conflicts, row_count, scalar, swap_in, table_exists
+from .db import (
+    first_row,
+    retry_conflicts,
+    row_count,
+    scalar,
+    swap_in,
+    table_exists,
+    transaction,
+)
 from .lter import (
     ISLANDS,
     MEASUREMENTS,
@@ -160,26 +168,35 @@ def rebuild_clean_table(
     """Build the clean table aside, check it, and only then swap it in: a failing check leaves the
     last good one.
 
-    The candidate's name is this call's own, so that runs rebuilding at once (a warehouse with
-    concurrent writers) never replace each other's candidate; a swap that lost the race to another
-    run's is done again from the raw rows as they are then.
+    Building, checking and swapping are one transaction, so a run killed anywhere in between leaves
+    no candidate table behind: uncommitted, it never existed (DuckLake too: its catalog commit is
+    one Postgres transaction). The candidate's name is this call's own, so that runs rebuilding at
+    once (a warehouse with concurrent writers) never replace each other's candidate; a rebuild that
+    lost the commit race to another run's is done again from the raw rows as they are then.
     """
     return retry_conflicts(lambda: _rebuild_once(con, row_drop_reason))
 
 
 def _rebuild_once(con: duckdb.DuckDBPyConnection, row_drop_reason: str | None) -> CleanOutcome:
     candidate = f"{tables.CLEAN}__candidate_{uuid.uuid4().hex[:12]}"
-    try:
-        previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None
-        current = build_clean_table(con, tables.RAW, candidate)
-        failures = {
-            "penguins_values_allowed": invalid_values(con, candidate),
-            "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW),
-            "penguins_row_count_kept": row_count_drop(previous, current, row_drop_reason),
-        }
-        outcome = CleanOutcome(current, previous, failures)
+    with transaction(con):
+        outcome = _build_and_check(con, candidate, row_drop_reason)
         if outcome.published:
             swap_in(con, candidate, tables.CLEAN)
-        return outcome
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {candidate}")
+        else:
+            # Created and dropped in one transaction: the commit changes nothing.
+            con.execute(f"DROP TABLE {candidate}")
+    return outcome
+
+
+def _build_and_check(
+    con: duckdb.DuckDBPyConnection, candidate: str, row_drop_reason: str | None
+) -> CleanOutcome:
+    previous = row_count(con, tables.CLEAN) if table_exists(con, tables.CLEAN) else None
+    current = build_clean_table(con, tables.RAW, candidate)
+    failures = {
+        "penguins_values_allowed": invalid_values(con, candidate),
+        "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW),
+        "penguins_row_count_kept": row_count_drop(previous, current, row_drop_reason),
+    }
+    return CleanOutcome(current, previous, failures)

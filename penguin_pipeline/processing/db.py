@@ -78,10 +78,10 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
 
 
 def swap_in(con: duckdb.DuckDBPyConnection, candidate: str, table: str) -> None:
-    """Replace `table` by the fully built `candidate` at once, so readers never see half a table."""
-    with transaction(con):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.execute(f"ALTER TABLE {candidate} RENAME TO {table}")
+    """Replace `table` by the fully built `candidate`, inside the caller's transaction: readers
+    see the old table until it commits, never half a table."""
+    con.execute(f"DROP TABLE IF EXISTS {table}")
+    con.execute(f"ALTER TABLE {candidate} RENAME TO {table}")
 
 
 # DuckDB's words when a limit is hit; the exception class varies (OutOfMemoryException,

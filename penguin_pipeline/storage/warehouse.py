@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -188,23 +189,41 @@ def _attach_problem(lake: Lake, exc: duckdb.Error) -> str:
     text = _first_line(exc)
     if "Unable to connect to Postgres" in text:
         return _unreachable(lake, text)
-    return f"the lake cannot be opened (PENGUIN_LAKE_DATA={lake.data_path}): {text}"
+    return f"the lake cannot be opened (PENGUIN_LAKE_DATA={lake.data_path}): {masked(text)}"
 
 
 def _unreachable(lake: Lake, libpq_error: str) -> str:
     # libpq's message may repeat the connection string (a password too): keep only its reason.
-    reason = libpq_error.rsplit(" failed: ", 1)[-1].strip()
+    reason = masked(libpq_error.rsplit(" failed: ", 1)[-1].strip())
     return (
         f"the lake's catalog cannot be reached ({masked(lake.catalog)}): {reason}. "
         "Start Postgres, create the database, or fix PENGUIN_WAREHOUSE"
     )
 
 
-def masked(catalog: str) -> str:
-    """The libpq connection string with its password hidden, for messages."""
-    return " ".join(
-        "password=***" if part.startswith("password=") else part for part in catalog.split()
-    )
+# A libpq password, as a keyword (password=..., quoted or not) or in a URI (postgresql://u:p@h).
+_PASSWORDS = (
+    re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s\"]+)", re.IGNORECASE),
+    re.compile(r"(://[^:/@\s]+:)[^@\s]+(?=@)"),
+)
+
+
+def masked(text: str) -> str:
+    """`text` (a libpq connection string, or a message that may repeat one) with every password
+    shown as ***."""
+    for password in _PASSWORDS:
+        text = password.sub(r"\1***", text)
+    return text
+
+
+def catalog_lost(exc: BaseException, lake: Lake) -> str | None:
+    """The one line for a statement that could not reach the lake's catalog (Postgres stopped or
+    refusing mid-run), or None for any other failure. DuckDB's own message repeats the whole
+    connection string, password included, so it is never shown."""
+    for error in _causes(exc):
+        if isinstance(error, duckdb.Error) and "Unable to connect to Postgres" in str(error):
+            return _unreachable(lake, _first_line(error))
+    return None
 
 
 def check_lake(lake: Lake, config: dict) -> None:

@@ -1,6 +1,7 @@
-"""Two writers on one lake, and the lake's retention: a commit that lost a race is done again;
-`penguin-pipeline lake-maintain` expires old snapshots, merges small files and deletes the ones no
-snapshot needs, and the data stays as it was."""
+"""Two writers on one lake, and the lake's retention: a commit that lost a race is done again (a
+rebuild of the clean table too, leaving no candidate table); `penguin-pipeline lake-maintain`
+expires old snapshots, merges small files and deletes the ones no snapshot needs, and the data
+stays as it was."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import pytest
 
 from penguin_pipeline import cli
 from penguin_pipeline.defs.resources import warehouse_resource
+from penguin_pipeline.processing import cleaning, tables
 from penguin_pipeline.processing.db import retry_conflicts, transaction
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage.warehouse import current_snapshot
+
+from ..test_cleaning import load_shipped
 
 
 def test_a_commit_that_loses_a_race_is_done_again(lake_env):
@@ -46,6 +50,36 @@ def test_a_conflict_past_the_last_attempt_is_raised(lake_env):
 
         with pytest.raises(duckdb.TransactionException, match="onflict"):
             retry_conflicts(always_loses, attempts=2)
+
+
+def test_a_clean_rebuild_that_loses_the_race_is_done_again_and_leaves_no_candidate(
+    lake_env, monkeypatch
+):
+    resource = warehouse_resource(load_settings())
+    with resource.get_connection() as mine, resource.get_connection() as other:
+        tables.ensure_schema(mine, column_compression=False)
+        load_shipped(mine)
+        swaps = []
+        swap_in = cleaning.swap_in
+
+        def another_run_swaps_first(con, candidate, table):
+            if con is mine:
+                swaps.append(candidate)
+                if len(swaps) == 1:  # another run rebuilds and commits while this one's is open
+                    cleaning.rebuild_clean_table(other)
+            swap_in(con, candidate, table)
+
+        monkeypatch.setattr(cleaning, "swap_in", another_run_swaps_first)
+        outcome = cleaning.rebuild_clean_table(mine)
+        assert outcome.published and len(swaps) == 2  # the first commit conflicted
+        assert mine.execute("SELECT count(*) FROM penguins").fetchall() == [(344,)]
+        assert (
+            mine.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE contains(table_name, '__candidate_')"
+            ).fetchall()
+            == []
+        )
 
 
 def parquet_files(settings) -> list[Path]:
