@@ -201,6 +201,21 @@ def test_the_holdout_is_a_share_of_the_newest_season_kept_out_of_training(season
     assert overlap.empty
 
 
+def test_the_holdout_condition_means_season_and_bucket_also_negated_and_on_null(seasons):
+    con, _ = seasons
+    con.execute(f"INSERT INTO {tables.CLEAN} SELECT * REPLACE (NULL AS year) FROM {tables.CLEAN}")
+    holdout = monitoring.Holdout(SHIFTED, 0.2, 42)
+    content = ", ".join(f"{c}::VARCHAR" for c in monitoring.ROW_CONTENT)
+    plain = f"(year = {SHIFTED} AND hash(concat_ws('|', {content}, '42')) % 10000 < 2000)"
+    for form in ("{}", "NOT {}", "({}) IS NULL"):
+        ours, theirs = form.format(holdout.sql()), form.format(plain)
+        chosen, differ = con.execute(
+            f"SELECT count(*) FILTER ({theirs}), count(*) FILTER (({ours}) IS DISTINCT FROM "
+            f"({theirs})) FROM {tables.CLEAN}"
+        ).fetchall()[0]
+        assert chosen > 0 and differ == 0, form
+
+
 def test_a_better_challenger_is_promoted(seasons):
     con, _ = seasons
     decision, champion_rmse, challenger_rmse, n = challenge(con, 100_000, 0.02, block=10.0)

@@ -74,10 +74,18 @@ class Holdout:
     seed: int
 
     def sql(self) -> str:
-        """A SQL condition true on exactly the held-out rows of the clean table."""
+        """A SQL condition true on exactly the held-out rows of the clean table.
+
+        The truth table of `season = s AND bucket < share` (NULL seasons too), written as a CASE:
+        the content hash (every column as text) is costly, and DuckDB evaluates both sides of an
+        AND on every row where it sits inside NOT or a SELECT list; the CASE hashes only the rows
+        of season s.
+        """
         content = ", ".join(f"{c}::VARCHAR" for c in ROW_CONTENT)
         bucket = f"hash(concat_ws('|', {content}, '{int(self.seed)}')) % 10000"
-        return f"({SEASON} = {int(self.season)} AND {bucket} < {round(self.share * 10000)})"
+        season = f"{SEASON} = {int(self.season)}"
+        held = f"{bucket} < {round(self.share * 10000)}"
+        return f"(CASE WHEN {season} IS NOT FALSE THEN {season} AND {held} ELSE false END)"
 
     def to_metadata(self) -> dict:
         return {"season": self.season, "share": self.share, "seed": self.seed}
