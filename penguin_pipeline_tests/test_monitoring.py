@@ -128,6 +128,26 @@ def test_metrics_per_season_and_species_degrade_in_the_shifted_season(seasons):
     assert rmse[2013] > 1.3 * rmse[2012]  # 6 mm x ~40 g/mm of bias on every bird
 
 
+def test_seasons_are_scored_one_at_a_time_with_the_same_metrics(seasons, monkeypatch):
+    con, _ = seasons
+    predictor = champion_on(con, 2011).predictor
+    together = monitoring.season_metrics(
+        monitoring.scored_rows(con, tables.CLEAN, predictor, "year > 2011"), "v1"
+    )
+    fetched = []
+    scored_rows = monitoring.scored_rows
+
+    def spied(*args):
+        rows = scored_rows(*args)
+        fetched.append(sorted(set(rows["season"])))
+        return rows
+
+    monkeypatch.setattr(monitoring, "scored_rows", spied)
+    apart = monitoring.scored_season_metrics(con, tables.CLEAN, predictor, [2012, 2013], "v1")
+    assert fetched == [[2012], [2013]]
+    pd.testing.assert_frame_equal(apart, together)
+
+
 def test_one_season_alone_still_gets_its_metrics(seasons):
     """vetiver's compute_metrics returns nothing when every row shares one date: guarded."""
     con, _ = seasons

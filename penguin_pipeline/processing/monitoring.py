@@ -233,6 +233,25 @@ def season_metrics(scored: pd.DataFrame, model_version: str | None) -> pd.DataFr
     return pd.concat(parts, ignore_index=True) if parts else empty
 
 
+def scored_season_metrics(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    predictor: LinearPredictor,
+    seasons: list[int],
+    model_version: str | None,
+) -> pd.DataFrame:
+    """season_metrics of each season's scored rows, fetched one season at a time: vetiver needs
+    the rows in pandas, and a season at 10^8 rows is ~3 million of them; several seasons at once
+    would multiply that."""
+    parts = [
+        season_metrics(scored_rows(con, table, predictor, f"{SEASON} = {int(s)}"), model_version)
+        for s in seasons
+    ]
+    parts = [part for part in parts if not part.empty]
+    empty = pd.DataFrame(columns=[*METRIC_COLUMNS, "index"])
+    return pd.concat(parts, ignore_index=True) if parts else empty
+
+
 def metric_values(rows: pd.DataFrame) -> dict:
     """One scope's metric rows as {metric: value rounded to 4 places (None for NaN), "rows": n}."""
     values = {
@@ -569,8 +588,8 @@ def monitor_champion(
     if not seasons:
         note = f"no season after {max(facts['seasons'])}, the champion's newest, yet"
         return _nothing_monitored(version, note)
-    scored = scored_rows(con, table, predictor_from_facts(facts), after)
-    metrics = season_metrics(scored, facts["version"])
+    predictor = predictor_from_facts(facts)
+    metrics = scored_season_metrics(con, table, predictor, seasons, facts["version"])
     drift = feature_drift(
         con, table, facts["training_profile"], after, facts["version"], warn, block
     )
