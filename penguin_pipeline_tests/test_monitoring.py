@@ -128,6 +128,26 @@ def test_metrics_per_season_and_species_degrade_in_the_shifted_season(seasons):
     assert rmse[2013] > 1.3 * rmse[2012]  # 6 mm x ~40 g/mm of bias on every bird
 
 
+def test_seasons_are_scored_one_at_a_time_with_the_same_metrics(seasons, monkeypatch):
+    con, _ = seasons
+    predictor = champion_on(con, 2011).predictor
+    together = monitoring.season_metrics(
+        monitoring.scored_rows(con, tables.CLEAN, predictor, "year > 2011"), "v1"
+    )
+    fetched = []
+    scored_rows = monitoring.scored_rows
+
+    def spied(*args):
+        rows = scored_rows(*args)
+        fetched.append(sorted(set(rows["season"])))
+        return rows
+
+    monkeypatch.setattr(monitoring, "scored_rows", spied)
+    apart = monitoring.scored_season_metrics(con, tables.CLEAN, predictor, [2012, 2013], "v1")
+    assert fetched == [[2012], [2013]]
+    pd.testing.assert_frame_equal(apart, together)
+
+
 def test_one_season_alone_still_gets_its_metrics(seasons):
     """vetiver's compute_metrics returns nothing when every row shares one date: guarded."""
     con, _ = seasons
@@ -199,6 +219,21 @@ def test_the_holdout_is_a_share_of_the_newest_season_kept_out_of_training(season
     key = ["species", "sex", "bill_length_mm", "body_mass_g"]
     overlap = training.merge(rows[key], on=key)
     assert overlap.empty
+
+
+def test_the_holdout_condition_means_season_and_bucket_also_negated_and_on_null(seasons):
+    con, _ = seasons
+    con.execute(f"INSERT INTO {tables.CLEAN} SELECT * REPLACE (NULL AS year) FROM {tables.CLEAN}")
+    holdout = monitoring.Holdout(SHIFTED, 0.2, 42)
+    content = ", ".join(f"{c}::VARCHAR" for c in monitoring.ROW_CONTENT)
+    plain = f"(year = {SHIFTED} AND hash(concat_ws('|', {content}, '42')) % 10000 < 2000)"
+    for form in ("{}", "NOT {}", "({}) IS NULL"):
+        ours, theirs = form.format(holdout.sql()), form.format(plain)
+        chosen, differ = con.execute(
+            f"SELECT count(*) FILTER ({theirs}), count(*) FILTER (({ours}) IS DISTINCT FROM "
+            f"({theirs})) FROM {tables.CLEAN}"
+        ).fetchall()[0]
+        assert chosen > 0 and differ == 0, form
 
 
 def test_a_better_challenger_is_promoted(seasons):

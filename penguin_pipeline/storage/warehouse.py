@@ -39,7 +39,12 @@ from ..processing.lter import literal
 
 # DuckDB 2.0 accepts max_temp_directory_size in connect(config=...) and reports it back, but
 # does not enforce it (measured: a 1 MB cap, 190 MB spilled); SET on the open connection, it is.
-SET_AFTER_CONNECT = ("max_temp_directory_size",)
+# DuckDB 1.5 ignores disabled_compression_methods in connect(config=...) too.
+SET_AFTER_CONNECT = ("max_temp_directory_size", "disabled_compression_methods")
+# FSST is tried on every text segment DuckDB writes, and on our tables (near-unique ids stored
+# plain, the rest dictionary-friendly) it is almost never the one chosen: trying it is most of
+# what compression costs when raw_penguins and penguins are written (README, Big data).
+UNUSED_COMPRESSION = "fsst,dict_fsst"
 
 
 class LimitReached(RuntimeError):
@@ -361,12 +366,14 @@ def maintain(con: duckdb.DuckDBPyConnection, keep: str) -> dict:
 def connection_config(
     memory_limit: str, threads: int, temp_dir: Path, max_temp_size: str | None = None
 ) -> dict:
-    """Settings for every pipeline connection: bounded memory, spilling to temp_dir (capped), and
-    no extension ever downloaded or loaded implicitly (on either backend)."""
+    """Settings for every pipeline connection: bounded memory, spilling to temp_dir (capped), no
+    FSST tried when writing, and no extension ever downloaded or loaded implicitly (on either
+    backend)."""
     config = {
         "memory_limit": memory_limit,
         "threads": threads,
         "temp_directory": str(temp_dir),
+        "disabled_compression_methods": UNUSED_COMPRESSION,
         **NO_DOWNLOADS,
     }
     if max_temp_size:

@@ -96,3 +96,25 @@ def test_a_load_that_fills_the_temp_space_fails_clearly_and_keeps_the_last_good_
     monkeypatch.delenv("PENGUIN_DUCKDB_MAX_TEMP_SIZE")  # what the message says to do
     assert cli.run_pipeline(instance).success
     assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344 + 200_000,)]
+
+
+def test_pipeline_connections_never_try_fsst(tmp_path):
+    """Text that FSST would compress is written without it by a pipeline connection."""
+    config = warehouse.connection_config("200MB", 1, tmp_path / "spill")
+    table = (
+        "CREATE TABLE t AS SELECT 'penguin-' || (range * 7919 % 1000003)::VARCHAR || '-biscoe' "
+        "AS s FROM range(300000)"
+    )
+    chosen = (
+        "SELECT list(DISTINCT compression) FROM pragma_storage_info('t') "
+        "WHERE segment_type = 'VARCHAR'"
+    )
+    for name, limited in (("plain", False), ("pipeline", True)):
+        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"), config=config)
+        if limited:
+            warehouse.apply_limits(con, config)
+        con.execute(table)
+        con.execute("CHECKPOINT")
+        compressions = con.execute(chosen).fetchall()[0][0]
+        con.close()
+        assert ("FSST" in compressions) != limited, (name, compressions)
