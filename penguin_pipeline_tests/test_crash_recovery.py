@@ -132,6 +132,18 @@ def outcome(data) -> dict:
     }
 
 
+def run_killed_at(point: str, env: dict) -> None:
+    """`penguin-pipeline run` that SIGKILLs itself at `point` (crashing_run.POINTS, or a timer)."""
+    killed = subprocess.run(
+        [sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=180,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()[-3000:]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
@@ -145,14 +157,7 @@ def test_a_killed_run_loses_nothing_and_blocks_nothing(
     point, uninterrupted, tmp_path, monkeypatch, capsys
 ):
     home, data, env = project(tmp_path, monkeypatch)
-    killed = subprocess.run(
-        [sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-    )
-    assert killed.returncode == -9, killed.stderr.decode()[-3000:]
+    run_killed_at(point, env)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         dead = instance.get_runs()
     # A timed kill may land before the run is created: then there is nothing to release.

@@ -7,7 +7,6 @@ candidate built and not yet swapped in leaves no candidate table behind."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from penguin_pipeline.storage.warehouse import current_snapshot
 
 from ..conftest import lter_lines, write_lines
 from ..processes import BIN, ROOT, instance_home, project_env, wait_for
-from ..test_crash_recovery import tables_state
+from ..test_crash_recovery import run_killed_at, tables_state
 from .lake_tools import lake_query, rows_per_file
 
 pytestmark = pytest.mark.integration
@@ -34,18 +33,6 @@ def snapshot_now() -> int:
 
 def parquet_files(settings) -> set[Path]:
     return set(Path(settings.lake_data).rglob("*.parquet"))
-
-
-def run_killed_at(point: str, env: dict) -> None:
-    """`penguin-pipeline run` that SIGKILLs itself at `point` (crashing_run.POINTS)."""
-    killed = subprocess.run(
-        [sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=180,
-    )
-    assert killed.returncode == -9, killed.stderr.decode()[-3000:]
 
 
 def lake_state() -> dict:
