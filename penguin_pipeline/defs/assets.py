@@ -297,7 +297,7 @@ def penguin_model(
         frame = sample.frame
         pins_board = board.board()
         latest = boards.latest_model_facts(pins_board)
-        if modeling.trained_on_same_data(latest, frame) and not config.retrain_unchanged:
+        if _same_data(latest, frame, config):
             yield _r2_check(latest["r2"], config.r2_floor)
             yield _sample_check(latest.get("sample_vs_all_rows", {}))
             yield _reused(latest)
@@ -321,7 +321,7 @@ def penguin_model(
     # Another run fitting the same data (the lake: no pool serialises them) may have pinned it
     # while this one fitted: its version is this one's.
     pinned_meanwhile = boards.latest_model_facts(pins_board)
-    if modeling.trained_on_same_data(pinned_meanwhile, frame) and not config.retrain_unchanged:
+    if _same_data(pinned_meanwhile, frame, config):
         context.log.info(
             f"{boards.MODEL_PIN} version {pinned_meanwhile['version']} was pinned by another run "
             "for the same data while this one fitted: taking it, pinning no other"
@@ -334,6 +334,12 @@ def penguin_model(
         metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),
         data_version=dg.DataVersion(fitted.data_snapshot),
     )
+
+
+def _same_data(pinned: dict | None, frame, config: ModelConfig) -> bool:
+    """A pinned version trained on exactly this data is this run's model, unless retraining on
+    unchanged data was asked for."""
+    return not config.retrain_unchanged and modeling.trained_on_same_data(pinned, frame)
 
 
 def _reused(latest: dict) -> dg.MaterializeResult:
