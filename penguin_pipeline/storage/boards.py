@@ -117,14 +117,18 @@ class PenguinBoard(BaseBoard):
         from one listing; ([], []) for a pin never written."""
         return self._guarded(f"listing versions of pin {name}", self._scan_versions, name)
 
-    def stamped_times(self, name: str) -> list[datetime]:
-        """The creation times in the names of every version folder of the pin, complete or not:
-        a concurrent writer's half-written version has taken its name already."""
-        root = self.construct_path([self.path_to_pin(name)])
-        found = self._guarded(f"listing versions of pin {name}", self.fs.find, root)
-        folders = {path[len(root) + 1 :].partition("/")[0] for path in found}
-        versions = [guess_version(folder) for folder in folders]
-        return [v.created for v in versions if isinstance(v, Version)]  # not VersionRaw: no time
+    def creation_slots(self, name: str) -> tuple[Version | None, set[datetime]]:
+        """From one listing: the newest complete version, and the creation times in the names of
+        every version folder of the pin, complete or not (a concurrent writer's half-written
+        version has taken its name already)."""
+        return self._guarded(f"listing versions of pin {name}", self._creation_slots, name)
+
+    def _creation_slots(self, name: str) -> tuple[Version | None, set[datetime]]:
+        files = self._version_files(name)
+        complete, _ = self._complete_versions(name, files)
+        versions = [guess_version(folder) for folder in files]
+        taken = {v.created for v in versions if isinstance(v, Version)}  # VersionRaw: no time
+        return _newest(complete), taken
 
     def verify_version(self, name: str, version: str) -> str | None:
         """None when the version's files have the content hash its data.txt records; else what is
@@ -137,12 +141,22 @@ class PenguinBoard(BaseBoard):
         return self._guarded(f"checking pin {name} version {version}", self._verify, name, version)
 
     def _scan_versions(self, name: str) -> tuple[list, list[tuple[str, str]]]:
+        return self._complete_versions(name, self._version_files(name))
+
+    def _version_files(self, name: str) -> dict[str, dict[str, int]]:
+        """Version folder -> {file name: size} for every folder of the pin, from one listing."""
         root = self.construct_path([self.path_to_pin(name)])
         sizes: dict[str, dict[str, int]] = {}
         for path, info in self.fs.find(root, detail=True).items():
             version, _, file_name = path[len(root) + 1 :].partition("/")
+            files = sizes.setdefault(version, {})
             if file_name and "/" not in file_name:
-                sizes.setdefault(version, {})[file_name] = int(info.get("size") or 0)
+                files[file_name] = int(info.get("size") or 0)
+        return sizes
+
+    def _complete_versions(
+        self, name: str, sizes: dict[str, dict[str, int]]
+    ) -> tuple[list, list[tuple[str, str]]]:
         candidates = sorted(
             (guess_version(v) for v, files in sizes.items() if META_NAME in files),
             key=lambda v: v.version,
@@ -285,10 +299,9 @@ def next_created(board, name: str, now: datetime | None = None) -> datetime:
     """A naive-UTC creation time, whole seconds, strictly after the pin's newest complete version
     and in a second no version folder of the pin has taken."""
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None, microsecond=0)
-    newest = newest_version(board, name)
+    newest, taken = board.creation_slots(name)
     created = newest.created + timedelta(seconds=1) if newest and now <= newest.created else now
-    # A second another writer's folder has (half-written: not listed above) is not free either.
-    taken = set(board.stamped_times(name))
+    # A second another writer's folder has (half-written: not complete) is not free either.
     while created in taken:
         created += timedelta(seconds=1)
     return created
@@ -303,8 +316,12 @@ def newest_listed(board, name: str) -> tuple[Version | None, list[tuple[str, str
     """From one listing (no data file read): the newest complete version, and the newer versions
     passed over as damaged, with why (a data.txt beside a missing or wrong-sized file)."""
     complete, damaged = board.scan_versions(name)
-    versions = [v for v in complete if isinstance(v, Version)]
-    return (max(versions, key=lambda v: v.version) if versions else None), damaged
+    return _newest(complete), damaged
+
+
+def _newest(complete: list) -> Version | None:
+    versions = [v for v in complete if isinstance(v, Version)]  # VersionRaw: no creation time
+    return max(versions, key=lambda v: v.version) if versions else None
 
 
 def write_vetiver_pin(board, model) -> str:
