@@ -102,8 +102,7 @@ def materialize_all(page: Page, screenshot: Path | None = None) -> Launched:
     clicked_at = time.time()
     page.get_by_role("button", name=re.compile(r"Materialize all")).click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_role("button", name="All", exact=True).click()
-    expect(dialog.get_by_text(re.compile(r"^[1-9]\d* partitions?$"))).to_be_visible()
+    pick_all_partitions(dialog)
     if screenshot is not None:
         page.screenshot(path=str(screenshot))
     launch = dialog.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$"))
@@ -114,6 +113,22 @@ def materialize_all(page: Page, screenshot: Path | None = None) -> Launched:
     words = toast.inner_text().split()
     kind = "run" if words[0] == "Launched" else "backfill"
     return Launched(kind, words[-1], clicked_at, launched_at)
+
+
+def pick_all_partitions(dialog: Locator, timeout_s: float = 15) -> None:
+    """Click "All" until the dialog says it chose one or more partitions: the dialog asks the
+    server for the partition keys after it opens, and "All" clicked before they arrive chose none
+    ("0 partitions"), as a person clicking at once would see too."""
+    chosen = dialog.get_by_text(re.compile(r"^[1-9]\d* partitions?$"))
+    deadline = time.time() + timeout_s
+    while True:
+        dialog.get_by_role("button", name="All", exact=True).click()
+        try:
+            expect(chosen).to_be_visible(timeout=1000)
+            return
+        except AssertionError:
+            if time.time() > deadline:
+                raise
 
 
 def run_row(page: Page, text: str) -> Locator:
