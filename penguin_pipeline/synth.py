@@ -22,16 +22,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .processing.lter import MEASUREMENTS
+from .processing.lter import LTER_SPECIES, MEASUREMENTS
 
 MEASURES = [name for name, _, _ in MEASUREMENTS.values()]
 RAW_MEASURES = list(MEASUREMENTS)
 ISOTOPES = ["Delta 15 N (o/oo)", "Delta 13 C (o/oo)"]
-FULL_SPECIES = {
-    "Adelie": "Adelie Penguin (Pygoscelis adeliae)",
-    "Chinstrap": "Chinstrap penguin (Pygoscelis antarctica)",
-    "Gentoo": "Gentoo penguin (Pygoscelis papua)",
-}
 MISSING_MEASURE_SHARE = 0.006  # real files: 2 of 344 rows have no measurements
 MISSING_SEX_SHARE = 0.03  # real files: 11 of 344 rows have no sex ("NA" or ".")
 
@@ -148,7 +143,7 @@ def landing_file_sql(
     measure = [
         f"(m{r} + " + " + ".join(f"l{r}{c} * z{c}" for c in range(r + 1)) + ")" for r in range(4)
     ]
-    full = " ".join(f"WHEN '{s}' THEN '{name}'" for s, name in FULL_SPECIES.items())
+    full = " ".join(f"WHEN '{s}' THEN '{name}'" for s, name in LTER_SPECIES.items())
     no_measures = f"{_uniform(5)} < {MISSING_MEASURE_SHARE}"
     no_sex = f"{_uniform(6)} < {MISSING_SEX_SHARE}"
     (n15_mean, n15_sd), (c13_mean, c13_sd) = (profile.isotopes[name] for name in ISOTOPES)

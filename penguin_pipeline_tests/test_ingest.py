@@ -23,9 +23,11 @@ from penguin_pipeline.processing.ingest import (
 )
 from penguin_pipeline.processing.lter import (
     LTER_COLUMNS,
+    LTER_SPECIES,
     missing,
     quote,
     raw_number,
+    raw_species,
     row_is_valid,
     row_problems,
 )
@@ -118,12 +120,13 @@ TRICKY_VALUES = [
 
 
 @pytest.mark.parametrize(
-    "column", ["Culmen Length (mm)", "Body Mass (g)", "Sex", "studyName", "Date Egg"]
+    "column", ["Culmen Length (mm)", "Body Mass (g)", "Sex", "studyName", "Date Egg", "Species"]
 )
 def test_the_validity_flag_and_the_reasons_agree_on_any_value(con, column):
     # Ingestion evaluates the cheap flag on every row and the reasons only where it is false: the
     # two must agree, or a row would be rejected without a reason (or loaded despite one).
     values = TRICKY_VALUES + ["male", "FEMALE", "Unknown", "2007-11-11", "11/11/07", "2007-13-45"]
+    values += [*LTER_SPECIES.values(), "adelie", " gentoo Penguin", "Emperor penguin"]
     shipped = dict(zip(lter_lines()[0].split(","), lter_lines()[1].split(","), strict=False))
     con.execute(
         "CREATE TEMP TABLE rows_under_test AS SELECT "
@@ -139,6 +142,18 @@ def test_the_validity_flag_and_the_reasons_agree_on_any_value(con, column):
         f"WHERE ({row_is_valid()}) = (len({row_problems()}) > 0)"
     ).fetchall()
     assert disagreements == []
+
+
+def test_the_species_lookup_gives_what_the_general_rule_gives(con):
+    # raw_species() looks the LTER's spellings up instead of splitting and re-casing them.
+    spellings = [*LTER_SPECIES.values(), "adelie", " chinstrap penguin ", "Emperor penguin", None]
+    got = con.execute(
+        f'SELECT {raw_species()} FROM unnest(?) AS t("Species")', [spellings]
+    ).fetchall()
+    # the rule: the first word of the trimmed text, capitalized
+    expected = [s.strip().split(" ")[0].capitalize() if s else None for s in spellings]
+    assert [species for (species,) in got] == expected
+    assert expected[:3] == list(LTER_SPECIES)
 
 
 def test_missing_markers_and_numbers_read_as_before(con):
@@ -346,6 +361,22 @@ def test_parquet_with_a_duplicate_or_a_bad_row_takes_the_checked_path(con, tmp_p
         r[:-2] for r in parquet_rows(con, "dirty.parquet")
     ]
     assert rejects(con)[0][0] == 22 and "Body Mass (g) -1 outside" in rejects(con)[0][1]
+
+
+def test_a_parquet_file_with_only_a_bad_row_loads_in_one_read_and_keeps_the_reject(con, tmp_path):
+    # No duplicate: the valid rows are inserted straight from the file, checked while inserting;
+    # the shortfall (one row) is read again with its reason.
+    import pandas as pd
+
+    frame = pd.read_csv(LTER_FILE, dtype=str, keep_default_na=False).head(20)
+    frame.loc[6, "Body Mass (g)"] = "-1"
+    frame.to_parquet(tmp_path / "one-bad.parquet")
+    account = ingest(con, tmp_path / "one-bad.parquet")
+    assert (account.rows_read, account.rows_loaded, account.rows_rejected) == (20, 19, 1)
+    assert [r[-1] for r in parquet_rows(con, "one-bad.parquet")] == [*range(1, 7), *range(8, 21)]
+    [(line, reason, record)] = rejects(con)
+    assert (line, reason) == (7, "Body Mass (g) -1 outside 2000..7500")
+    assert '"Individual ID":"N4A1"' in record and '"Body Mass (g)":"-1"' in record
 
 
 def test_a_parquet_file_with_a_corrupt_page_fails_by_name_and_changes_nothing(con, tmp_path):

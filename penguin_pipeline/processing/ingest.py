@@ -96,14 +96,15 @@ def _ordinal_sql(path: Path) -> str:
 def stage_file(
     con: duckdb.DuckDBPyConnection, path: Path, source_file: str, file_hash: str
 ) -> FileAccount:
-    """Fill temp tables staged_rows (loadable) and staged_rejects (quarantined) from one landing
-    file.
+    """Fill staged_rows (loadable) and staged_rejects (quarantined) from one landing file; the
+    account has rows_read and duplicates_dropped (publish_file counts the rest as it writes them).
 
-    A Parquet file whose rows are all valid and distinct (one checking scan) is staged as a view
-    over the file itself. Any other file: one scan into a temp table `landed` (the LTER columns as
-    text, source_line, a row hash and a validity flag); exact duplicates are found by the hash and
-    confirmed on all columns; the reasons are only spelled out for the rows that fail. Memory:
-    about one file's rows.
+    A Parquet file without exact duplicates (distinct row hashes, one scan of six columns) is
+    staged as views over the file itself: publish_file inserts its valid rows in one read, and
+    reads it again only for the rows that fail. Any other file: one scan into a temp table
+    `landed` (the LTER columns as text, source_line, a row hash and a validity flag); exact
+    duplicates are found by the hash and confirmed on all columns; the reasons are only spelled
+    out for the rows that fail. Memory: about one file's rows.
     """
     account = FileAccount(source_file=source_file, file_hash=file_hash)
     if path.stat().st_size == 0:
@@ -113,10 +114,10 @@ def stage_file(
     landed_columns = _describe(con, path, source_file)
     columns = _column_map(landed_columns, source_file)
     account.ignored_columns = sorted(set(landed_columns) - set(columns.values()))
-    clean_rows = _clean_parquet_rows(con, path, source_file, columns)
-    if clean_rows:
+    distinct_rows = _distinct_parquet_rows(con, path, source_file, columns)
+    if distinct_rows:
         _stage_straight_from_file(con, path, source_file, columns)
-        account.rows_read = account.rows_loaded = clean_rows
+        account.rows_read = distinct_rows
         return account
     _read_landed(con, path, source_file, columns)
     parse_rejects = _parse_rejects(con, path, source_file)
@@ -125,8 +126,6 @@ def stage_file(
     account.duplicates_dropped = _drop_duplicates(con)
     _split_valid_and_rejected(con, source_file)
     account.rows_read = rows_landed + len(parse_rejects)
-    account.rows_loaded = row_count(con, "staged_rows")
-    account.rows_rejected = row_count(con, "staged_rejects")
     if account.rows_read == 0:
         account.note = "header only: nothing to load"
     return account
@@ -195,34 +194,31 @@ def _unreadable(source_file: str, exc: duckdb.Error) -> LandingFileError:
     return LandingFileError(source_file, f"cannot be read as CSV or Parquet ({_first_line(exc)})")
 
 
-def _clean_parquet_rows(con, path: Path, source_file: str, columns: dict[str, str]) -> int:
-    """The row count of a Parquet file whose rows are all valid and all distinct; 0 for any other
-    file.
+def _distinct_parquet_rows(con, path: Path, source_file: str, columns: dict[str, str]) -> int:
+    """The row count of a Parquet file without exact duplicates; 0 for any other file.
 
-    Most files are clean, and re-reading a Parquet file costs little: such a file is then inserted
-    straight from the file (faster at scale than staging 17 text columns in a temp table
-    first). Distinct row hashes prove there is no exact duplicate; a repeated hash (a duplicate or a
-    collision) sends the file down the staged path, which confirms on every column.
+    Distinct row hashes prove there is no exact duplicate, and Parquet reads only the six hashed
+    columns for it. A repeated hash (a duplicate or a collision) sends the file down the staged
+    path, which confirms on every column.
     """
     if path.suffix.lower() != ".parquet":
         return 0
     try:
-        rows, invalid, distinct = first_row(
+        rows, distinct = first_row(
             con,
-            f"SELECT count(*), count_if(NOT ({row_is_valid()})), count(DISTINCT {_ROW_HASH}) "
-            f"FROM ({_rows_sql(path, columns)})",
+            f"SELECT count(*), count(DISTINCT {_ROW_HASH}) FROM ({_rows_sql(path, columns)})",
             [str(path)],
         )
     except duckdb.Error as exc:
         raise _unreadable(source_file, exc) from exc
-    return rows if rows and not invalid and distinct == rows else 0
+    return rows if rows and distinct == rows else 0
 
 
 def _stage_straight_from_file(con, path: Path, source_file: str, columns: dict[str, str]) -> None:
-    """staged_rows reads the file itself (a view: publish_file inserts from it); nothing to
-    reject."""
-    _create_empty_stage(con, source_file)
-    _stage_rows(con, source_file, _rows_sql(path, columns, file=literal(path)))
+    """staged_rows and staged_rejects are views over the file: its valid rows and the others."""
+    rows_sql = _rows_sql(path, columns, file=literal(path))
+    _stage_rows(con, source_file, f"SELECT * FROM ({rows_sql}) WHERE {row_is_valid()}")
+    _stage_rejects(con, source_file, f"SELECT * FROM ({rows_sql}) WHERE NOT ({row_is_valid()})")
 
 
 def _stage_rows(con, source_file: str, rows_sql: str) -> None:
@@ -230,6 +226,18 @@ def _stage_rows(con, source_file: str, rows_sql: str) -> None:
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW staged_rows AS SELECT {_LTER}, {literal(source_file)} AS "
         f"source_file, source_line FROM ({rows_sql})"
+    )
+
+
+def _stage_rejects(con, source_file: str, rows_sql: str, union: str = "") -> None:
+    """The view of the rejected rows (the LTER columns as JSON text) with the reasons they failed,
+    and `union`'s rows (already in that shape) after them."""
+    record = "json_object(" + ", ".join(f"'{c}', {quote(c)}" for c in LTER_COLUMNS) + ")::VARCHAR"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW staged_rejects AS
+        SELECT {literal(source_file)} AS source_file, source_line, {record} AS raw_record,
+               array_to_string({row_problems()}, '; ') AS reason
+        FROM ({rows_sql}) {union}"""
     )
 
 
@@ -332,17 +340,8 @@ def _drop_duplicates(con) -> int:
 
 def _split_valid_and_rejected(con, source_file: str) -> None:
     _stage_rows(con, source_file, f"SELECT * FROM landed WHERE {_VALID}")
-    source = literal(source_file)
-    record = "json_object(" + ", ".join(f"'{c}', {quote(c)}" for c in LTER_COLUMNS) + ")::VARCHAR"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE staged_rejects AS
-        SELECT {source} AS source_file, source_line, {record} AS raw_record,
-               array_to_string({row_problems()}, '; ') AS reason
-        FROM landed WHERE NOT {_VALID}
-        UNION ALL
-        SELECT {source}, line, raw_record, reason FROM parse_rejects
-        ORDER BY source_line"""
-    )
+    parsed = f"UNION ALL SELECT {literal(source_file)}, line, raw_record, reason FROM parse_rejects"
+    _stage_rejects(con, source_file, f"SELECT * FROM landed WHERE NOT {_VALID}", parsed)
 
 
 def _create_empty_stage(con, source_file: str) -> None:
@@ -367,14 +366,18 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
         con.execute(f"DELETE FROM {tables.RAW} WHERE source_file = ?", [account.source_file])
         con.execute(f"DELETE FROM {tables.REJECTS} WHERE source_file = ?", [account.source_file])
     # staged_rows is already in file order; no sort needed.
-    con.execute(
+    account.rows_loaded = scalar(
+        con,
         f"INSERT INTO {tables.RAW} SELECT {_LTER}, source_file, source_line, now()::TIMESTAMP "
-        "FROM staged_rows"
+        "FROM staged_rows",
     )
-    con.execute(
-        f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, "
-        "now()::TIMESTAMP FROM staged_rejects ORDER BY source_line"
-    )
+    # Staged straight from a Parquet file, the rejects are a second read of it: only when short.
+    if account.rows_read > account.rows_loaded + account.duplicates_dropped:
+        account.rows_rejected = scalar(
+            con,
+            f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, "
+            "now()::TIMESTAMP FROM staged_rejects ORDER BY source_line",
+        )
     con.execute(f"DELETE FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file])
     con.execute(
         f"INSERT INTO {tables.LEDGER} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",

@@ -40,6 +40,12 @@ OPTIONAL_COLUMNS = (
 REQUIRED_COLUMNS = tuple(c for c in LTER_COLUMNS if c not in OPTIONAL_COLUMNS)
 
 SPECIES = ("Adelie", "Chinstrap", "Gentoo")
+# How LTER exports spell each species.
+LTER_SPECIES = {
+    "Adelie": "Adelie Penguin (Pygoscelis adeliae)",
+    "Chinstrap": "Chinstrap penguin (Pygoscelis antarctica)",
+    "Gentoo": "Gentoo penguin (Pygoscelis papua)",
+}
 ISLANDS = ("Biscoe", "Dream", "Torgersen")
 SEXES = ("female", "male")
 
@@ -85,9 +91,16 @@ def raw_number(column: str) -> str:
 
 def raw_species() -> str:
     """SQL: the species' common name, the first word of e.g. 'Adelie Penguin (Pygoscelis
-    adeliae)'."""
+    adeliae)'.
+
+    The LTER's own spellings are looked up: splitting and re-casing the text costs ~1 µs a row,
+    which at 10^8 rows is most of the validity check and of the clean rebuild.
+    """
     word = "split_part(trim(\"Species\"), ' ', 1)"
-    return f"(upper(left({word}, 1)) || lower(substr({word}, 2)))"
+    known = " ".join(
+        f"WHEN {literal(name)} THEN {literal(short)}" for short, name in LTER_SPECIES.items()
+    )
+    return f'(CASE "Species" {known} ELSE upper(left({word}, 1)) || lower(substr({word}, 2)) END)'
 
 
 def raw_sex() -> str:
@@ -134,15 +147,21 @@ def _problem_reasons() -> list[str]:
 def row_is_valid() -> str:
     """SQL: true exactly when row_problems() is empty, without building the list of reasons.
 
-    Ingestion evaluates this on every row and the reasons only on the few rows that fail it.
+    Ingestion evaluates this on every row and the reasons only on the few rows that fail it: each
+    measurement is cast once, and only a value that is not a number is tested for a marker.
     """
-    return " AND ".join(f"NOT coalesce({cond}, false)" for cond in _problem_conditions())
+    checks = [f"NOT coalesce({cond}, false)" for cond in _category_conditions()]
+    for column, (_, low, high) in MEASUREMENTS.items():
+        checks.append(
+            f"coalesce({raw_number(column)} BETWEEN {low} AND {high}, {missing(quote(column))})"
+        )
+    return " AND ".join(checks)
 
 
-def _problem_conditions() -> list[str]:
-    """SQL: each condition under which a raw row cannot enter the clean table (see
-    _problem_reasons)."""
-    conditions = [
+def _category_conditions() -> list[str]:
+    """SQL: each condition on the text columns under which a raw row cannot enter the clean
+    table."""
+    return [
         missing(quote("studyName")),
         missing(quote("Individual ID")),
         f'{raw_species()} NOT IN ({sql_list(SPECIES)}) OR "Species" IS NULL',
@@ -150,9 +169,14 @@ def _problem_conditions() -> list[str]:
         f"{raw_sex()} IS NOT NULL AND {raw_sex()} NOT IN ({sql_list(SEXES)})",
         f"{raw_date()} IS NULL",
     ]
+
+
+def _problem_conditions() -> list[str]:
+    """SQL: each condition under which a raw row cannot enter the clean table (see
+    _problem_reasons)."""
+    conditions = _category_conditions()
     for column, (_, low, high) in MEASUREMENTS.items():
         col = quote(column)
-        # The cast first: it fails on few rows, and only those need the marker test.
         conditions.append(f"{raw_number(column)} IS NULL AND NOT {missing(col)}")
         conditions.append(f"{raw_number(column)} NOT BETWEEN {low} AND {high}")
     return conditions
