@@ -33,7 +33,7 @@ from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.s3 import S3StorageError
 
 from .keys import PUBLIC, KeyRing
-from .registry import ModelHolder, ModelLoadError
+from .registry import ModelHolder
 
 log = logging.getLogger("penguin_pipeline.api")
 BYTES_PER_RECORD = 512  # room per record for field names, spaces and extra fields sent along
@@ -168,11 +168,7 @@ async def admin_reload(request: Request):
 @admin.put("/version", responses=CONFLICT)
 async def admin_pin(pin: PinRequest, request: Request):
     """Pin the API to one version."""
-    holder = request.app.state.holder
-    try:
-        return await anyio.to_thread.run_sync(holder.pin, pin.version)
-    except ModelLoadError as exc:
-        return JSONResponse({"detail": str(exc), **holder.status("failed")}, status_code=409)
+    return _outcome(await anyio.to_thread.run_sync(request.app.state.holder.pin, pin.version))
 
 
 @admin.delete("/version", responses=CONFLICT)
@@ -209,13 +205,12 @@ async def poll_forever(holder: ModelHolder, seconds: float) -> None:
             log.exception("model poll failed")
 
 
-def create_app(settings: Settings | None = None, board=None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     keys = KeyRing(settings.api_keys, settings.api_keys_file)
-    if board is None:
-        board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
+    board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
     holder = ModelHolder(board, pinned=settings.model_version)
-    if holder.refresh(force=True)["outcome"] == "failed" and holder.current is None:
+    if holder.refresh(force=True)["outcome"] == "failed":
         reason = holder.last_error["reason"]
         raise RuntimeError(f"nothing to serve from {settings.board_url}: {reason} (make run?)")
     poll, limit = settings.model_poll_seconds, settings.api_max_batch

@@ -39,26 +39,22 @@ class ServedModel:
     predictor: LinearPredictor  # .spec: what /predict accepts
 
 
-def load_served(board, version: str, name: str = boards.MODEL_PIN) -> ServedModel:
+def load_served(board, version: str) -> ServedModel:
     """Read and check one version; ModelLoadError says why it cannot serve."""
-    where = f"cannot read {name} version {version}"
+    where = f"cannot read {boards.MODEL_PIN} version {version}"
     try:
-        model = boards.read_model(board, name=name, version=version)
+        model = boards.read_model(board, version=version)
+        predictor = pinned_predictor(model)
     except S3StorageError as exc:  # S3 down or answering 5xx: says nothing about this version
         summary = f"the board could not be read for version {version}"
         raise ModelLoadError(f"{where}: {exc}", transient=True, summary=summary) from exc
     except boards.DamagedVersion as exc:  # checked before unpickling: garbage is never loaded
         summary = f"version {version} on the board is damaged: {exc.problem}"
         raise ModelLoadError(f"{where}: {exc}", summary=summary) from exc
-    except Exception as exc:  # corrupt pickle, missing package or files: all mean "cannot serve"
+    except Exception as exc:  # corrupt pickle, missing package or files, no specification,
+        # coefficients that disagree with the pipeline: all mean "cannot serve"
         summary = f"version {version} cannot be loaded ({type(exc).__name__})"
         raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}", summary=summary) from exc
-    try:
-        predictor = pinned_predictor(model)
-    except Exception as exc:  # no specification, or coefficients that disagree with the pipeline
-        summary = f"version {version} cannot predict ({type(exc).__name__})"
-        message = f"{name} version {version} cannot predict: {type(exc).__name__}: {exc}"
-        raise ModelLoadError(message, summary=summary) from exc
     user = model.metadata.user or {}
     return ServedModel(model, version, user.get("data_snapshot"), predictor)
 
@@ -67,9 +63,8 @@ class ModelHolder:
     """The served version: the champion (the promotion decision on the board's champion pin; the
     newest version on a board without one), unless an operator pins one."""
 
-    def __init__(self, board, pinned: str | None = None, name: str = boards.MODEL_PIN):
+    def __init__(self, board, pinned: str | None = None):
         self.board = board
-        self.name = name
         self.pinned = pinned
         self.current: ServedModel | None = None
         self.last_error: dict | None = None
@@ -87,39 +82,29 @@ class ModelHolder:
             try:
                 target = self.pinned or self._champion()
             except Exception as exc:
-                reason = f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}"
+                reason = f"cannot list versions of {boards.MODEL_PIN}: {type(exc).__name__}: {exc}"
                 return self._failed(None, reason, "the board could not be listed")
             if target is None:
-                return self._failed(None, f"no {self.name} pin on the board yet")
+                return self._failed(None, f"no {boards.MODEL_PIN} pin on the board yet")
             if self.current is not None and self.current.version == target:
                 self.last_error = None  # the board answered and has nothing newer: failure over
                 return self.status("unchanged")
             if target in self.failed and not force:
                 return self.status("skipped: this version failed to load before")
-            try:
-                self._swap(load_served(self.board, target, self.name))
-            except ModelLoadError as exc:
-                if not exc.transient:
-                    self.failed.add(target)
-                return self._failed(target, str(exc), exc.summary)
-            return self.status("swapped")
+            return self.status("swapped" if self._serve(target) else "failed")
 
     def _champion(self) -> str | None:
         """Version ids and the decision's data.txt only: no model file is read per poll."""
-        newest, self.damaged = boards.newest_listed(self.board, self.name)
-        decision = boards.latest_decision(self.board) if self.name == boards.MODEL_PIN else None
+        newest, self.damaged = boards.newest_listed(self.board, boards.MODEL_PIN)
+        decision = boards.latest_decision(self.board)
         return (decision or {}).get("champion") or (newest.version if newest else None)
 
     def pin(self, version: str) -> dict:
         """Serve exactly `version` from now on; the old one stays if it cannot load."""
         with self._lock:
-            if self.current is None or self.current.version != version:
-                try:
-                    served = load_served(self.board, version, self.name)
-                except ModelLoadError as exc:
-                    self._failed(version, str(exc), exc.summary)
-                    raise
-                self._swap(served)
+            served = self.current is not None and self.current.version == version
+            if not (served or self._serve(version)):
+                return self.status("failed")
             self.pinned = version
             log.info("model pinned to version %s", version)
             return self.status("pinned")
@@ -130,23 +115,26 @@ class ModelHolder:
         log.info("model unpinned: following the newest version")
         return self.refresh(force=True)
 
-    def _swap(self, served: ServedModel) -> None:
-        old = self.current
-        self.current = served  # the one atomic step
+    def _serve(self, version: str) -> bool:
+        """Load `version` and swap it in; False if it cannot load (the old one serves on)."""
+        try:
+            served = load_served(self.board, version)
+        except ModelLoadError as exc:
+            if not exc.transient:  # not retried until forced: no retry storm on every poll
+                self.failed.add(version)
+            self._failed(version, str(exc), exc.summary)
+            return False
+        old, self.current = self.current, served  # the one atomic step
         self.swaps += 1
-        self.failed.discard(served.version)
+        self.failed.discard(version)
         self.last_error = None
         replacing = f", replacing {old.version}" if old else ""
-        log.info(f"serving {self.name} version {served.version}{replacing}")
+        log.info(f"serving {boards.MODEL_PIN} version {version}{replacing}")
+        return True
 
     def _failed(self, version: str | None, reason: str, summary: str | None = None) -> dict:
-        at = time.time()
-        self.last_error = {
-            "version": version,
-            "reason": reason,
-            "summary": summary or reason,
-            "at": at,
-        }
+        self.last_error = {"version": version, "reason": reason, "summary": summary or reason}
+        self.last_error["at"] = time.time()
         serving = self.current.version if self.current else None
         log.error("%s; still serving %s", reason, serving or "nothing")
         return self.status("failed")
@@ -170,11 +158,11 @@ class ModelHolder:
         }
 
     def status(self, outcome: str | None = None) -> dict:
-        current = self.current
+        """health(), and what an operator needs besides (the full error names storage)."""
         return {
+            **self.health(),
             "outcome": outcome,
-            "model_version": current.version if current else None,
-            "data_snapshot": current.data_snapshot if current else None,
+            "data_snapshot": self.current.data_snapshot if self.current else None,
             "pinned_version": self.pinned,
             "swaps": self.swaps,
             "last_check": self.last_check,
