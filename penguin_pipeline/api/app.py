@@ -1,9 +1,6 @@
-"""The prediction API: a FastAPI app of three routers, public, model (scope predict) and admin.
-
-Every route declares who may call it: its router's `Security(keys, scopes=[...])`, or
-`openapi_extra=PUBLIC`; a test fails on a route that declares neither. A request reads the served
-model (`holder.current`) once: a swap never mixes two versions in one answer. The model itself
-(inputs, encoding, predictions) is processing/features.py's.
+"""The prediction API: a FastAPI app of three routers, public, model (scope predict) and admin
+(keys.py: who may call which). A request reads the served model (`holder.current`) once: a swap
+never mixes two versions in one answer. The model itself is processing/features.py's.
 
 POST /predict reads its body itself, not as a pydantic body parameter: vetiver's client posts JSON
 without a JSON content type (vetiver-python issue 241); the inputs follow the served version; and
@@ -13,7 +10,6 @@ request body is the served version's pydantic model (see `openapi`).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Literal
@@ -180,10 +176,9 @@ async def admin_unpin(request: Request):
 def openapi(app: FastAPI) -> dict:
     """FastAPI's document, made again for each served version: its inputs may differ. The
     request body of /predict is that version's pydantic model (FastAPI's "Extending OpenAPI")."""
-    served = app.state.holder.current
-    if app.openapi_schema is None or app.state.documented != served.version:
-        spec, limit = served.predictor.spec, app.state.max_batch
-        app.version, app.openapi_schema, app.state.documented = served.version, None, served.version
+    served, limit = app.state.holder.current, app.state.max_batch
+    if app.version != served.version:
+        spec, app.version, app.openapi_schema = served.predictor.spec, served.version, None
         app.description = (
             f"{served.vetiver.description}. Serving version {served.version} (data "
             f"snapshot {served.data_snapshot}). Batch limit: {limit} records."
@@ -198,7 +193,7 @@ def openapi(app: FastAPI) -> dict:
 
 async def poll_forever(holder: ModelHolder, seconds: float) -> None:
     while True:
-        await asyncio.sleep(seconds)
+        await anyio.sleep(seconds)
         try:
             await anyio.to_thread.run_sync(holder.refresh)
         except Exception:  # never let the poller die: log and try again next time
@@ -222,12 +217,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             f"board {settings.board_url}; {keys.describe()}; batch limit {limit} records; "
             f"looking for new versions {polling}"
         )
-        task = asyncio.create_task(poll_forever(holder, poll)) if poll > 0 else None
-        yield
-        if task:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with anyio.create_task_group() as tasks:
+            if poll > 0:
+                tasks.start_soon(poll_forever, holder, poll)
+            yield
+            tasks.cancel_scope.cancel()
 
     # Swagger UI and ReDoc from the fastapi-offline package's files: they render with no internet.
     app = FastAPIOffline(
@@ -236,7 +230,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url="/docs-static",
         swagger_ui_parameters={"validatorUrl": None},
     )
-    app.state.holder, app.state.max_batch, app.state.documented = holder, limit, None
+    app.state.holder, app.state.max_batch = holder, limit
     # /predict's router first: routes are matched in order, and it is the one that must be fast.
     most = limit * BYTES_PER_RECORD + 65_536  # a larger body is refused (413) before it is parsed
     predict = [Security(keys, scopes=["predict"])]
