@@ -7,8 +7,6 @@ Versions are always resolved first and loaded by name: vetiver's `from_pin` with
 reads the pickle and the metadata in two steps, which a version written in between can mismatch.
 """
 
-from __future__ import annotations
-
 import logging
 import threading
 import time
@@ -21,16 +19,6 @@ from penguin_pipeline.storage.s3 import S3StorageError
 log = logging.getLogger("penguin_pipeline.api")
 
 
-class ModelLoadError(Exception):
-    """A version cannot be served. `transient`: the storage failed, not the version (retry later);
-    `summary`: the problem without storage locations or exception text, for the public /health."""
-
-    def __init__(self, message: str, transient: bool = False, summary: str | None = None):
-        super().__init__(message)
-        self.transient = transient
-        self.summary = summary or message
-
-
 @dataclass(frozen=True)
 class ServedModel:
     vetiver: object  # vetiver.VetiverModel: /metadata and /prototype show it
@@ -40,23 +28,11 @@ class ServedModel:
 
 
 def load_served(board, version: str) -> ServedModel:
-    """Read and check one version; ModelLoadError says why it cannot serve."""
-    where = f"cannot read {boards.MODEL_PIN} version {version}"
-    try:
-        model = boards.read_model(board, version=version)
-        predictor = pinned_predictor(model)
-    except S3StorageError as exc:  # S3 down or answering 5xx: says nothing about this version
-        summary = f"the board could not be read for version {version}"
-        raise ModelLoadError(f"{where}: {exc}", transient=True, summary=summary) from exc
-    except boards.DamagedVersion as exc:  # checked before unpickling: garbage is never loaded
-        summary = f"version {version} on the board is damaged: {exc.problem}"
-        raise ModelLoadError(f"{where}: {exc}", summary=summary) from exc
-    except Exception as exc:  # corrupt pickle, missing package or files, no specification,
-        # coefficients that disagree with the pipeline: all mean "cannot serve"
-        summary = f"version {version} cannot be loaded ({type(exc).__name__})"
-        raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}", summary=summary) from exc
+    """Read one version (its files checked against its data.txt first: garbage is never
+    unpickled) and check that its predictor reproduces its pipeline."""
+    model = boards.read_model(board, version=version)
     user = model.metadata.user or {}
-    return ServedModel(model, version, user.get("data_snapshot"), predictor)
+    return ServedModel(model, version, user.get("data_snapshot"), pinned_predictor(model))
 
 
 class ModelHolder:
@@ -116,13 +92,20 @@ class ModelHolder:
         return self.refresh(force=True)
 
     def _serve(self, version: str) -> bool:
-        """Load `version` and swap it in; False if it cannot load (the old one serves on)."""
+        """Load `version` and swap it in; False if it cannot serve (the old one serves on)."""
         try:
             served = load_served(self.board, version)
-        except ModelLoadError as exc:
-            if not exc.transient:  # not retried until forced: no retry storm on every poll
+        except Exception as exc:  # corrupt pickle, missing package, pipeline and predictor disagree
+            name = type(exc).__name__
+            reason = f"cannot read {boards.MODEL_PIN} version {version}: {name}: {exc}"
+            summary = f"version {version} cannot be loaded ({name})"  # for /health: no storage
+            if isinstance(exc, boards.DamagedVersion):
+                summary = f"version {version} on the board is damaged: {exc.problem}"
+            if isinstance(exc, S3StorageError):  # S3 down or 5xx: not the version's fault, retried
+                summary = f"the board could not be read for version {version}"
+            else:  # not retried until forced: no retry storm on every poll
                 self.failed.add(version)
-            self._failed(version, str(exc), exc.summary)
+            self._failed(version, reason, summary)
             return False
         old, self.current = self.current, served  # the one atomic step
         self.swaps += 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from penguin_pipeline.api.registry import ModelHolder, ModelLoadError, load_served
+from penguin_pipeline.api.registry import ModelHolder
 from penguin_pipeline.storage import boards
 
 from .conftest import corrupt, write_version
@@ -74,8 +74,10 @@ def test_a_model_needing_a_missing_package_is_refused(board, fitted, tmp_path, m
     version = write_version(board, odd, delta=0, tag="needs-missing-pkg")
     monkeypatch.delitem(__import__("sys").modules, "penguin_vanishing_pkg")
     module.unlink()
-    with pytest.raises(ModelLoadError, match="penguin_vanishing_pkg"):
-        load_served(board, version)
+    status = ModelHolder(board, pinned=version).refresh()
+    assert (
+        status["outcome"] == "failed" and "penguin_vanishing_pkg" in status["last_error"]["reason"]
+    )
 
 
 def test_pin_and_unpin(board, fitted):
