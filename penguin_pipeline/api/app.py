@@ -8,15 +8,13 @@ the served spec decodes and validates a body in one msgspec pass, several times 
 request body is the served version's pydantic model (see `openapi`).
 """
 
-from __future__ import annotations
-
 import contextlib
 import logging
 from typing import Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Security
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
@@ -45,23 +43,18 @@ class Predictions(BaseModel):
     data_snapshot: str | None
 
 
-class PinRequest(BaseModel):
-    version: str = Field(min_length=1, max_length=200, description="a version on the board")
-
-
 @public.get("/ping", openapi_extra=PUBLIC)
 async def ping():
     """Is the API up? vetiver's shape."""
     return {"ping": "pong"}
 
 
-@public.get("/health", openapi_extra=PUBLIC, responses={503: {"description": "no model served"}})
+@public.get("/health", openapi_extra=PUBLIC)
 async def health(request: Request):
     """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem."""
-    # 200 while predictions are answered, even degraded (an older version serves): a load balancer
-    # keeps routing here; monitoring reads "status".
-    report = request.app.state.holder.health()
-    return JSONResponse(report, status_code=200 if report["model_version"] else 503)
+    # Always 200 (create_app does not start without a version): even degraded, an older version
+    # answers, so a load balancer keeps routing here; monitoring reads "status".
+    return request.app.state.holder.health()
 
 
 @public.get("/", include_in_schema=False, openapi_extra=PUBLIC)
@@ -106,40 +99,35 @@ async def prototype(request: Request):
     return schema
 
 
-def _card(board, version: str) -> dict:
-    try:
-        facts = boards.model_facts(board, version)
-    except S3StorageError:
-        raise  # the store did not answer: says nothing about this version (503, below)
-    except Exception as exc:  # no such version, or its data.txt unreadable
-        raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
-    return model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
-
-
 async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResponse:
     """Any route that reads the board while its store does not answer: 503, naming the store."""
     return JSONResponse({"detail": f"the board could not be read: {exc}"}, status_code=503)
 
 
-CARD_RESPONSES = {
-    200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
-    404: {"description": "no such version on the board"},
-    503: {"description": "the board's store did not answer"},
-}
-
-
-@model.get("/model-card", responses=CARD_RESPONSES)
-async def model_card_route(
+@model.get(
+    "/model-card",
+    responses={
+        200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
+        404: {"description": "no such version on the board"},
+        503: {"description": "the board's store did not answer"},
+    },
+)
+def model_card_route(
     request: Request,
     version: str | None = Query(None, max_length=200, description="default: the served one"),
     format: Literal["json", "html"] = "json",
 ):
     """The model card of the served version (or `version`): vetiver's sections, from its pin."""
     holder = request.app.state.holder
-    card = await anyio.to_thread.run_sync(_card, holder.board, version or holder.current.version)
-    if format == "html":
-        return HTMLResponse(card_page(card))
-    return JSONResponse(card)
+    board, version = holder.board, version or holder.current.version
+    try:
+        facts = boards.model_facts(board, version)
+    except S3StorageError:
+        raise  # the store did not answer: says nothing about this version (503, below)
+    except Exception as exc:  # no such version, or its data.txt unreadable
+        raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
+    card = model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
+    return HTMLResponse(card_page(card)) if format == "html" else JSONResponse(card)
 
 
 @admin.get("/status")
@@ -156,21 +144,21 @@ def _outcome(status: dict) -> JSONResponse:
 
 
 @admin.post("/reload", responses=CONFLICT)
-async def admin_reload(request: Request):
+def admin_reload(request: Request):
     """Look for a new version now and swap it in."""
-    return _outcome(await anyio.to_thread.run_sync(request.app.state.holder.refresh, True))
+    return _outcome(request.app.state.holder.refresh(force=True))
 
 
 @admin.put("/version", responses=CONFLICT)
-async def admin_pin(pin: PinRequest, request: Request):
+def admin_pin(request: Request, version: str = Body(embed=True, min_length=1, max_length=200)):
     """Pin the API to one version."""
-    return _outcome(await anyio.to_thread.run_sync(request.app.state.holder.pin, pin.version))
+    return _outcome(request.app.state.holder.pin(version))
 
 
 @admin.delete("/version", responses=CONFLICT)
-async def admin_unpin(request: Request):
+def admin_unpin(request: Request):
     """Unpin: follow the newest version again."""
-    return _outcome(await anyio.to_thread.run_sync(request.app.state.holder.unpin))
+    return _outcome(request.app.state.holder.unpin())
 
 
 def openapi(app: FastAPI) -> dict:
