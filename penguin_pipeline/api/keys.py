@@ -1,13 +1,13 @@
 """API keys with scopes, as a FastAPI security scheme. Kept as SHA-256 digests, never logged.
 
 Entries `scope[,scope]:key` come from PENGUIN_API_KEYS (";"-separated) and/or the file
-PENGUIN_API_KEYS_FILE (one per line, "#" comments; re-read when it changes); with neither the API
-is open. A route declares what it needs with `Security(keys, scopes=["predict"])` (the OpenAPI
-document and Swagger's Authorize button then know the scheme), or that it needs nothing with
-`openapi_extra=PUBLIC`, OpenAPI's own "no security".
+PENGUIN_API_KEYS_FILE (one per line, "#" comments); with neither the API is open. The file is
+looked at (one stat) on each keyed request and re-read when it changed; one that cannot be read or
+has a bad entry is refused whole (logged once) until fixed, the environment's keys keep working;
+at start it stops the API. A route declares what it needs with `Security(keys, scopes=[...])` (the
+OpenAPI document and Swagger's Authorize button then know the scheme), or that it needs nothing
+with `openapi_extra=PUBLIC`, OpenAPI's own "no security".
 """
-
-from __future__ import annotations
 
 import hashlib
 import hmac
@@ -52,12 +52,7 @@ def parse_entries(text: str, origin: str) -> list[tuple[bytes, frozenset[str]]]:
 
 
 class KeyRing(HTTPBearer):
-    """The keys, checked for each request against the scopes its route declares.
-
-    The file is looked at (one stat) on each keyed request and re-read when it changed. A file
-    that cannot be read or has a bad entry is refused whole: its keys stop working (the error is
-    logged) until it is fixed; the environment's keys keep working. At start it stops the API.
-    """
+    """The keys, checked for each request against the scopes its route declares."""
 
     def __init__(self, keys: str | None, keys_file: Path | None):
         description = "Authorization: Bearer <key> (or Key <key>), or X-API-Key: <key>"
