@@ -45,14 +45,12 @@ class ModelHolder:
         self.current: ServedModel | None = None
         self.last_error: dict | None = None
         self.failed: set[str] = set()
-        self.swaps = 0
         self.last_check: float | None = None
         self.damaged: list[tuple[str, str]] = []  # newer versions the listing passed over, and why
         self._lock = threading.Lock()  # one load at a time (poller, admin reload, pin)
 
     def refresh(self, force: bool = False) -> dict:
-        """Serve the target version (pinned, else the champion) if not served yet. Never
-        raises."""
+        """Serve the pinned version, else the champion, if not served yet. Never raises."""
         with self._lock:
             self.last_check = time.time()
             try:
@@ -108,7 +106,6 @@ class ModelHolder:
             self._failed(version, reason, summary)
             return False
         old, self.current = self.current, served  # the one atomic step
-        self.swaps += 1
         self.failed.discard(version)
         self.last_error = None
         replacing = f", replacing {old.version}" if old else ""
@@ -145,9 +142,7 @@ class ModelHolder:
         return {
             **self.health(),
             "outcome": outcome,
-            "data_snapshot": self.current.data_snapshot if self.current else None,
             "pinned_version": self.pinned,
-            "swaps": self.swaps,
             "last_check": self.last_check,
             "last_error": self.last_error,
         }
