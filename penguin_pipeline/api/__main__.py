@@ -14,7 +14,7 @@ parser = argparse.ArgumentParser(prog="python -m penguin_pipeline.api", descript
 parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
 parser.add_argument("--no-access-log", dest="access_log", action="store_false")
-args = parser.parse_args()
+args = parser.parse_args()  # before the app is made: --help must not need a model
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 try:
     app = create_app()

@@ -1,11 +1,9 @@
 """The prediction API: a FastAPI app of three routers, public, model (scope predict) and admin
-(keys.py: who may call which). A request reads the served model (`holder.current`) once: a swap
-never mixes two versions in one answer. The model itself is processing/features.py's.
+(keys.py: who may call which; registry.py: which version serves; the model is processing's).
 
 POST /predict reads its body itself, not as a pydantic body parameter: vetiver's client posts JSON
 without a JSON content type (vetiver-python issue 241); the inputs follow the served version; and
-the served spec decodes and validates a body in one msgspec pass, several times faster. Its OpenAPI
-request body is the served version's pydantic model (see `openapi`).
+the served spec decodes and validates a body in one msgspec pass, several times faster.
 """
 
 import contextlib
@@ -77,10 +75,9 @@ async def predict(request: Request):
         records, _ = served.predictor.spec.parse(await request.body(), limit)
     except InputError as exc:
         raise HTTPException(413 if exc.too_many else 422, exc.errors) from None
-    version, snapshot = served.version, served.data_snapshot
-    answer = {"predict": served.predictor.predict(records), "model_version": version}
-    answer["data_snapshot"] = snapshot
-    headers = {"X-Model-Version": version, "X-Data-Snapshot": snapshot or ""}
+    answer = {"predict": served.predictor.predict(records), "model_version": served.version}
+    answer["data_snapshot"] = served.data_snapshot
+    headers = {"X-Model-Version": served.version, "X-Data-Snapshot": served.data_snapshot or ""}
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
 
@@ -123,7 +120,7 @@ def model_card_route(
     try:
         facts = boards.model_facts(board, version)
     except S3StorageError:
-        raise  # the store did not answer: says nothing about this version (503, below)
+        raise  # the store did not answer: says nothing about this version (503, above)
     except Exception as exc:  # no such version, or its data.txt unreadable
         raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
     card = model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
@@ -180,7 +177,7 @@ def openapi(app: FastAPI) -> dict:
 
 
 async def poll_forever(holder: ModelHolder, seconds: float) -> None:
-    while True:
+    while seconds > 0:  # 0: only POST /admin/reload
         await anyio.sleep(seconds)
         try:
             await anyio.to_thread.run_sync(holder.refresh)
@@ -206,8 +203,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             f"looking for new versions {polling}"
         )
         async with anyio.create_task_group() as tasks:
-            if poll > 0:
-                tasks.start_soon(poll_forever, holder, poll)
+            tasks.start_soon(poll_forever, holder, poll)
             yield
             tasks.cancel_scope.cancel()
 
@@ -221,8 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder, app.state.max_batch = holder, limit
     # /predict's router first: routes are matched in order, and it is the one that must be fast.
     most = limit * BYTES_PER_RECORD + 65_536  # a larger body is refused (413) before it is parsed
-    predict = [Security(keys, scopes=["predict"])]
-    app.include_router(model, dependencies=predict, max_body_size=most)
+    app.include_router(model, dependencies=[Security(keys, scopes=["predict"])], max_body_size=most)
     app.include_router(public)
     app.include_router(admin, dependencies=[Security(keys, scopes=["admin"])])
     app.add_exception_handler(S3StorageError, storage_unreachable)

@@ -1,12 +1,11 @@
 """API keys with scopes, as a FastAPI security scheme. Kept as SHA-256 digests, never logged.
 
 Entries `scope[,scope]:key` come from PENGUIN_API_KEYS (";"-separated) and/or the file
-PENGUIN_API_KEYS_FILE (one per line, "#" comments); with neither the API is open. The file is
-looked at (one stat) on each keyed request and re-read when it changed; one that cannot be read or
-has a bad entry is refused whole (logged once) until fixed, the environment's keys keep working;
-at start it stops the API. A route declares what it needs with `Security(keys, scopes=[...])` (the
-OpenAPI document and Swagger's Authorize button then know the scheme), or that it needs nothing
-with `openapi_extra=PUBLIC`, OpenAPI's own "no security".
+PENGUIN_API_KEYS_FILE (one a line, "#" comments); with neither the API is open. The file is looked
+at (one stat) on each keyed request and re-read when it changed; a bad one is refused whole until
+fixed (the environment's keys keep working), and at start stops the API. A route declares what it
+needs with `Security(keys, scopes=[...])` (OpenAPI and Swagger's Authorize button then know the
+scheme), or nothing with `openapi_extra=PUBLIC`, OpenAPI's own "no security".
 """
 
 import hashlib
@@ -37,8 +36,7 @@ def parse_entries(text: str, origin: str) -> list[tuple[bytes, frozenset[str]]]:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        scopes_text, sep, key = line.partition(":")
-        key = key.strip()
+        scopes_text, sep, key = map(str.strip, line.partition(":"))
         scopes = frozenset(s.strip() for s in scopes_text.split(",") if s.strip())
         where = f"{origin} entry {number}"  # never the key itself
         if not sep or not key:
@@ -61,11 +59,13 @@ class KeyRing(HTTPBearer):
         self.file = Path(keys_file) if keys_file else None
         self.open = not self.from_env and self.file is None
         self.entries, self.problem, self._stamp = self.from_env, None, None
-        if self.file is not None and self._reread():
+        if self._reread():
             raise KeyConfigError(self.problem)
 
     def _reread(self) -> str | None:
         """Re-read the file if it changed since the last look; the problem if it cannot be used."""
+        if self.file is None:
+            return None
         try:
             stat = self.file.stat()
             if (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._stamp:
@@ -91,8 +91,7 @@ class KeyRing(HTTPBearer):
         """401 without or with an unknown key, 403 for a key without one of the route's scopes."""
         if self.open:
             return
-        if self.file is not None:
-            self._reread()
+        self._reread()
         scheme, value = get_authorization_scheme_param(request.headers.get("authorization"))
         key = request.headers.get("x-api-key", "").strip()
         key = key or (value.strip() if scheme.lower() in ("bearer", "key") else "")
