@@ -10,7 +10,7 @@ reads the pickle and the metadata in two steps, which a version written in betwe
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from penguin_pipeline.processing.features import LinearPredictor, pinned_predictor
 from penguin_pipeline.storage import boards
@@ -19,25 +19,15 @@ from penguin_pipeline.storage.s3 import S3StorageError
 log = logging.getLogger("penguin_pipeline.api")
 
 
-@dataclass(frozen=True)
-class ServedModel:
+class ServedModel(NamedTuple):
     vetiver: object  # vetiver.VetiverModel: /metadata and /prototype show it
     version: str
     data_snapshot: str | None
     predictor: LinearPredictor  # .spec: what /predict accepts
 
 
-def load_served(board, version: str) -> ServedModel:
-    """Read one version (its files checked against its data.txt first: garbage is never
-    unpickled) and check that its predictor reproduces its pipeline."""
-    model = boards.read_model(board, version=version)
-    user = model.metadata.user or {}
-    return ServedModel(model, version, user.get("data_snapshot"), pinned_predictor(model))
-
-
 class ModelHolder:
-    """The served version: the champion (the promotion decision on the board's champion pin; the
-    newest version on a board without one), unless an operator pins one."""
+    """Serves the champion (the board's newest promotion decision, else newest version) or a pin."""
 
     def __init__(self, board, pinned: str | None = None):
         self.board = board
@@ -91,8 +81,10 @@ class ModelHolder:
 
     def _serve(self, version: str) -> bool:
         """Load `version` and swap it in; False if it cannot serve (the old one serves on)."""
-        try:
-            served = load_served(self.board, version)
+        try:  # its files checked against its data.txt first: garbage is never unpickled
+            model = boards.read_model(self.board, version=version)
+            snapshot = (model.metadata.user or {}).get("data_snapshot")
+            served = ServedModel(model, version, snapshot, pinned_predictor(model))
         except Exception as exc:  # corrupt pickle, missing package, pipeline and predictor disagree
             name = type(exc).__name__
             reason = f"cannot read {boards.MODEL_PIN} version {version}: {name}: {exc}"
@@ -115,20 +107,16 @@ class ModelHolder:
     def _failed(self, version: str | None, reason: str, summary: str | None = None) -> dict:
         self.last_error = {"version": version, "reason": reason, "summary": summary or reason}
         self.last_error["at"] = time.time()
-        serving = self.current.version if self.current else None
-        log.error("%s; still serving %s", reason, serving or "nothing")
+        serving = self.current.version if self.current else "nothing"
+        log.error("%s; still serving %s", reason, serving)
         return self.status("failed")
 
     def health(self) -> dict:
-        """ "ok", or "degraded" with the problem (the newest version cannot be served, the board
-        cannot be read). Names versions, never storage locations or credentials (a public route)."""
+        """ "ok", or "degraded" with the problem: names versions, never storage (a public route)."""
         current = self.current
         problems = [self.last_error["summary"]] if self.last_error else []
-        problems += [
-            f"version {version} on the board is damaged: {problem}"
-            for version, problem in self.damaged
-            if not any(version in p for p in problems)
-        ]
+        damaged = [(v, f"version {v} on the board is damaged: {why}") for v, why in self.damaged]
+        problems += [p for v, p in damaged if not any(v in known for known in problems)]
         if problems and current is not None:
             problems.append(f"still serving version {current.version}")
         return {
