@@ -49,9 +49,8 @@ async def ping():
 
 @public.get("/health", openapi_extra=PUBLIC)
 async def health(request: Request):
-    """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem."""
-    # Always 200 (create_app does not start without a version): even degraded, an older version
-    # answers, so a load balancer keeps routing here; monitoring reads "status".
+    """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem;
+    always 200, as a version always answers (an older one, when degraded): read "status"."""
     return request.app.state.holder.health()
 
 

@@ -59,17 +59,15 @@ class KeyRing(HTTPBearer):
         self.file = Path(keys_file) if keys_file else None
         self.open = not self.from_env and self.file is None
         self.entries, self.problem, self._stamp = self.from_env, None, None
-        if self._reread():
+        if self.file is not None and self._reread():
             raise KeyConfigError(self.problem)
 
     def _reread(self) -> str | None:
         """Re-read the file if it changed since the last look; the problem if it cannot be used."""
-        if self.file is None:
-            return None
         try:
             stat = self.file.stat()
-            if (stat.st_mtime_ns, stat.st_size, stat.st_ino) != self._stamp:
-                self._stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if (stamp := (stat.st_mtime_ns, stat.st_size, stat.st_ino)) != self._stamp:
+                self._stamp = stamp
                 self.entries = self.from_env + parse_entries(self.file.read_text(), str(self.file))
                 self.problem = None
                 log.info("read %s: %s", self.file, self.describe())
@@ -91,7 +89,8 @@ class KeyRing(HTTPBearer):
         """401 without or with an unknown key, 403 for a key without one of the route's scopes."""
         if self.open:
             return
-        self._reread()
+        if self.file is not None:
+            self._reread()
         scheme, value = get_authorization_scheme_param(request.headers.get("authorization"))
         key = request.headers.get("x-api-key", "").strip()
         key = key or (value.strip() if scheme.lower() in ("bearer", "key") else "")
@@ -105,6 +104,5 @@ class KeyRing(HTTPBearer):
                 scopes = granted
         if scopes is None:
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
-        for scope in needed:
-            if scope not in scopes:
-                raise HTTPException(403, f"this API key does not have the '{scope}' scope")
+        if missing := [scope for scope in needed if scope not in scopes]:
+            raise HTTPException(403, f"this API key does not have the '{missing[0]}' scope")
