@@ -1,6 +1,5 @@
-"""`python -m penguin_pipeline.api [--host H] [--port P]`: serve penguin_model with uvicorn."""
-
-from __future__ import annotations
+"""`python -m penguin_pipeline.api [--host H] [--port P] [--no-access-log]`: serve penguin_model
+with uvicorn."""
 
 import argparse
 import logging
@@ -9,27 +8,16 @@ import sys
 
 import uvicorn
 
+from .app import create_app
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m penguin_pipeline.api", description=__doc__)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
-    parser.add_argument("--no-access-log", action="store_true", help="for benchmarks")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from .app import create_app
-
-    try:
-        app = create_app()
-    except Exception as exc:  # a clear line, not a traceback, for the common "no model yet"
-        logging.getLogger("penguin_pipeline.api").error("cannot start: %s", exc)
-        return 1
-    access_log = not args.no_access_log
-    uvicorn.run(app, host=args.host, port=args.port, access_log=access_log, log_level="info")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+parser = argparse.ArgumentParser(prog="python -m penguin_pipeline.api", description=__doc__)
+parser.add_argument("--host", default="127.0.0.1")
+parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080))
+parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+args = parser.parse_args()  # before the app is made: --help must not need a model
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+try:
+    app = create_app()
+except Exception as exc:  # a clear line, not a traceback, for the common "no model yet"
+    sys.exit(f"cannot start: {exc}")
+uvicorn.run(app, host=args.host, port=args.port, access_log=args.access_log)

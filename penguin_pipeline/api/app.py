@@ -1,26 +1,18 @@
-"""The prediction API: a FastAPI app of three routers, public, model (scope predict) and admin.
-
-Every route declares who may call it: its router's `Security(keys, scopes=[...])`, or
-`openapi_extra=PUBLIC`; a test fails on a route that declares neither. A request reads the served
-model (`holder.current`) once: a swap never mixes two versions in one answer. The model itself
-(inputs, encoding, predictions) is processing/features.py's.
+"""The prediction API: a FastAPI app of three routers, public, model (scope predict) and admin
+(keys.py: who may call which; registry.py: which version serves; the model is processing's).
 
 POST /predict reads its body itself, not as a pydantic body parameter: vetiver's client posts JSON
 without a JSON content type (vetiver-python issue 241); the inputs follow the served version; and
-the served spec decodes and validates a body in one msgspec pass, several times faster. Its OpenAPI
-request body is the served version's pydantic model (see `openapi`).
+the served spec decodes and validates a body in one msgspec pass, several times faster.
 """
 
-from __future__ import annotations
-
-import asyncio
 import contextlib
 import logging
 from typing import Literal
 
 import anyio
 import orjson
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Security
+from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Security
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
@@ -33,7 +25,7 @@ from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.s3 import S3StorageError
 
 from .keys import PUBLIC, KeyRing
-from .registry import ModelHolder, ModelLoadError
+from .registry import ModelHolder
 
 log = logging.getLogger("penguin_pipeline.api")
 BYTES_PER_RECORD = 512  # room per record for field names, spaces and extra fields sent along
@@ -49,23 +41,17 @@ class Predictions(BaseModel):
     data_snapshot: str | None
 
 
-class PinRequest(BaseModel):
-    version: str = Field(min_length=1, max_length=200, description="a version on the board")
-
-
 @public.get("/ping", openapi_extra=PUBLIC)
 async def ping():
     """Is the API up? vetiver's shape."""
     return {"ping": "pong"}
 
 
-@public.get("/health", openapi_extra=PUBLIC, responses={503: {"description": "no model served"}})
+@public.get("/health", openapi_extra=PUBLIC)
 async def health(request: Request):
-    """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem."""
-    # 200 while predictions are answered, even degraded (an older version serves): a load balancer
-    # keeps routing here; monitoring reads "status".
-    report = request.app.state.holder.health()
-    return JSONResponse(report, status_code=200 if report["model_version"] else 503)
+    """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem;
+    always 200, as a version always answers (an older one, when degraded): read "status"."""
+    return request.app.state.holder.health()
 
 
 @public.get("/", include_in_schema=False, openapi_extra=PUBLIC)
@@ -88,10 +74,9 @@ async def predict(request: Request):
         records, _ = served.predictor.spec.parse(await request.body(), limit)
     except InputError as exc:
         raise HTTPException(413 if exc.too_many else 422, exc.errors) from None
-    version, snapshot = served.version, served.data_snapshot
-    answer = {"predict": served.predictor.predict(records), "model_version": version}
-    answer["data_snapshot"] = snapshot
-    headers = {"X-Model-Version": version, "X-Data-Snapshot": snapshot or ""}
+    answer = {"predict": served.predictor.predict(records), "model_version": served.version}
+    answer["data_snapshot"] = served.data_snapshot
+    headers = {"X-Model-Version": served.version, "X-Data-Snapshot": served.data_snapshot or ""}
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
 
@@ -110,40 +95,35 @@ async def prototype(request: Request):
     return schema
 
 
-def _card(board, version: str) -> dict:
-    try:
-        facts = boards.model_facts(board, version)
-    except S3StorageError:
-        raise  # the store did not answer: says nothing about this version (503, below)
-    except Exception as exc:  # no such version, or its data.txt unreadable
-        raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
-    return model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
-
-
 async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResponse:
     """Any route that reads the board while its store does not answer: 503, naming the store."""
     return JSONResponse({"detail": f"the board could not be read: {exc}"}, status_code=503)
 
 
-CARD_RESPONSES = {
-    200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
-    404: {"description": "no such version on the board"},
-    503: {"description": "the board's store did not answer"},
-}
-
-
-@model.get("/model-card", responses=CARD_RESPONSES)
-async def model_card_route(
+@model.get(
+    "/model-card",
+    responses={
+        200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
+        404: {"description": "no such version on the board"},
+        503: {"description": "the board's store did not answer"},
+    },
+)
+def model_card_route(
     request: Request,
     version: str | None = Query(None, max_length=200, description="default: the served one"),
     format: Literal["json", "html"] = "json",
 ):
     """The model card of the served version (or `version`): vetiver's sections, from its pin."""
     holder = request.app.state.holder
-    card = await anyio.to_thread.run_sync(_card, holder.board, version or holder.current.version)
-    if format == "html":
-        return HTMLResponse(card_page(card))
-    return JSONResponse(card)
+    board, version = holder.board, version or holder.current.version
+    try:
+        facts = boards.model_facts(board, version)
+    except S3StorageError:
+        raise  # the store did not answer: says nothing about this version (503, above)
+    except Exception as exc:  # no such version, or its data.txt unreadable
+        raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
+    card = model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
+    return HTMLResponse(card_page(card)) if format == "html" else JSONResponse(card)
 
 
 @admin.get("/status")
@@ -160,34 +140,29 @@ def _outcome(status: dict) -> JSONResponse:
 
 
 @admin.post("/reload", responses=CONFLICT)
-async def admin_reload(request: Request):
+def admin_reload(request: Request):
     """Look for a new version now and swap it in."""
-    return _outcome(await anyio.to_thread.run_sync(request.app.state.holder.refresh, True))
+    return _outcome(request.app.state.holder.refresh(force=True))
 
 
 @admin.put("/version", responses=CONFLICT)
-async def admin_pin(pin: PinRequest, request: Request):
+def admin_pin(request: Request, version: str = Body(embed=True, min_length=1, max_length=200)):
     """Pin the API to one version."""
-    holder = request.app.state.holder
-    try:
-        return await anyio.to_thread.run_sync(holder.pin, pin.version)
-    except ModelLoadError as exc:
-        return JSONResponse({"detail": str(exc), **holder.status("failed")}, status_code=409)
+    return _outcome(request.app.state.holder.pin(version))
 
 
 @admin.delete("/version", responses=CONFLICT)
-async def admin_unpin(request: Request):
+def admin_unpin(request: Request):
     """Unpin: follow the newest version again."""
-    return _outcome(await anyio.to_thread.run_sync(request.app.state.holder.unpin))
+    return _outcome(request.app.state.holder.unpin())
 
 
 def openapi(app: FastAPI) -> dict:
     """FastAPI's document, made again for each served version: its inputs may differ. The
     request body of /predict is that version's pydantic model (FastAPI's "Extending OpenAPI")."""
-    served = app.state.holder.current
-    if app.openapi_schema is None or app.state.documented != served.version:
-        spec, limit = served.predictor.spec, app.state.max_batch
-        app.version, app.openapi_schema, app.state.documented = served.version, None, served.version
+    served, limit = app.state.holder.current, app.state.max_batch
+    if app.version != served.version:
+        spec, app.version, app.openapi_schema = served.predictor.spec, served.version, None
         app.description = (
             f"{served.vetiver.description}. Serving version {served.version} (data "
             f"snapshot {served.data_snapshot}). Batch limit: {limit} records."
@@ -201,21 +176,20 @@ def openapi(app: FastAPI) -> dict:
 
 
 async def poll_forever(holder: ModelHolder, seconds: float) -> None:
-    while True:
-        await asyncio.sleep(seconds)
+    while seconds > 0:  # 0: only POST /admin/reload
+        await anyio.sleep(seconds)
         try:
             await anyio.to_thread.run_sync(holder.refresh)
         except Exception:  # never let the poller die: log and try again next time
             log.exception("model poll failed")
 
 
-def create_app(settings: Settings | None = None, board=None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     keys = KeyRing(settings.api_keys, settings.api_keys_file)
-    if board is None:
-        board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
+    board = boards.board_from_url(settings.board_url, settings.aws_endpoint_url)
     holder = ModelHolder(board, pinned=settings.model_version)
-    if holder.refresh(force=True)["outcome"] == "failed" and holder.current is None:
+    if holder.refresh(force=True)["outcome"] == "failed":
         reason = holder.last_error["reason"]
         raise RuntimeError(f"nothing to serve from {settings.board_url}: {reason} (make run?)")
     poll, limit = settings.model_poll_seconds, settings.api_max_batch
@@ -227,12 +201,10 @@ def create_app(settings: Settings | None = None, board=None) -> FastAPI:
             f"board {settings.board_url}; {keys.describe()}; batch limit {limit} records; "
             f"looking for new versions {polling}"
         )
-        task = asyncio.create_task(poll_forever(holder, poll)) if poll > 0 else None
-        yield
-        if task:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(poll_forever, holder, poll)
+            yield
+            tasks.cancel_scope.cancel()
 
     # Swagger UI and ReDoc from the fastapi-offline package's files: they render with no internet.
     app = FastAPIOffline(
@@ -241,11 +213,10 @@ def create_app(settings: Settings | None = None, board=None) -> FastAPI:
         static_url="/docs-static",
         swagger_ui_parameters={"validatorUrl": None},
     )
-    app.state.holder, app.state.max_batch, app.state.documented = holder, limit, None
+    app.state.holder, app.state.max_batch = holder, limit
     # /predict's router first: routes are matched in order, and it is the one that must be fast.
     most = limit * BYTES_PER_RECORD + 65_536  # a larger body is refused (413) before it is parsed
-    predict = [Security(keys, scopes=["predict"])]
-    app.include_router(model, dependencies=predict, max_body_size=most)
+    app.include_router(model, dependencies=[Security(keys, scopes=["predict"])], max_body_size=most)
     app.include_router(public)
     app.include_router(admin, dependencies=[Security(keys, scopes=["admin"])])
     app.add_exception_handler(S3StorageError, storage_unreachable)

@@ -1,13 +1,12 @@
 """API keys with scopes, as a FastAPI security scheme. Kept as SHA-256 digests, never logged.
 
 Entries `scope[,scope]:key` come from PENGUIN_API_KEYS (";"-separated) and/or the file
-PENGUIN_API_KEYS_FILE (one per line, "#" comments; re-read when it changes); with neither the API
-is open. A route declares what it needs with `Security(keys, scopes=["predict"])` (the OpenAPI
-document and Swagger's Authorize button then know the scheme), or that it needs nothing with
-`openapi_extra=PUBLIC`, OpenAPI's own "no security".
+PENGUIN_API_KEYS_FILE (one a line, "#" comments); with neither the API is open. The file is looked
+at (one stat) on each keyed request and re-read when it changed; a bad one is refused whole until
+fixed (the environment's keys keep working), and at start stops the API. A route declares what it
+needs with `Security(keys, scopes=[...])` (OpenAPI and Swagger's Authorize button then know the
+scheme), or nothing with `openapi_extra=PUBLIC`, OpenAPI's own "no security".
 """
-
-from __future__ import annotations
 
 import hashlib
 import hmac
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 from fastapi.security import HTTPBearer, SecurityScopes
+from fastapi.security.utils import get_authorization_scheme_param
 
 SCOPES = ("predict", "admin")
 PUBLIC = {"security": []}
@@ -36,8 +36,7 @@ def parse_entries(text: str, origin: str) -> list[tuple[bytes, frozenset[str]]]:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        scopes_text, sep, key = line.partition(":")
-        key = key.strip()
+        scopes_text, sep, key = map(str.strip, line.partition(":"))
         scopes = frozenset(s.strip() for s in scopes_text.split(",") if s.strip())
         where = f"{origin} entry {number}"  # never the key itself
         if not sep or not key:
@@ -51,12 +50,7 @@ def parse_entries(text: str, origin: str) -> list[tuple[bytes, frozenset[str]]]:
 
 
 class KeyRing(HTTPBearer):
-    """The keys, checked for each request against the scopes its route declares.
-
-    The file is looked at (one stat) on each keyed request and re-read when it changed. A file
-    that cannot be read or has a bad entry is refused whole: its keys stop working (the error is
-    logged) until it is fixed; the environment's keys keep working. At start it stops the API.
-    """
+    """The keys, checked for each request against the scopes its route declares."""
 
     def __init__(self, keys: str | None, keys_file: Path | None):
         description = "Authorization: Bearer <key> (or Key <key>), or X-API-Key: <key>"
@@ -66,28 +60,24 @@ class KeyRing(HTTPBearer):
         self.open = not self.from_env and self.file is None
         self.entries, self.problem, self._stamp = self.from_env, None, None
         if self.file is not None and self._reread():
-            raise KeyConfigError(f"PENGUIN_API_KEYS_FILE: {self.problem}")
+            raise KeyConfigError(self.problem)
 
     def _reread(self) -> str | None:
         """Re-read the file if it changed since the last look; the problem if it cannot be used."""
         try:
             stat = self.file.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            if stamp == self._stamp:
-                return self.problem
-            self._stamp = stamp
-            self.entries = self.from_env + parse_entries(self.file.read_text(), str(self.file))
+            if (stamp := (stat.st_mtime_ns, stat.st_size, stat.st_ino)) != self._stamp:
+                self._stamp = stamp
+                self.entries = self.from_env + parse_entries(self.file.read_text(), str(self.file))
+                self.problem = None
+                log.info("read %s: %s", self.file, self.describe())
         except (OSError, ValueError) as exc:  # missing, unreadable, not text, or a bad entry
-            problem = str(exc) if isinstance(exc, KeyConfigError) else f"cannot read {self.file}"
+            why = str(exc) if isinstance(exc, KeyConfigError) else f"cannot read {self.file}"
+            problem = f"PENGUIN_API_KEYS_FILE: {why}"
             if problem != self.problem:
-                log.error(
-                    "PENGUIN_API_KEYS_FILE: %s: its keys are refused until it is fixed", problem
-                )
+                log.error("%s: its keys are refused until it is fixed", problem)
             self.entries, self.problem = self.from_env, problem
-            return problem
-        self.problem = None
-        log.info("read %s: %s", self.file, self.describe())
-        return None
+        return self.problem
 
     def describe(self) -> str:
         if self.open:
@@ -95,33 +85,24 @@ class KeyRing(HTTPBearer):
         by_scope = ", ".join(f"{sum(s in sc for _, sc in self.entries)} with {s}" for s in SCOPES)
         return f"{len(self.entries)} API key(s) configured ({by_scope})"
 
-    def scopes_for(self, key: str) -> frozenset[str] | None:
-        digest = _digest(key)
-        found = None
-        for known, scopes in self.entries:  # compare with every entry: no early exit to time
-            if hmac.compare_digest(known, digest):
-                found = scopes
-        return found
-
     async def __call__(self, request: Request, security_scopes: SecurityScopes) -> None:
         """401 without or with an unknown key, 403 for a key without one of the route's scopes."""
         if self.open:
             return
         if self.file is not None:
             self._reread()
-        headers = request.headers
-        key = headers.get("x-api-key", "").strip()
-        if not key:
-            scheme, _, value = headers.get("authorization", "").strip().partition(" ")
-            key = value.strip() if scheme.lower() in ("bearer", "key") else ""
-        needed = security_scopes.scopes
+        scheme, value = get_authorization_scheme_param(request.headers.get("authorization"))
+        key = request.headers.get("x-api-key", "").strip()
+        key = key or (value.strip() if scheme.lower() in ("bearer", "key") else "")
+        needed, digest, scopes = security_scopes.scopes, _digest(key), None
         if not key:
             send = "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             detail = f"an API key is required: {send} (scope '{' '.join(needed)}')"
             raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
-        scopes = self.scopes_for(key)
+        for known, granted in self.entries:  # compare with every entry: no early exit to time
+            if hmac.compare_digest(known, digest):
+                scopes = granted
         if scopes is None:
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
-        for scope in needed:
-            if scope not in scopes:
-                raise HTTPException(403, f"this API key does not have the '{scope}' scope")
+        if missing := [scope for scope in needed if scope not in scopes]:
+            raise HTTPException(403, f"this API key does not have the '{missing[0]}' scope")

@@ -7,12 +7,10 @@ Versions are always resolved first and loaded by name: vetiver's `from_pin` with
 reads the pickle and the metadata in two steps, which a version written in between can mismatch.
 """
 
-from __future__ import annotations
-
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from penguin_pipeline.processing.features import LinearPredictor, pinned_predictor
 from penguin_pipeline.storage import boards
@@ -21,105 +19,56 @@ from penguin_pipeline.storage.s3 import S3StorageError
 log = logging.getLogger("penguin_pipeline.api")
 
 
-class ModelLoadError(Exception):
-    """A version cannot be served. `transient`: the storage failed, not the version (retry later);
-    `summary`: the problem without storage locations or exception text, for the public /health."""
-
-    def __init__(self, message: str, transient: bool = False, summary: str | None = None):
-        super().__init__(message)
-        self.transient = transient
-        self.summary = summary or message
-
-
-@dataclass(frozen=True)
-class ServedModel:
+class ServedModel(NamedTuple):
     vetiver: object  # vetiver.VetiverModel: /metadata and /prototype show it
     version: str
     data_snapshot: str | None
     predictor: LinearPredictor  # .spec: what /predict accepts
 
 
-def load_served(board, version: str, name: str = boards.MODEL_PIN) -> ServedModel:
-    """Read and check one version; ModelLoadError says why it cannot serve."""
-    where = f"cannot read {name} version {version}"
-    try:
-        model = boards.read_model(board, name=name, version=version)
-    except S3StorageError as exc:  # S3 down or answering 5xx: says nothing about this version
-        summary = f"the board could not be read for version {version}"
-        raise ModelLoadError(f"{where}: {exc}", transient=True, summary=summary) from exc
-    except boards.DamagedVersion as exc:  # checked before unpickling: garbage is never loaded
-        summary = f"version {version} on the board is damaged: {exc.problem}"
-        raise ModelLoadError(f"{where}: {exc}", summary=summary) from exc
-    except Exception as exc:  # corrupt pickle, missing package or files: all mean "cannot serve"
-        summary = f"version {version} cannot be loaded ({type(exc).__name__})"
-        raise ModelLoadError(f"{where}: {type(exc).__name__}: {exc}", summary=summary) from exc
-    try:
-        predictor = pinned_predictor(model)
-    except Exception as exc:  # no specification, or coefficients that disagree with the pipeline
-        summary = f"version {version} cannot predict ({type(exc).__name__})"
-        message = f"{name} version {version} cannot predict: {type(exc).__name__}: {exc}"
-        raise ModelLoadError(message, summary=summary) from exc
-    user = model.metadata.user or {}
-    return ServedModel(model, version, user.get("data_snapshot"), predictor)
-
-
 class ModelHolder:
-    """The served version: the champion (the promotion decision on the board's champion pin; the
-    newest version on a board without one), unless an operator pins one."""
+    """Serves the champion (the board's newest promotion decision, else newest version) or a pin."""
 
-    def __init__(self, board, pinned: str | None = None, name: str = boards.MODEL_PIN):
+    def __init__(self, board, pinned: str | None = None):
         self.board = board
-        self.name = name
         self.pinned = pinned
         self.current: ServedModel | None = None
         self.last_error: dict | None = None
         self.failed: set[str] = set()
-        self.swaps = 0
         self.last_check: float | None = None
         self.damaged: list[tuple[str, str]] = []  # newer versions the listing passed over, and why
         self._lock = threading.Lock()  # one load at a time (poller, admin reload, pin)
 
     def refresh(self, force: bool = False) -> dict:
-        """Serve the target version (pinned, else the champion) if not served yet. Never
-        raises."""
+        """Serve the pinned version, else the champion, if not served yet. Never raises."""
         with self._lock:
             self.last_check = time.time()
             try:
                 target = self.pinned or self._champion()
             except Exception as exc:
-                reason = f"cannot list versions of {self.name}: {type(exc).__name__}: {exc}"
+                reason = f"cannot list versions of {boards.MODEL_PIN}: {type(exc).__name__}: {exc}"
                 return self._failed(None, reason, "the board could not be listed")
             if target is None:
-                return self._failed(None, f"no {self.name} pin on the board yet")
+                return self._failed(None, f"no {boards.MODEL_PIN} pin on the board yet")
             if self.current is not None and self.current.version == target:
                 self.last_error = None  # the board answered and has nothing newer: failure over
                 return self.status("unchanged")
             if target in self.failed and not force:
                 return self.status("skipped: this version failed to load before")
-            try:
-                self._swap(load_served(self.board, target, self.name))
-            except ModelLoadError as exc:
-                if not exc.transient:
-                    self.failed.add(target)
-                return self._failed(target, str(exc), exc.summary)
-            return self.status("swapped")
+            return self.status("swapped" if self._serve(target) else "failed")
 
     def _champion(self) -> str | None:
         """Version ids and the decision's data.txt only: no model file is read per poll."""
-        newest, self.damaged = boards.newest_listed(self.board, self.name)
-        decision = boards.latest_decision(self.board) if self.name == boards.MODEL_PIN else None
+        newest, self.damaged = boards.newest_listed(self.board, boards.MODEL_PIN)
+        decision = boards.latest_decision(self.board)
         return (decision or {}).get("champion") or (newest.version if newest else None)
 
     def pin(self, version: str) -> dict:
         """Serve exactly `version` from now on; the old one stays if it cannot load."""
         with self._lock:
-            if self.current is None or self.current.version != version:
-                try:
-                    served = load_served(self.board, version, self.name)
-                except ModelLoadError as exc:
-                    self._failed(version, str(exc), exc.summary)
-                    raise
-                self._swap(served)
+            served = self.current is not None and self.current.version == version
+            if not (served or self._serve(version)):
+                return self.status("failed")
             self.pinned = version
             log.info("model pinned to version %s", version)
             return self.status("pinned")
@@ -130,37 +79,44 @@ class ModelHolder:
         log.info("model unpinned: following the newest version")
         return self.refresh(force=True)
 
-    def _swap(self, served: ServedModel) -> None:
-        old = self.current
-        self.current = served  # the one atomic step
-        self.swaps += 1
-        self.failed.discard(served.version)
+    def _serve(self, version: str) -> bool:
+        """Load `version` and swap it in; False if it cannot serve (the old one serves on)."""
+        try:  # its files checked against its data.txt first: garbage is never unpickled
+            model = boards.read_model(self.board, version=version)
+            snapshot = (model.metadata.user or {}).get("data_snapshot")
+            served = ServedModel(model, version, snapshot, pinned_predictor(model))
+        except Exception as exc:  # corrupt pickle, missing package, pipeline and predictor disagree
+            name = type(exc).__name__
+            reason = f"cannot read {boards.MODEL_PIN} version {version}: {name}: {exc}"
+            summary = f"version {version} cannot be loaded ({name})"  # for /health: no storage
+            if isinstance(exc, boards.DamagedVersion):
+                summary = f"version {version} on the board is damaged: {exc.problem}"
+            if isinstance(exc, S3StorageError):  # S3 down or 5xx: not the version's fault, retried
+                summary = f"the board could not be read for version {version}"
+            else:  # not retried until forced: no retry storm on every poll
+                self.failed.add(version)
+            self._failed(version, reason, summary)
+            return False
+        old, self.current = self.current, served  # the one atomic step
+        self.failed.discard(version)
         self.last_error = None
         replacing = f", replacing {old.version}" if old else ""
-        log.info(f"serving {self.name} version {served.version}{replacing}")
+        log.info(f"serving {boards.MODEL_PIN} version {version}{replacing}")
+        return True
 
     def _failed(self, version: str | None, reason: str, summary: str | None = None) -> dict:
-        at = time.time()
-        self.last_error = {
-            "version": version,
-            "reason": reason,
-            "summary": summary or reason,
-            "at": at,
-        }
-        serving = self.current.version if self.current else None
-        log.error("%s; still serving %s", reason, serving or "nothing")
+        self.last_error = {"version": version, "reason": reason, "summary": summary or reason}
+        self.last_error["at"] = time.time()
+        serving = self.current.version if self.current else "nothing"
+        log.error("%s; still serving %s", reason, serving)
         return self.status("failed")
 
     def health(self) -> dict:
-        """ "ok", or "degraded" with the problem (the newest version cannot be served, the board
-        cannot be read). Names versions, never storage locations or credentials (a public route)."""
+        """ "ok", or "degraded" with the problem: names versions, never storage (a public route)."""
         current = self.current
         problems = [self.last_error["summary"]] if self.last_error else []
-        problems += [
-            f"version {version} on the board is damaged: {problem}"
-            for version, problem in self.damaged
-            if not any(version in p for p in problems)
-        ]
+        damaged = [(v, f"version {v} on the board is damaged: {why}") for v, why in self.damaged]
+        problems += [p for v, p in damaged if not any(v in known for known in problems)]
         if problems and current is not None:
             problems.append(f"still serving version {current.version}")
         return {
@@ -170,13 +126,11 @@ class ModelHolder:
         }
 
     def status(self, outcome: str | None = None) -> dict:
-        current = self.current
+        """health(), and what an operator needs besides (the full error names storage)."""
         return {
+            **self.health(),
             "outcome": outcome,
-            "model_version": current.version if current else None,
-            "data_snapshot": current.data_snapshot if current else None,
             "pinned_version": self.pinned,
-            "swaps": self.swaps,
             "last_check": self.last_check,
             "last_error": self.last_error,
         }
