@@ -319,16 +319,21 @@ def penguin_model(
             description=f"penguin_model not pinned ({failures[0]}); latest version stays {kept}"
         )
     # Another run fitting the same data (the lake: no pool serialises them) may have pinned it
-    # while this one fitted: its version is this one's.
-    pinned_meanwhile = boards.latest_model_facts(pins_board)
-    if _same_data(pinned_meanwhile, frame, config):
+    # while this one fitted: its version is this one's. Re-read and pin under one lock, so that
+    # two runs never both find nothing and both pin.
+    with warehouse.one_at_a_time(f"pin/{boards.MODEL_PIN}"):
+        pinned_meanwhile = boards.latest_model_facts(pins_board)
+        reuse = _same_data(pinned_meanwhile, frame, config)
+        if not reuse:
+            model = modeling.to_vetiver(fitted, boards.MODEL_PIN)
+            version = boards.write_vetiver_pin(pins_board, model)
+    if reuse:
         context.log.info(
             f"{boards.MODEL_PIN} version {pinned_meanwhile['version']} was pinned by another run "
             "for the same data while this one fitted: taking it, pinning no other"
         )
         yield _reused(pinned_meanwhile)
         return
-    version = boards.write_vetiver_pin(pins_board, modeling.to_vetiver(fitted, boards.MODEL_PIN))
     context.log.info(f"pinned {boards.MODEL_PIN} version {version}")
     yield dg.MaterializeResult(
         metadata=_model_metadata({"version": version, **fitted.summary()}, pinned=True),

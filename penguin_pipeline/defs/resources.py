@@ -79,6 +79,17 @@ class Warehouse(DuckDBResource):
         with warehouse.file_claims(lake) as claim:
             yield claim
 
+    @contextmanager
+    def one_at_a_time(self, name: str):
+        """`name` held by one step at a time across every run and machine writing to the lake (see
+        warehouse.catalog_lock); nothing to hold on the file, whose steps run one at a time."""
+        lake = self.lake()
+        if lake is None:
+            yield
+            return
+        with warehouse.catalog_lock(lake, name):
+            yield
+
     def check(self) -> None:
         """Before any run: the lake's catalog answers, its data path takes files, its extension
         packages are installed (WarehouseUnavailable, one line). Nothing to check for the file."""

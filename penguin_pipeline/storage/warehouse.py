@@ -140,7 +140,7 @@ def connect_lake(lake: Lake, config: dict) -> duckdb.DuckDBPyConnection:
             _s3_secret(con, lake.endpoint_url)
         # The first ATTACH creates the catalog's tables; runs starting together on a new lake
         # raced there (a duplicate key in Postgres), so attaching is one process at a time.
-        with _catalog_lock(lake, "attach"):
+        with catalog_lock(lake, "attach"):
             con.execute(
                 f"ATTACH {literal(LAKE_SCHEME + lake.catalog)} AS {LAKE_NAME} "
                 f"(DATA_PATH {literal(_data_path(lake.data_path))})"
@@ -292,14 +292,17 @@ def _catalog(lake: Lake):
 
 
 @contextmanager
-def _catalog_lock(lake: Lake, name: str) -> Iterator[None]:
+def catalog_lock(lake: Lake, name: str) -> Iterator[None]:
+    """One holder of `name` at a time among every process using this lake: a Postgres advisory
+    lock on its catalog, which Postgres frees when the holder's connection ends (a killed process
+    keeps nothing locked)."""
     with _catalog(lake) as catalog, _advisory_lock(catalog, name):
         yield
 
 
 @contextmanager
 def _advisory_lock(catalog, name: str) -> Iterator[None]:
-    key = _lock_key(name)
+    key = lock_key(name)
     with catalog.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(%s)", [key])
     try:
@@ -309,7 +312,7 @@ def _advisory_lock(catalog, name: str) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def _lock_key(name: str) -> int:
+def lock_key(name: str) -> int:
     """A signed 64-bit Postgres advisory lock key for one of our names."""
     digest = hashlib.blake2b(f"penguin_pipeline/{name}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)

@@ -5,13 +5,14 @@ lake snapshot it was trained on, and that snapshot read back giving exactly its 
 from __future__ import annotations
 
 import pandas as pd
+import psycopg2
 
 from penguin_pipeline import cli, synth
 from penguin_pipeline.defs.resources import warehouse_resource
 from penguin_pipeline.processing import modeling, monitoring, tables
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
-from penguin_pipeline.storage.warehouse import table_at
+from penguin_pipeline.storage.warehouse import lock_key, table_at
 
 from ..conftest import CLEAN_FILE
 from .lake_tools import lake_query, rows_per_file
@@ -83,3 +84,33 @@ def test_the_pipeline_runs_on_the_lake_loads_nothing_twice_and_a_model_replays_i
         sample = replay(model, settings)
         assert len(sample.frame) == model["rows_used"]
         assert modeling.data_snapshot_id(sample.frame) == model["data_snapshot"]
+
+
+def test_a_model_version_is_pinned_under_the_lakes_pin_lock(
+    lake_env, seeded_landing, instance, monkeypatch
+):
+    # Runs on the lake fit at once (no pool serialises them): the re-read of the newest version and
+    # the pin are one critical section, so two runs on the same data never both pin.
+    write_pin = boards.write_vetiver_pin
+    catalog = psycopg2.connect(lake_env)
+    catalog.autocommit = True
+    key = lock_key(f"pin/{boards.MODEL_PIN}")
+
+    def lock_is_free() -> bool:
+        with catalog.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            [(taken,)] = cursor.fetchall()
+            if taken:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        return taken
+
+    def pin_and_look(board, model):
+        free_while_pinning.append(lock_is_free())
+        return write_pin(board, model)
+
+    free_while_pinning = []
+    monkeypatch.setattr(boards, "write_vetiver_pin", pin_and_look)
+    assert cli.run_pipeline(instance).success
+    assert free_while_pinning == [False]
+    assert lock_is_free()  # released after the step
+    catalog.close()
