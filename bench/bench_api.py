@@ -3,10 +3,12 @@
 Both servers: one uvicorn worker on 127.0.0.1, no access log, the same penguin_model version from
 the configured board, both running for the whole benchmark. Load: wrk (`make wrk` installs
 Debian's package) when present, else bench/api_loadgen.py (pure Python, bounded). Scenarios:
-single rows and 1000-row batches at 16 connections. Rounds alternate ours and stock scenario by
-scenario, so a busy moment of a shared machine hits both; the summary gives each figure's median
-over the rounds, the ratio of medians, and the slowest round's ratio. Also prints what each server
-answers to an unknown species, an empty list and a negative bill length.
+single rows and 1000-row batches at 16 connections. A third server, bench/api_bare_server.py (a
+FastAPI route that reads the body and answers a fixed number), shows the ceiling: what one
+uvicorn worker can answer through FastAPI on this machine at all. Rounds alternate the servers
+scenario by scenario, so a busy moment of a shared machine hits all; the summary gives each
+figure's median over the rounds, the ratio of medians, and the slowest round's ratio. Also prints
+what ours and stock answer to an unknown species, an empty list and a negative bill length.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from penguin_pipeline.storage import boards  # noqa: E402
 from penguin_pipeline_tests.processes import free_port  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
-SERVERS = ("ours", "stock VetiverAPI")
+SERVERS = ("ours", "stock VetiverAPI", "bare FastAPI")
 
 
 def start(cmd: list[str], port: int, env: dict) -> subprocess.Popen:
@@ -164,6 +166,8 @@ def main(argv=None) -> int:
         + ["--port", str(ports["ours"])],
         "stock VetiverAPI": [sys.executable, str(PROJECT / "bench" / "api_stock_server.py")]
         + [str(ports["stock VetiverAPI"]), version],
+        "bare FastAPI": [sys.executable, str(PROJECT / "bench" / "api_bare_server.py")]
+        + [str(ports["bare FastAPI"])],
     }
     urls = {name: f"http://127.0.0.1:{port}/predict" for name, port in ports.items()}
     runs: dict[tuple[str, str], list[dict]] = {}
@@ -172,7 +176,7 @@ def main(argv=None) -> int:
     try:
         for name in SERVERS:
             processes[name] = start(commands[name], ports[name], env)
-        bad_input = {name: answers(urls[name]) for name in SERVERS}
+        bad_input = {name: answers(urls[name]) for name in SERVERS[:2]}
         for _, body, _ in scenarios:  # warm up
             for name in SERVERS:
                 headers = {"Content-Type": "application/json"}
@@ -221,9 +225,14 @@ def main(argv=None) -> int:
             f"our slowest round {min(run['requests_per_s'] for run in ours):.0f} req/s, "
             f"worst p99 {max(run['p99_ms'] for run in ours):.2f} ms"
         )
+        ceiling = median(runs[(label, "bare FastAPI")], "requests_per_s")
+        print(
+            f"{'':<16}ours/bare FastAPI: {median(ours, 'requests_per_s') / ceiling:.2f} "
+            f"(the bare route is {ceiling / median(stock, 'requests_per_s'):.1f}x stock)"
+        )
     print("\nanswers to bad input (HTTP status):")
-    for name in SERVERS:
-        print(f"  {name:<18}{bad_input[name]}")
+    for name, statuses in bad_input.items():
+        print(f"  {name:<18}{statuses}")
     print("\nnote: stock non-2xx during load are counted above; ours must be 0.")
     return 0
 
