@@ -15,6 +15,7 @@ reproducible on its own, whatever the thread count or chunking.
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -256,21 +257,30 @@ def write_landing_files(
         if fmt == "parquet"
         else "FORMAT csv, HEADER true"
     )
-    written = []
-    with duckdb.connect(config={"memory_limit": memory_limit, "threads": threads}) as con:
-        season_start: dict[int, int] = {}
-        for planned in plan_files(profile, rows, seasons, first_year):
-            first = season_start.get(planned.year, 0)
-            season_start[planned.year] = first + planned.rows
-            final = directory / f"{planned.name}.{fmt}"
-            partial = directory / f".{planned.name}.{fmt}.partial"
-            sql = landing_file_sql(profile, planned.rows, planned.year, planned.island, first, seed)
-            con.execute(f"COPY ({sql}) TO '{partial}' ({options})")
-            partial.replace(final)
-            written.append(final)
-            if progress:
-                progress(final, planned.rows)
-    return written
+    todo, season_start = [], {}
+    for planned in plan_files(profile, rows, seasons, first_year):
+        first = season_start.get(planned.year, 0)
+        season_start[planned.year] = first + planned.rows
+        todo.append((planned, first))
+
+    def write(con: duckdb.DuckDBPyConnection, planned: SynthFile, first: int) -> Path:
+        final = directory / f"{planned.name}.{fmt}"
+        partial = directory / f".{planned.name}.{fmt}.partial"
+        sql = landing_file_sql(profile, planned.rows, planned.year, planned.island, first, seed)
+        with con.cursor() as cursor:  # one per thread; all share the database's memory limit
+            cursor.execute(f"COPY ({sql}) TO '{partial}' ({options})")
+        partial.replace(final)
+        if progress:
+            progress(final, planned.rows)
+        return final
+
+    # DuckDB generates one file's rows on one core (its range() source is not split), so `threads`
+    # files are written at once.
+    with (
+        duckdb.connect(config={"memory_limit": memory_limit, "threads": threads}) as con,
+        ThreadPoolExecutor(threads) as pool,
+    ):
+        return list(pool.map(lambda item: write(con, *item), todo))
 
 
 def season_csv(profile: Profile, rows: int, year: int, seed: int) -> bytes:
