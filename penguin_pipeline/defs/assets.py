@@ -323,11 +323,11 @@ def penguin_model(
     # two runs never both find nothing and both pin.
     with warehouse.one_at_a_time(f"pin/{boards.MODEL_PIN}"):
         pinned_meanwhile = boards.latest_model_facts(pins_board)
-        reuse = _same_data(pinned_meanwhile, frame, config)
-        if not reuse:
+        version = None
+        if not _same_data(pinned_meanwhile, frame, config):
             model = modeling.to_vetiver(fitted, boards.MODEL_PIN)
             version = boards.write_vetiver_pin(pins_board, model)
-    if reuse:
+    if version is None:
         context.log.info(
             f"{boards.MODEL_PIN} version {pinned_meanwhile['version']} was pinned by another run "
             "for the same data while this one fitted: taking it, pinning no other"

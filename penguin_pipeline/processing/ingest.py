@@ -229,15 +229,17 @@ def _stage_rows(con, source_file: str, rows_sql: str) -> None:
     )
 
 
-def _stage_rejects(con, source_file: str, rows_sql: str, union: str = "") -> None:
+def _stage_rejects(con, source_file: str, rows_sql: str, with_parse_rejects: bool = False) -> None:
     """The view of the rejected rows (the LTER columns as JSON text) with the reasons they failed,
-    and `union`'s rows (already in that shape) after them."""
+    and the lines the CSV parser rejected (table parse_rejects) after them when asked."""
+    source = literal(source_file)
     record = "json_object(" + ", ".join(f"'{c}', {quote(c)}" for c in LTER_COLUMNS) + ")::VARCHAR"
+    parsed = f"UNION ALL SELECT {source}, line, raw_record, reason FROM parse_rejects"
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW staged_rejects AS
-        SELECT {literal(source_file)} AS source_file, source_line, {record} AS raw_record,
+        SELECT {source} AS source_file, source_line, {record} AS raw_record,
                array_to_string({row_problems()}, '; ') AS reason
-        FROM ({rows_sql}) {union}"""
+        FROM ({rows_sql}) {parsed if with_parse_rejects else ""}"""
     )
 
 
@@ -340,8 +342,8 @@ def _drop_duplicates(con) -> int:
 
 def _split_valid_and_rejected(con, source_file: str) -> None:
     _stage_rows(con, source_file, f"SELECT * FROM landed WHERE {_VALID}")
-    parsed = f"UNION ALL SELECT {literal(source_file)}, line, raw_record, reason FROM parse_rejects"
-    _stage_rejects(con, source_file, f"SELECT * FROM landed WHERE NOT {_VALID}", parsed)
+    rejected = f"SELECT * FROM landed WHERE NOT {_VALID}"
+    _stage_rejects(con, source_file, rejected, with_parse_rejects=True)
 
 
 def _create_empty_stage(con, source_file: str) -> None:

@@ -229,6 +229,12 @@ def season_metrics(scored: pd.DataFrame, model_version: str | None) -> pd.DataFr
                     }
                 )
             )
+    return _stacked(parts)
+
+
+def _stacked(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Metric rows one under the other; no rows (but the columns) when there are none."""
+    parts = [part for part in parts if not part.empty]
     empty = pd.DataFrame(columns=[*METRIC_COLUMNS, "index"])
     return pd.concat(parts, ignore_index=True) if parts else empty
 
@@ -243,13 +249,14 @@ def scored_season_metrics(
     """season_metrics of each season's scored rows, fetched one season at a time: vetiver needs
     the rows in pandas, and a season at 10^8 rows is ~3 million of them; several seasons at once
     would multiply that."""
-    parts = [
-        season_metrics(scored_rows(con, table, predictor, f"{SEASON} = {int(s)}"), model_version)
-        for s in seasons
-    ]
-    parts = [part for part in parts if not part.empty]
-    empty = pd.DataFrame(columns=[*METRIC_COLUMNS, "index"])
-    return pd.concat(parts, ignore_index=True) if parts else empty
+    return _stacked(
+        [
+            season_metrics(
+                scored_rows(con, table, predictor, f"{SEASON} = {int(s)}"), model_version
+            )
+            for s in seasons
+        ]
+    )
 
 
 def metric_values(rows: pd.DataFrame) -> dict:
