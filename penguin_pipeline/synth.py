@@ -78,8 +78,10 @@ def shipped_profile() -> Profile:
 
 
 def study_name(year: int) -> str:
-    """LTER studies span a season: the 2007 season is PAL0708."""
-    return f"PAL{year % 100:02d}{(year + 1) % 100:02d}"
+    """LTER studies span a season: the 2007 season is PAL0708. From 2100 on the century is added
+    (PAL0708-21), so that 10^9 rows (334 seasons) never repeat a study's individuals."""
+    name = f"PAL{year % 100:02d}{(year + 1) % 100:02d}"
+    return name if year < 2100 else f"{name}-{year // 100}"
 
 
 LANDING_FORMATS = ("parquet", "csv")

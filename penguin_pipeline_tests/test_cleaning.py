@@ -66,6 +66,24 @@ def test_duplicate_individuals_point_at_file_and_line(con):
     assert "PAL0708 N1A1 appears 2 times" in failure and "other.csv:2" in failure
 
 
+def test_every_individual_repeated_is_reported_within_the_memory_limit():
+    """Two million birds each recorded twice, under a 100 MB limit: 20 examples, not an
+    out-of-memory error (looking every pair up with its lines did not fit; 10^9 synthetic rows
+    whose study names repeated after a century of seasons ran into it)."""
+    import duckdb
+
+    with duckdb.connect(config={"memory_limit": "100MB", "threads": 2}) as con:
+        con.execute(
+            """CREATE TABLE raw AS SELECT 'PAL0708' AS "studyName",
+                   'N' || (i // 2) || 'A1' AS "Individual ID",
+                   'season-' || (i % 2) || '.parquet' AS source_file, i AS source_line
+               FROM range(4000000) t(i)"""
+        )
+        failures = cleaning.duplicate_individuals(con, "raw")
+    assert len(failures) == 20
+    assert all(" appears 2 times (season-0.parquet:" in f for f in failures), failures[:2]
+
+
 def test_row_count_may_only_drop_with_a_reason():
     assert cleaning.row_count_drop(None, 10, None) == []
     assert cleaning.row_count_drop(10, 12, None) == []

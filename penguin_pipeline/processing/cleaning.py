@@ -115,18 +115,18 @@ def duplicate_individuals(
 
     Grouping 10^8 (study, individual) text pairs is costly; grouping their 64-bit hash is not. Only
     hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
+    Examples come from the first 1000 of those hashes: with every individual repeated, looking up
+    all of them by name (each with its list of lines, which DuckDB cannot spill) ran out of memory.
     """
     key = 'hash("studyName", "Individual ID")'
-    repeated = con.execute(
-        f"SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1 LIMIT 1"
-    ).fetchall()
-    if not repeated:
+    repeated = f"SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1"
+    if not con.execute(f"{repeated} LIMIT 1").fetchall():
         return []
     rows = con.execute(
         f"""SELECT "studyName", "Individual ID", count(*),
                    string_agg(source_file || ':' || source_line, ', ')
             FROM {raw_table}
-            WHERE {key} IN (SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1)
+            WHERE {key} IN ({repeated} LIMIT 1000)
             GROUP BY ALL HAVING count(*) > 1 ORDER BY 1, 2 LIMIT {limit}"""
     ).fetchall()
     return [

@@ -87,6 +87,14 @@ def test_individuals_are_unique_per_season_and_rows_reproducible(landed, profile
     assert len(again) == len(other) == 6
 
 
+def test_study_names_never_repeat_across_the_seasons_of_10_9_rows():
+    """10^9 rows are 334 seasons from 2007: a two-digit year alone came round again in 2107."""
+    seasons = len({f.year for f in synth.plan_files(synth.shipped_profile(), 10**9)})
+    names = [synth.study_name(2007 + k) for k in range(seasons)]
+    assert seasons == 334 and len(set(names)) == seasons
+    assert names[0] == "PAL0708" and names[100] == "PAL0708-21"
+
+
 def test_csv_landing_files_too(profile, tmp_path):
     [path, *_] = synth.write_landing_files(profile, 300, tmp_path, fmt="csv", seasons=1)
     assert path.read_text().splitlines()[0].split(",")[:3] == [
