@@ -89,7 +89,10 @@ def measured(
     output = proc.stdout.read()
     wall = time.perf_counter() - start
     if proc.returncode and not stopped:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{output[-3000:]}")
+        raise SystemExit(
+            f"{' '.join(cmd)} failed after {wall:.1f} s, peak {peak / GIB:.2f} GiB:\n"
+            f"{output[-3000:]}"
+        )
     return {
         "seconds": round(wall, 2),
         "peak_gib": round(peak / GIB, 3),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -39,6 +41,25 @@ def pytest_collection_modifyitems(items):
         )
 
     items.sort(key=rank)
+
+
+@pytest.fixture(autouse=True)
+def default_stop_signals():
+    """SIGINT and SIGTERM as a fresh process has them, before each test.
+
+    A process started with a signal ignored or blocked keeps it so across exec. In the full suite
+    something run in a worker's process left both ignored or blocked: `make dev` started after it
+    ignored Ctrl-C and `prod.stop` had to SIGKILL (seen twice; neither happens in a fresh
+    process). Tests that start processes must start them as a terminal would.
+    """
+    stops = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    for sig, default in stops.items():
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            warnings.warn(f"{sig.name} was ignored in the test process; restored", stacklevel=1)
+            signal.signal(sig, default)
+    if set(stops) & signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        warnings.warn("SIGINT or SIGTERM was blocked in the test process; unblocked", stacklevel=1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(stops))
 
 
 @pytest.fixture
