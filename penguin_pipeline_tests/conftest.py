@@ -45,12 +45,13 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def default_stop_signals():
-    """SIGINT and SIGTERM as a fresh process has them, before each test.
+    """SIGINT and SIGTERM as a terminal's foreground process has them, before each test.
 
-    A process started with a signal ignored or blocked keeps it so across exec. In the full suite
-    something run in a worker's process left both ignored or blocked: `make dev` started after it
-    ignored Ctrl-C and `prod.stop` had to SIGKILL (seen twice; neither happens in a fresh
-    process). Tests that start processes must start them as a terminal would.
+    A shell without job control starts a background command (`make test &`, and CI runners that
+    do the same) with SIGINT ignored, and every process keeps an ignored signal across exec.
+    Dagster's interrupt set-up, run in the test process, then copies that to SIGTERM. So `make dev`
+    started by a test ignored Ctrl-C and `prod.stop` had to SIGKILL: CI failed, and both tests
+    passed when run from a terminal. Tests that start processes must start them as a user would.
     """
     stops = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     for sig, default in stops.items():
