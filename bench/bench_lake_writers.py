@@ -31,7 +31,11 @@ import dagster as dg  # noqa: E402
 
 from penguin_pipeline import synth  # noqa: E402
 from penguin_pipeline.defs.assets import ALL_ASSETS  # noqa: E402
-from penguin_pipeline_tests.processes import RUN_PARTITION, scratch_database  # noqa: E402
+from penguin_pipeline_tests.processes import (  # noqa: E402
+    RUN_PARTITION,
+    most_at_once,
+    scratch_database,
+)
 
 ROWS = int(float(os.environ.get("BENCH_WRITERS_ROWS", "2e6")))
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
@@ -95,7 +99,7 @@ def four_runs_at_once(home: Path, env: dict, names: list[str]) -> dict:
     spans = step_spans(home)
     return {
         "seconds": round(wall, 2),
-        "most_warehouse_steps_at_once": most_at_once(spans),
+        "most_warehouse_steps_at_once": most_at_once([(b, e) for _, b, e in spans]),
         "steps": spans,
     }
 
@@ -114,15 +118,6 @@ def step_spans(home: Path) -> list[tuple[str, float, float]]:
                     spans.append((name, begun[entry.step_key], entry.timestamp))
     zero = min(begin for _, begin, _ in spans)
     return sorted((name, round(b - zero, 2), round(e - zero, 2)) for name, b, e in spans)
-
-
-def most_at_once(spans: list[tuple[str, float, float]]) -> int:
-    edges = sorted([(b, 1) for _, b, _ in spans] + [(e, -1) for _, _, e in spans])
-    running = most = 0
-    for _, change in edges:
-        running += change
-        most = max(most, running)
-    return most
 
 
 def main() -> None:

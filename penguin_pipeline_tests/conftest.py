@@ -43,9 +43,9 @@ def pytest_collection_modifyitems(items):
     items.sort(key=rank)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def default_stop_signals():
-    """SIGINT and SIGTERM as a terminal's foreground process has them, before each test.
+    """SIGINT and SIGTERM as a terminal's foreground process has them, once per test process.
 
     A shell without job control starts a background command (`make test &`, and CI runners that
     do the same) with SIGINT ignored, and every process keeps an ignored signal across exec.
@@ -53,14 +53,13 @@ def default_stop_signals():
     started by a test ignored Ctrl-C and `prod.stop` had to SIGKILL: CI failed, and both tests
     passed when run from a terminal. Tests that start processes must start them as a user would.
     """
-    stops = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
-    for sig, default in stops.items():
+    for sig, default in {
+        signal.SIGINT: signal.default_int_handler,
+        signal.SIGTERM: signal.SIG_DFL,
+    }.items():
         if signal.getsignal(sig) == signal.SIG_IGN:
             warnings.warn(f"{sig.name} was ignored in the test process; restored", stacklevel=1)
             signal.signal(sig, default)
-    if set(stops) & signal.pthread_sigmask(signal.SIG_BLOCK, []):
-        warnings.warn("SIGINT or SIGTERM was blocked in the test process; unblocked", stacklevel=1)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(stops))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ them.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -99,6 +100,13 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1, what: str 
             return value
         time.sleep(interval)
     raise TimeoutError(f"{what} not reached within {timeout:.0f} s")
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The largest number of (start, end) intervals that hold at one instant (an end and a start
+    at the same instant do not overlap)."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    return max(itertools.accumulate(step for _, step in edges), default=0)
 
 
 def services_missing(message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 
 from penguin_pipeline.processing import cleaning, tables
@@ -70,8 +71,6 @@ def test_every_individual_repeated_is_reported_within_the_memory_limit():
     """Two million birds each recorded twice, under a 100 MB limit: 20 examples, not an
     out-of-memory error (looking every pair up with its lines did not fit; 10^9 synthetic rows
     whose study names repeated after a century of seasons ran into it)."""
-    import duckdb
-
     with duckdb.connect(config={"memory_limit": "100MB", "threads": 2}) as con:
         con.execute(
             """CREATE TABLE raw AS SELECT 'PAL0708' AS "studyName",

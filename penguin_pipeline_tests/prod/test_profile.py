@@ -4,7 +4,6 @@ services: a run on the workers, the broker down, a worker killed mid-step, five 
 from __future__ import annotations
 
 import io
-import itertools
 import os
 import shutil
 import signal
@@ -21,7 +20,7 @@ from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 
 from ..conftest import LTER_FILE, PIPELINE_ASSETS
-from ..processes import free_port, wait_for
+from ..processes import free_port, most_at_once, wait_for
 from .conftest import ConnectionSampler, finished_runs, landing_steps
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
@@ -196,12 +195,6 @@ def test_a_step_whose_run_died_stops_and_the_retry_writes_alone(deployment, tmp_
     assert warehouse(deployment.data, "SELECT source_file, rows_loaded FROM landed_files") == [
         ("penguins-raw.csv", 344)
     ]
-
-
-def most_at_once(intervals: list[tuple[float, float]]) -> int:
-    """The largest number of (start, end) intervals that hold at one instant."""
-    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
-    return max(itertools.accumulate(step for _, step in edges))
 
 
 def _alive(pid: int) -> bool:
