@@ -14,7 +14,9 @@ BENCH_PANDAS_SECONDS (1800), BENCH_LAKE_SERVER (libpq string of the Postgres ser
 catalogs; default host=127.0.0.1 port=5432 user=postgres), BENCH_BACKENDS (default file,lake;
 e.g. `lake` to measure the lake alone), BENCH_PANDAS=0 to leave pandas out,
 BENCH_SCALE_DIR (bench/results/scale; 10^8 needs ~4 GB of landing files and ~6 GB of warehouse),
-BENCH_SCALE_KEEP=1 to keep the generated files.
+BENCH_SCALE_KEEP=1 to keep the generated files. Each pipeline run's log is kept in
+bench/results/scale-logs/ and its per-step times (from the log's step events) go to the results,
+also when the run fails.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +44,7 @@ PANDAS_MEMORY = float(os.environ.get("BENCH_PANDAS_MEMORY_GIB", "12")) * 2**30
 PANDAS_SECONDS = float(os.environ.get("BENCH_PANDAS_SECONDS", "1800"))
 WORK = Path(os.environ.get("BENCH_SCALE_DIR", ROOT / "bench" / "results" / "scale"))
 RESULTS = ROOT / "bench" / "results" / "scale.json"
+LOGS = ROOT / "bench" / "results" / "scale-logs"
 PLOT = ROOT / "docs" / "scale.png"
 GIB = 2**30
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
@@ -145,7 +149,55 @@ def measured_on_lake(n: int, landing: Path) -> dict:
             PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}",
             PENGUIN_LAKE_DATA=str(WORK / f"run-{n}" / "lake"),
         )
-        return measured([str(BIN / "penguin-pipeline"), "run"], env)
+        return measured_pipeline(n, "lake", env)
+
+
+# A step's start and end lines in Dagster's event log: "<date> <time>,<ms> - dagster - ... -
+# <step> - STEP_START - ...". Their timestamps give the step's seconds, for a failed step too.
+_STEP_EVENT = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - dagster - .* - (\w+) - "
+    r"(STEP_START|STEP_SUCCESS|STEP_FAILURE) - "
+)
+
+
+def step_seconds(log: Path) -> dict[str, float]:
+    """Each step's seconds from its start and end events in a run's log (failed steps too)."""
+    started, seconds = {}, {}
+    for line in log.read_text(errors="replace").splitlines():
+        match = _STEP_EVENT.match(line)
+        if not match:
+            continue
+        stamp, step, event = match.groups()
+        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if event == "STEP_START":
+            started[step] = at
+        elif step in started:
+            seconds[step if event == "STEP_SUCCESS" else f"{step} (failed)"] = round(
+                at - started[step], 1
+            )
+    return seconds
+
+
+def measured_pipeline(n: int, backend: str, env: dict) -> dict:
+    """`penguin-pipeline run`, measured; its log kept and its step times added (or printed, when
+    it failed)."""
+    logs = Path(env["PENGUIN_DATA_DIR"]) / "logs"
+
+    def keep_log() -> dict[str, float]:
+        runs = sorted(logs.glob("run-*.log"))
+        if not runs:
+            return {}
+        LOGS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(runs[-1], LOGS / f"{backend}-{n}.log")
+        return step_seconds(runs[-1])
+
+    try:
+        result = measured([str(BIN / "penguin-pipeline"), "run"], env)
+    except SystemExit:
+        print(f"N={n:.0e} {backend} steps before the failure: {keep_log()}", flush=True)
+        raise
+    result["steps"] = keep_log()
+    return result
 
 
 def plot(rows: list[dict]) -> None:
@@ -239,12 +291,18 @@ def main() -> None:
         env = pipeline_env(n, landing)
         ours = lake = theirs = None
         if "file" in BACKENDS:
-            ours = measured([str(BIN / "penguin-pipeline"), "run"], env)
-            print(f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB", flush=True)
+            ours = measured_pipeline(n, "file", env)
+            print(
+                f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB {ours['steps']}",
+                flush=True,
+            )
             shutil.rmtree(WORK / f"run-{n}", ignore_errors=True)
         if "lake" in BACKENDS:
             lake = measured_on_lake(n, landing)
-            print(f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB", flush=True)
+            print(
+                f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB {lake['steps']}",
+                flush=True,
+            )
         if WITH_PANDAS and not pandas_gave_up:
             theirs = measured(
                 [sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(landing)],
