@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
+import pytest
 
 from penguin_pipeline.processing import cleaning, tables
 from penguin_pipeline.processing.db import transaction
@@ -81,6 +82,47 @@ def test_every_individual_repeated_is_reported_within_the_memory_limit():
         failures = cleaning.duplicate_individuals(con, "raw")
     assert len(failures) == 20
     assert all(" appears 2 times (season-0.parquet:" in f for f in failures), failures[:2]
+
+
+def test_individuals_are_checked_in_slices_of_the_hash_range_above_the_pass_size():
+    """10,000 birds checked 1,000 rows' worth at a time (10 passes): a bird recorded twice is found
+    whichever slice it falls in, and distinct birds pass."""
+    with duckdb.connect() as con:
+        con.execute(
+            """CREATE TABLE raw AS SELECT 'PAL0910' AS "studyName",
+                   'N' || i || 'A1' AS "Individual ID", 'season-2009.parquet' AS source_file,
+                   i + 1 AS source_line FROM range(10000) t(i)"""
+        )
+        assert cleaning.duplicate_individuals(con, "raw", rows_per_pass=1000) == []
+        for bird in (0, 4321, 9999):
+            con.execute(
+                'INSERT INTO raw SELECT "studyName", "Individual ID", \'late.parquet\', 1 '
+                "FROM raw WHERE source_line = ?",
+                [bird + 1],
+            )
+            [failure] = cleaning.duplicate_individuals(con, "raw", rows_per_pass=1000)
+            assert failure.startswith(f"PAL0910 N{bird}A1 appears 2 times ("), failure
+            assert {"late.parquet:1", f"season-2009.parquet:{bird + 1}"} == set(
+                failure[failure.index("(") + 1 : -1].split(", ")
+            )
+            con.execute("DELETE FROM raw WHERE source_file = 'late.parquet'")
+
+
+def test_distinct_individuals_are_checked_within_a_memory_limit_without_spilling(tmp_path):
+    """Four million distinct birds, 40 MB and no temp directory: grouping every hash at once does
+    not fit (at 10^9 rows it spilled 26 GB); in slices of 500,000 rows' worth it passes."""
+    database = str(tmp_path / "birds.duckdb")
+    with duckdb.connect(database) as con:
+        con.execute(
+            """CREATE TABLE raw AS SELECT 'PAL0708' AS "studyName",
+                   'N' || i || 'A1' AS "Individual ID", 'season-0.parquet' AS source_file,
+                   i AS source_line FROM range(4000000) t(i)"""
+        )
+    with duckdb.connect(database, config={"memory_limit": "40MB", "threads": 2}) as con:
+        con.execute("SET temp_directory = ''")
+        with pytest.raises(duckdb.OutOfMemoryException):
+            cleaning.duplicate_individuals(con, "raw", rows_per_pass=10**8)
+        assert cleaning.duplicate_individuals(con, "raw", rows_per_pass=500_000) == []
 
 
 def test_row_count_may_only_drop_with_a_reason():

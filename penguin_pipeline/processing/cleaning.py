@@ -108,20 +108,35 @@ def invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def duplicate_individuals(
-    con: duckdb.DuckDBPyConnection, raw_table: str, limit: int = 20
+    con: duckdb.DuckDBPyConnection,
+    raw_table: str,
+    limit: int = 20,
+    rows_per_pass: int = 100_000_000,
 ) -> list[str]:
     """Individuals recorded more than once in the same study (the clean table has one row per raw
     row).
 
     Grouping 10^8 (study, individual) text pairs is costly; grouping their 64-bit hash is not. Only
     hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
-    Examples come from the first 1000 of those hashes: with every individual repeated, looking up
-    all of them by name (each with its list of lines, which DuckDB cannot spill) ran out of memory.
+    With every bird distinct there is one group per row: above `rows_per_pass` rows the hashes are
+    grouped a slice of the hash range at a time, which bounds what the aggregate spills (10^9 rows
+    in one pass spilled 26 GB to the temp directory).
     """
     key = 'hash("studyName", "Individual ID")'
-    repeated = f"SELECT {key} AS h FROM {raw_table} GROUP BY h HAVING count(*) > 1"
-    if not con.execute(f"{repeated} LIMIT 1").fetchall():
-        return []
+    passes = max(1, -(-row_count(con, raw_table) // rows_per_pass))
+    for part in range(passes):
+        repeated = (
+            f"SELECT {key} AS h FROM {raw_table} WHERE {key} % {passes} = {part} "
+            "GROUP BY h HAVING count(*) > 1"
+        )
+        if con.execute(f"{repeated} LIMIT 1").fetchall():
+            return _individual_examples(con, raw_table, key, repeated, limit)
+    return []
+
+
+def _individual_examples(con, raw_table: str, key: str, repeated: str, limit: int) -> list[str]:
+    """Examples from the first 1000 repeated hashes: with every individual repeated, looking up all
+    of them by name (each with its list of lines, which DuckDB cannot spill) ran out of memory."""
     rows = con.execute(
         f"""SELECT "studyName", "Individual ID", count(*),
                    string_agg(source_file || ':' || source_line, ', ')
