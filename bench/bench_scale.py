@@ -15,7 +15,7 @@ catalogs; default host=127.0.0.1 port=5432 user=postgres), BENCH_BACKENDS (defau
 e.g. `lake` to measure the lake alone), BENCH_PANDAS=0 to leave pandas out,
 BENCH_SCALE_DIR (bench/results/scale; 10^8 needs ~4 GB of landing files and ~6 GB of warehouse),
 BENCH_SCALE_KEEP=1 to keep the generated files. Each pipeline run's log is kept in
-bench/results/scale-logs/ and its per-step times (from the log's step events) go to the results,
+bench/results/scale-logs/ and its per-step times (from the run's step events) go to the results,
 also when the run fails.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -36,7 +35,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the test helpers: a scratch Postgres database per lake catalog
-from penguin_pipeline_tests.processes import scratch_database  # noqa: E402
+import dagster as dg  # noqa: E402
+
+from penguin_pipeline_tests.processes import run_step_spans, scratch_database  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SIZES = [int(float(n)) for n in os.environ.get("BENCH_SCALE_N", "1e4,1e5,1e6,1e7,1e8").split(",")]
@@ -152,52 +153,30 @@ def measured_on_lake(n: int, landing: Path) -> dict:
         return measured_pipeline(n, "lake", env)
 
 
-# A step's start and end lines in Dagster's event log: "<date> <time>,<ms> - dagster - ... -
-# <step> - STEP_START - ...". Their timestamps give the step's seconds, for a failed step too.
-_STEP_EVENT = re.compile(
-    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - dagster - .* - (\w+) - "
-    r"(STEP_START|STEP_SUCCESS|STEP_FAILURE) - "
-)
-
-
-def step_seconds(log: Path) -> dict[str, float]:
-    """Each step's seconds from its start and end events in a run's log (failed steps too)."""
-    started, seconds = {}, {}
-    for line in log.read_text(errors="replace").splitlines():
-        match = _STEP_EVENT.match(line)
-        if not match:
-            continue
-        stamp, step, event = match.groups()
-        at = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
-        if event == "STEP_START":
-            started[step] = at
-        elif step in started:
-            seconds[step if event == "STEP_SUCCESS" else f"{step} (failed)"] = round(
-                at - started[step], 1
-            )
-    return seconds
-
-
 def measured_pipeline(n: int, backend: str, env: dict) -> dict:
-    """`penguin-pipeline run`, measured; its log kept and its step times added (or printed, when
-    it failed)."""
-    logs = Path(env["PENGUIN_DATA_DIR"]) / "logs"
-
-    def keep_log() -> dict[str, float]:
-        runs = sorted(logs.glob("run-*.log"))
-        if not runs:
-            return {}
-        LOGS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(runs[-1], LOGS / f"{backend}-{n}.log")
-        return step_seconds(runs[-1])
-
+    """`penguin-pipeline run`, measured; its log kept and each step's seconds added from the run's
+    event log (printed instead when the run failed)."""
     try:
         result = measured([str(BIN / "penguin-pipeline"), "run"], env)
     except SystemExit:
-        print(f"N={n:.0e} {backend} steps before the failure: {keep_log()}", flush=True)
+        print(f"N={n:.0e} {backend} steps before the failure: {kept(n, backend, env)}", flush=True)
         raise
-    result["steps"] = keep_log()
+    result["steps"] = kept(n, backend, env)
     return result
+
+
+def kept(n: int, backend: str, env: dict) -> dict[str, float]:
+    """Copy the run's log to LOGS; each step's seconds (a failed step's too)."""
+    logs = sorted((Path(env["PENGUIN_DATA_DIR"]) / "logs").glob("run-*.log"))
+    if logs:
+        LOGS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(logs[-1], LOGS / f"{backend}-{n}.log")
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        return {
+            step: round(end - start, 1) if end else None
+            for run in instance.get_runs()
+            for step, (start, end) in run_step_spans(instance, run.run_id).items()
+        }
 
 
 def plot(rows: list[dict]) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dagster as dg
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_SERVER = "host=127.0.0.1 port=5432 user=postgres"  # this machine's PostgreSQL (trust auth)
@@ -107,6 +109,23 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
     at the same instant do not overlap)."""
     edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
     return max(itertools.accumulate(step for _, step in edges), default=0)
+
+
+def run_step_spans(instance, run_id: str) -> dict[str, tuple[float, float]]:
+    """Each step of the run: (start, end) from the event log (STEP_START to its success/failure)."""
+    spans: dict[str, list[float]] = {}
+    kinds = {
+        dg.DagsterEventType.STEP_START,
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+    }
+    for entry in instance.all_logs(run_id, of_type=kinds):
+        span = spans.setdefault(entry.step_key, [None, None])
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            span[0] = entry.timestamp
+        else:
+            span[1] = entry.timestamp
+    return {key: (start, end) for key, (start, end) in spans.items()}
 
 
 def services_missing(message: str) -> None:

@@ -3,6 +3,7 @@ DuckDB."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 
@@ -112,6 +113,7 @@ def duplicate_individuals(
     raw_table: str,
     limit: int = 20,
     rows_per_pass: int = 100_000_000,
+    rows: int | None = None,
 ) -> list[str]:
     """Individuals recorded more than once in the same study (the clean table has one row per raw
     row).
@@ -120,13 +122,15 @@ def duplicate_individuals(
     hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
     With every bird distinct there is one group per row: above `rows_per_pass` rows the hashes are
     grouped a slice of the hash range at a time, which bounds what the aggregate spills (10^9 rows
-    in one pass spilled 26 GB to the temp directory).
+    in one pass spilled 26 GB to the temp directory). `rows`: the raw table's row count, when the
+    caller has it.
     """
     key = 'hash("studyName", "Individual ID")'
-    passes = max(1, -(-row_count(con, raw_table) // rows_per_pass))
+    rows = row_count(con, raw_table) if rows is None else rows
+    passes = max(1, math.ceil(rows / rows_per_pass))
     for part in range(passes):
         repeated = (
-            f"SELECT {key} AS h FROM {raw_table} WHERE {key} % {passes} = {part} "
+            f"SELECT h FROM (SELECT {key} AS h FROM {raw_table}) WHERE h % {passes} = {part} "
             "GROUP BY h HAVING count(*) > 1"
         )
         if con.execute(f"{repeated} LIMIT 1").fetchall():
@@ -211,7 +215,8 @@ def _build_and_check(
     current = build_clean_table(con, tables.RAW, candidate)
     failures = {
         "penguins_values_allowed": invalid_values(con, candidate),
-        "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW),
+        # The candidate has one row per raw row: its count is the raw table's.
+        "penguins_one_row_per_individual": duplicate_individuals(con, tables.RAW, rows=current),
         "penguins_row_count_kept": row_count_drop(previous, current, row_drop_reason),
     }
     return CleanOutcome(current, previous, failures)

@@ -14,8 +14,14 @@ import pytest
 from penguin_pipeline import synth
 
 from ..conftest import lter_lines
-from ..processes import BIN, ROOT, RUN_PARTITION, instance_home, project_env
-from ..prod.conftest import landing_steps
+from ..processes import (
+    BIN,
+    ROOT,
+    RUN_PARTITION,
+    instance_home,
+    project_env,
+    run_step_spans,
+)
 from ..test_concurrency import season
 from .lake_tools import lake_query, rows_per_file
 
@@ -70,7 +76,7 @@ def test_four_files_landed_together_are_four_runs_writing_at_once(tmp_path, lake
         spans = [
             (f"{record.dagster_run.run_id}/{step}", begin, end)
             for record in records
-            for step, (begin, end) in landing_steps(instance, record.dagster_run.run_id).items()
+            for step, (begin, end) in run_step_spans(instance, record.dagster_run.run_id).items()
             if step in WAREHOUSE_STEPS
         ]
     zero = min(begin for _, begin, _ in spans)

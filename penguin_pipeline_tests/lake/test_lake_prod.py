@@ -8,7 +8,8 @@ import pytest
 
 from penguin_pipeline import synth
 
-from ..prod.conftest import finished_runs, landing_steps
+from ..processes import run_step_spans
+from ..prod.conftest import finished_runs
 from ..prod.test_profile import STEPS, run_text, step_workers
 from .lake_tools import lake_query, rows_per_file
 from .test_lake_concurrency import overlapping
@@ -29,7 +30,7 @@ def test_four_runs_on_the_workers_write_to_the_lake_at_once(deployment, lake_env
         spans = []
         for run in runs:
             assert run.is_success, run_text(instance, run.run_id)[-3000:]
-            steps = landing_steps(instance, run.run_id)
+            steps = run_step_spans(instance, run.run_id)
             assert set(step_workers(instance, run.run_id)) == set(steps) == STEPS
             spans += [(f"{run.run_id}/{k}", start, end) for k, (start, end) in steps.items()]
     assert overlapping(spans), "no two runs' steps ran at the same time"

@@ -140,23 +140,6 @@ def deployment(tmp_path, database, queue, monkeypatch) -> Deployment:
         assert not [g for g in groups if prod._group_alive(g)], "a process group outlived stop()"
 
 
-def landing_steps(instance, run_id: str) -> dict[str, tuple[float, float]]:
-    """Each step of the run: (start, end) from the event log (STEP_START to its success/failure)."""
-    spans: dict[str, list[float]] = {}
-    kinds = {
-        dg.DagsterEventType.STEP_START,
-        dg.DagsterEventType.STEP_SUCCESS,
-        dg.DagsterEventType.STEP_FAILURE,
-    }
-    for entry in instance.all_logs(run_id, of_type=kinds):
-        span = spans.setdefault(entry.step_key, [None, None])
-        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
-            span[0] = entry.timestamp
-        else:
-            span[1] = entry.timestamp
-    return {key: (start, end) for key, (start, end) in spans.items()}
-
-
 class ConnectionSampler:
     """Counts the connections to one database in pg_stat_activity, several times a second."""
 

@@ -20,8 +20,8 @@ from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 
 from ..conftest import LTER_FILE, PIPELINE_ASSETS
-from ..processes import free_port, most_at_once, wait_for
-from .conftest import ConnectionSampler, finished_runs, landing_steps
+from ..processes import free_port, most_at_once, run_step_spans, wait_for
+from .conftest import ConnectionSampler, finished_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
@@ -225,7 +225,7 @@ def test_five_runs_at_once_run_every_step_on_the_workers_within_the_limits(deplo
             spans = []
             for run in runs:
                 assert run.is_success, run_text(instance, run.run_id)[-3000:]
-                steps = landing_steps(instance, run.run_id)
+                steps = run_step_spans(instance, run.run_id)
                 assert set(steps) == STEPS
                 spans += [(start, end, run.run_id[:8], key) for key, (start, end) in steps.items()]
                 workers = step_workers(instance, run.run_id)
