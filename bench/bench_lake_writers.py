@@ -34,6 +34,7 @@ from penguin_pipeline.defs.assets import ALL_ASSETS  # noqa: E402
 from penguin_pipeline_tests.processes import (  # noqa: E402
     RUN_PARTITION,
     most_at_once,
+    run_step_spans,
     scratch_database,
 )
 
@@ -105,17 +106,13 @@ def four_runs_at_once(home: Path, env: dict, names: list[str]) -> dict:
 
 
 def step_spans(home: Path) -> list[tuple[str, float, float]]:
-    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+    """Every warehouse step of every run: (run/step, start, end), seconds from the first start."""
     spans = []
     with dg.DagsterInstance.from_config(str(home)) as instance:
         for run in instance.get_runs():
-            begun = {}
-            for entry in instance.all_logs(run.run_id, of_type=kinds):
-                if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
-                    begun[entry.step_key] = entry.timestamp
-                elif entry.step_key in WAREHOUSE_STEPS:
-                    name = f"{run.run_id[:8]}/{entry.step_key}"
-                    spans.append((name, begun[entry.step_key], entry.timestamp))
+            for key, (begin, end) in run_step_spans(instance, run.run_id).items():
+                if key in WAREHOUSE_STEPS:
+                    spans.append((f"{run.run_id[:8]}/{key}", begin, end))
     zero = min(begin for _, begin, _ in spans)
     return sorted((name, round(b - zero, 2), round(e - zero, 2)) for name, b, e in spans)
 

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from kombu import Connection  # noqa: E402
 from penguin_pipeline import prod, synth  # noqa: E402
 from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
 from penguin_pipeline.settings import DEFAULT_PG_URL, load_settings  # noqa: E402
+from penguin_pipeline_tests.processes import free_port, run_step_spans, scratch_database  # noqa: E402
 from penguin_pipeline_tests.prod.conftest import ConnectionSampler  # noqa: E402
 
 FILES = 8
@@ -92,12 +92,7 @@ def backfill(instance: dg.DagsterInstance, env: dict, ws: Path, names: list[str]
     record = instance.get_run_record_by_id(run.run_id)
     if record.dagster_run.status != dg.DagsterRunStatus.SUCCESS:
         raise RuntimeError(f"run {run.run_id} ended {record.dagster_run.status}")
-    spans: dict[str, list[float]] = {}
-    for entry in instance.all_logs(
-        run.run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
-    ):
-        span = spans.setdefault(entry.step_key, [0.0, 0.0])
-        span[entry.dagster_event.event_type == dg.DagsterEventType.STEP_SUCCESS] = entry.timestamp
+    spans = run_step_spans(instance, run.run_id)
     steps = sum(end - start for start, end in spans.values())
     running = record.end_time - record.start_time
     return {
@@ -130,8 +125,12 @@ def embedded(tmp: Path) -> list[dict]:
 
 
 def profile(tmp: Path) -> tuple[list[dict], int, int]:
-    database = f"penguin_bench_{uuid.uuid4().hex[:10]}"
-    url = DEFAULT_PG_URL.rsplit("/", 1)[0] + f"/{database}"
+    with scratch_database("penguin_bench") as libpq:
+        database = libpq.split()[0].removeprefix("dbname=")
+        return _profile(tmp, database, DEFAULT_PG_URL.rsplit("/", 1)[0] + f"/{database}")
+
+
+def _profile(tmp: Path, database: str, url: str) -> tuple[list[dict], int, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "DAGSTER_"))}
     env.update(
         PENGUIN_PROD_HOME=str(tmp / "home"),
@@ -139,7 +138,7 @@ def profile(tmp: Path) -> tuple[list[dict], int, int]:
         PENGUIN_PG_URL=url,
         PENGUIN_CELERY_QUEUE=database,
         PENGUIN_WORKERS=str(WORKERS),
-        DAGSTER_PORT=str(_free_port()),
+        DAGSTER_PORT=str(free_port()),
     )
     settings = load_settings(env)
     names = land(tmp / "data" / "raw")
@@ -148,7 +147,6 @@ def profile(tmp: Path) -> tuple[list[dict], int, int]:
     processes["daemon"] = [str(BIN / "dagster-daemon"), "run", "-w", str(ws)]
     processes["webserver"] = prod.webserver_command(settings)[:-1] + [str(ws)]
     os.environ["PENGUIN_PG_URL"] = prod.dagster_pg_url(url)  # this process reads the instance too
-    prod.create_database(url)
     try:
         with ConnectionSampler(url) as sampler:
             err = io.StringIO()
@@ -163,27 +161,8 @@ def profile(tmp: Path) -> tuple[list[dict], int, int]:
                 prod.stop(prod.recorded(settings))
         return results, idle, max(sampler.samples)
     finally:
-        _drop(url, database)
         with Connection(settings.celery_broker, connect_timeout=5) as con:
             con.default_channel.queue_delete(settings.celery_queue)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _drop(url: str, database: str) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(prod.libpq_url(url), dbname="postgres")
-    con.autocommit = True
-    with con.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    con.close()
 
 
 def main() -> int:
