@@ -1,6 +1,7 @@
 """Concurrent writers on the lake: four landing files landed together become four runs whose
 warehouse steps overlap in time, and every row is there exactly once; two `penguin-pipeline run`
-processes started at once over the same landing zone both succeed and load nothing twice."""
+processes started at once over the same landing zone both succeed and load nothing twice; a
+schedule's tick run beside the sensor's runs likewise."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import dagster as dg
 import pytest
 
 from penguin_pipeline import synth
+from penguin_pipeline.defs.automation import RANGE_START
 
 from ..conftest import lter_lines
 from ..processes import (
@@ -28,6 +30,34 @@ from .lake_tools import lake_query, rows_per_file
 pytestmark = pytest.mark.integration
 
 WAREHOUSE_STEPS = {"raw_penguins", "penguins", "penguin_summary", "penguin_model"}
+
+# `python -c TICK_AND_RUN schedule` or `... sensor <file>`: evaluate palmer_lter's schedule or
+# sensor as the daemon would, then execute that tick's run request (the sensor's for one file).
+TICK_AND_RUN = """
+import sys, dagster as dg
+from penguin_pipeline.definitions import defs
+from penguin_pipeline.defs.automation import register_new_partitions
+from penguin_pipeline.defs.resources import LandingZone
+from penguin_pipeline.settings import load_settings
+instance, definitions, settings = dg.DagsterInstance.get(), defs(), load_settings()
+zone = LandingZone(url=settings.landing_url, quarantine_url=settings.quarantine_url)
+resources = {"landing": zone}
+if sys.argv[1] == "schedule":
+    schedule = definitions.resolve_schedule_def("palmer_lter_schedule")
+    with dg.build_schedule_context(instance=instance, resources=resources) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+else:
+    sensor = definitions.resolve_sensor_def("palmer_lter_sensor")
+    with dg.build_sensor_context(
+        instance=instance, definitions=definitions, resources=resources
+    ) as context:
+        [request] = [r for r in sensor(context).run_requests if r.partition_key == sys.argv[2]]
+    register_new_partitions(instance, [request.partition_key])
+result = definitions.resolve_job_def("penguin_job").execute_in_process(
+    instance=instance, tags=request.tags, partition_key=request.partition_key,
+    raise_on_error=False)
+sys.exit(0 if result.success else 1)
+"""
 
 
 def start(command: list[str], env: dict) -> subprocess.Popen:
@@ -106,4 +136,29 @@ def test_two_cli_runs_at_once_load_nothing_twice(tmp_path, lake_env):
 
     assert rows_per_file() == {"PAL1011.csv": 115, "PAL1112.csv": 115, "PAL1213.csv": 114}
     assert lake_query("SELECT count(*), count(DISTINCT source_file) FROM landed_files") == [(3, 3)]
+    assert lake_query("SELECT count(*) FROM penguins") == [(344,)]
+
+
+def test_a_schedule_tick_beside_the_sensors_runs_loads_nothing_twice(tmp_path, lake_env):
+    """The schedule's run over the whole landing zone and the sensor's three runs, one per new
+    file, all at once: all succeed, every file's rows once, one ledger line each."""
+    home, data, env = lake_project(tmp_path, lake_env)
+    landing = data / "raw"
+    landing.mkdir(parents=True)
+    names = ["PAL1011.csv", "PAL1112.csv", "PAL1213.csv"]
+    for i, name in enumerate(names):
+        season(landing / name, name.removesuffix(".csv"), lter_lines()[1 + i :: 3])
+    ticks = [["schedule"]] + [["sensor", name] for name in names]
+    finish([start([sys.executable, "-c", TICK_AND_RUN, *tick], env) for tick in ticks])
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        assert len(runs) == 4 and all(run.is_success for run in runs)
+        assert sum(RANGE_START in run.tags for run in runs) == 1  # the schedule's, over every file
+    assert rows_per_file() == {"PAL1011.csv": 115, "PAL1112.csv": 115, "PAL1213.csv": 114}
+    assert lake_query("SELECT count(*), count(DISTINCT source_file) FROM landed_files") == [(3, 3)]
+    assert lake_query(
+        "SELECT count(*) FROM (SELECT source_file, source_line FROM raw_penguins "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ) == [(0,)]
     assert lake_query("SELECT count(*) FROM penguins") == [(344,)]
