@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.data_version import extract_data_version_from_entry
 
 from penguin_pipeline import cli
@@ -244,10 +245,16 @@ def test_failing_model_check_keeps_the_last_model_and_report(settings, instance)
     assert materialized(result) == []  # no decision on a version never pinned, no new report
 
 
+@pytest.mark.parametrize("files_per_connection", [100, 1])
 def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(
-    settings, seeded_landing, instance, monkeypatch
+    settings, seeded_landing, instance, monkeypatch, files_per_connection
 ):
+    """Also when the raw step reconnects between files (FILES_PER_CONNECTION): the failure still
+    names the files committed on an earlier connection."""
+    from penguin_pipeline.defs import assets
     from penguin_pipeline.processing import ingest
+
+    monkeypatch.setattr(assets, "FILES_PER_CONNECTION", files_per_connection)
 
     lines = lter_lines()
     for name, start in (

@@ -58,6 +58,7 @@ class FileAccount:
         return asdict(self)
 
 
+UNCHANGED = "unchanged since last load: skipped"
 _HASH = "__row_hash"
 _VALID = "__valid"
 
@@ -411,9 +412,7 @@ def ingest_file(
 ) -> FileAccount:
     """Load one landing file unless the ledger already holds this exact content (then say so)."""
     if is_unchanged(con, source_file, file_hash) and not force:
-        return FileAccount(
-            source_file=source_file, file_hash=file_hash, note="unchanged since last load: skipped"
-        )
+        return FileAccount(source_file=source_file, file_hash=file_hash, note=UNCHANGED)
     started = time.perf_counter()
     account = stage_file(con, path, source_file, file_hash)
     staged = time.perf_counter()
@@ -564,11 +563,7 @@ def ingest_files(
             if f.source_file in bad:
                 continue
             if f.source_file not in paths:
-                accounts.append(
-                    FileAccount(
-                        f.source_file, f.file_hash, note="unchanged since last load: skipped"
-                    )
-                )
+                accounts.append(FileAccount(f.source_file, f.file_hash, note=UNCHANGED))
                 continue
             try:
                 with claim(f.source_file) if claim else nullcontext():
