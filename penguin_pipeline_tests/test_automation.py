@@ -257,3 +257,33 @@ def test_sensor_run_on_a_bad_file_quarantines_it_and_the_next_tick_skips(
     assert len(reasons) == 1 and "scan.csv" in reasons[0].read_text()
     assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344,)]
     assert isinstance(tick(definitions, instance, settings, cursor=result.cursor), dg.SkipReason)
+
+
+def test_partitions_another_process_registers_at_the_same_moment_are_no_error(
+    instance, monkeypatch
+):
+    """A schedule tick beside a sensor's: both add the same new files; Dagster's insert of the
+    loser fails on its unique key, and the loser adds only what is still missing."""
+    real_add = instance.add_dynamic_partitions
+    tries = []
+
+    def racing(partitions_def_name, keys):
+        tries.append(list(keys))
+        if len(tries) == 1:
+            real_add(partitions_def_name, ["b.csv"])  # the other process's insert came first
+            raise RuntimeError("UNIQUE constraint failed: dynamic_partitions.partition")
+        real_add(partitions_def_name, keys)
+
+    monkeypatch.setattr(instance, "add_dynamic_partitions", racing)
+    assert register_new_partitions(instance, ["a.csv", "b.csv", "c.csv"]) == ["a.csv", "c.csv"]
+    assert tries == [["a.csv", "b.csv", "c.csv"], ["a.csv", "c.csv"]]
+    assert sorted(instance.get_dynamic_partitions("landing_files")) == ["a.csv", "b.csv", "c.csv"]
+
+
+def test_a_partition_insert_that_keeps_failing_is_raised(instance, monkeypatch):
+    def failing(partitions_def_name, keys):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(instance, "add_dynamic_partitions", failing)
+    with pytest.raises(RuntimeError, match="database is locked"):
+        register_new_partitions(instance, ["a.csv"])

@@ -67,11 +67,26 @@ def new_partitions(instance: dg.DagsterInstance, names: list[str]) -> list[str]:
     return [n for n in names if n not in known]
 
 
-def register_new_partitions(instance: dg.DagsterInstance, names: list[str]) -> list[str]:
-    new = new_partitions(instance, names)
-    if new:
-        instance.add_dynamic_partitions(landing_files.name, new)
-    return new
+def register_new_partitions(
+    instance: dg.DagsterInstance, names: list[str], attempts: int = 5
+) -> list[str]:
+    """Add the landing files that are not yet partitions; returns those this call added.
+
+    Processes registering at once (a schedule tick beside a sensor's, a CLI run beside the
+    daemon) race on the same names: Dagster's insert then fails on its unique key, so the loser
+    looks again and adds only what is still missing.
+    """
+    for attempt in range(1, attempts + 1):
+        new = new_partitions(instance, names)
+        if not new:
+            return []
+        try:
+            instance.add_dynamic_partitions(landing_files.name, new)
+            return new
+        except Exception:
+            if attempt == attempts:
+                raise
+    return []
 
 
 def whole_landing_tags(instance: dg.DagsterInstance) -> dict[str, str]:
