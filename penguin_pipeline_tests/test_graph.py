@@ -251,10 +251,9 @@ def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(
 ):
     """Also when the raw step reconnects between files (FILES_PER_CONNECTION): the failure still
     names the files committed on an earlier connection."""
-    from penguin_pipeline.defs import assets
     from penguin_pipeline.processing import ingest
 
-    monkeypatch.setattr(assets, "FILES_PER_CONNECTION", files_per_connection)
+    monkeypatch.setattr(ingest, "FILES_PER_CONNECTION", files_per_connection)
 
     lines = lter_lines()
     for name, start in (

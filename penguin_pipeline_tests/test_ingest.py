@@ -18,6 +18,7 @@ from penguin_pipeline.processing.ingest import (
     check_utf8,
     ingest_file,
     ingest_files,
+    ingest_in_batches,
     preflight_file,
     stage_file,
 )
@@ -300,6 +301,39 @@ def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp
         a.rows_loaded for a in accounts
     ] == [0, 10, 10]
     assert con.execute(f"SELECT count(*) FROM {tables.RAW}").fetchall() == [(30,)]
+
+
+def test_a_run_takes_a_fresh_connection_every_batch_of_files(con, tmp_path, monkeypatch):
+    """ingest_in_batches: FILES_PER_CONNECTION files per connection, every file accounted for, the
+    raw table's count after; a failure in a later batch names the files committed before it."""
+    files = run_files(con, tmp_path, count=5)
+    opened = []
+
+    @contextmanager
+    def connect():
+        opened.append(len(opened))
+        yield con
+
+    monkeypatch.setattr(ingest_module, "FILES_PER_CONNECTION", 2)
+    load, total = ingest_in_batches(connect, files, column_compression=True)
+    assert len(opened) == 3
+    assert [a.rows_loaded for a in load.accounts] == [10] * 5 and total == 50
+
+    (tmp_path / "more").mkdir()
+    more = run_files(con, tmp_path / "more", count=3)
+    for f in more:
+        f.source_file = f"more-{f.source_file}"
+    real_stage = ingest_module.stage_file
+
+    def stage_failing_third(con, path, source_file, file_hash):
+        if source_file == "more-f2.csv":
+            raise OSError("disk full while staging")
+        return real_stage(con, path, source_file, file_hash)
+
+    monkeypatch.setattr(ingest_module, "stage_file", stage_failing_third)
+    with pytest.raises(FileLoadFailed, match="stay loaded: more-f0.csv, more-f1.csv") as failed:
+        ingest_in_batches(connect, files + more, column_compression=True)
+    assert [a.source_file for a in failed.value.committed] == ["more-f0.csv", "more-f1.csv"]
 
 
 def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):

@@ -15,15 +15,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ..processing import cleaning, modeling, monitoring, summary, tables
-from ..processing.db import retry_conflicts, row_count
-from ..processing.ingest import (
-    UNCHANGED,
-    FileLoadFailed,
-    LandingInput,
-    RunLoad,
-    UnbalancedAccount,
-    ingest_files,
-)
+from ..processing.ingest import FileLoadFailed, LandingInput, UnbalancedAccount, ingest_in_batches
 from ..report.render import fingerprint, load_report_inputs, publish_if_changed
 from ..settings import REPORT_FILE_NAME, load_settings
 from ..storage import boards
@@ -93,7 +85,15 @@ def raw_penguins(
     gone = [key for key in context.partition_keys if key not in present]
     files = [LandingInput(None, f.name, f.content_hash) for f in wanted]
     try:
-        load, total = load_in_batches(warehouse, files, config.force, zone.local_copy)
+        with warehouse.file_claims() as claim:
+            load, total = ingest_in_batches(
+                warehouse.get_connection,
+                files,
+                warehouse.column_compression,
+                config.force,
+                zone.local_copy,
+                claim,
+            )
     except FileLoadFailed as exc:
         if isinstance(exc.cause, UnbalancedAccount):
             yield dg.AssetCheckResult(
@@ -135,38 +135,6 @@ def raw_penguins(
             "gone_from_landing_rows_kept": gone,
         }
     )
-
-
-# A warehouse connection's own state grows with every file it commits (on DuckLake ~1-2 MB per
-# 1M-row file, freed when it closes; README, Big data): a fresh connection every this many files
-# keeps the step's memory flat however many files a run loads.
-FILES_PER_CONNECTION = 100
-
-
-def load_in_batches(
-    warehouse: Warehouse, files: list[LandingInput], force: bool, local_copy
-) -> tuple[RunLoad, int]:
-    """ingest_files over the run's files, FILES_PER_CONNECTION files per connection; returns what
-    it did and the raw table's row count after. A failure names every file committed before it."""
-    accounts, unreadable = [], []
-    with warehouse.file_claims() as claim:
-        for start in range(0, max(len(files), 1), FILES_PER_CONNECTION):
-            with warehouse.get_connection() as con:
-                # Runs starting together on an empty lake each create the tables: the losers
-                # see them.
-                retry_conflicts(lambda: tables.ensure_schema(con, warehouse.column_compression))
-                batch = files[start : start + FILES_PER_CONNECTION]
-                try:
-                    load = ingest_files(con, batch, force, local_copy, claim)
-                except FileLoadFailed as exc:
-                    earlier = [a for a in accounts if a.note != UNCHANGED]
-                    raise FileLoadFailed(
-                        exc.source_file, earlier + exc.committed, exc.cause
-                    ) from exc.cause
-                total = row_count(con, tables.RAW)
-            accounts += load.accounts
-            unreadable += load.unreadable
-    return RunLoad(accounts, unreadable), total
 
 
 @dg.asset(

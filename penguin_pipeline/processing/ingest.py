@@ -444,6 +444,14 @@ LocalCopy = Callable[
 # the same file twice (storage/warehouse.file_claims; no claim needed with one writer at a time).
 Claim = Callable[[str], AbstractContextManager[None]]
 
+# Opens a warehouse connection, closed when the block ends.
+Connect = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+# A connection's own state grows with every file it commits (on DuckLake ~1-2 MB per 1M-row file,
+# freed when it closes; README, Big data): ingest_in_batches takes a fresh one every this many
+# files, so a run's memory stays flat however many files it loads.
+FILES_PER_CONNECTION = 100
+
 
 class UnbalancedAccount(ValueError):
     """rows read != rows loaded + rejected + duplicates dropped for one file (its load is rolled
@@ -597,3 +605,39 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput) -> Fi
         if not account.balanced:
             raise UnbalancedAccount(account)
     return account
+
+
+def ingest_in_batches(
+    connect: Connect,
+    files: list[LandingInput],
+    column_compression: bool,
+    force: bool = False,
+    local_copy: LocalCopy | None = None,
+    claim: Claim | None = None,
+) -> tuple[RunLoad, int]:
+    """ingest_files over a run's files, a fresh connection every FILES_PER_CONNECTION files; returns
+    what it did and the raw table's row count after.
+
+    The first connection creates the tables if missing; a failure names every file committed
+    before it, also those committed on an earlier connection.
+    """
+    per_connection = FILES_PER_CONNECTION  # read at call time: tests set it lower
+    batches = [files[i : i + per_connection] for i in range(0, len(files), per_connection)] or [[]]
+    accounts, unreadable, total = [], [], 0
+    for number, batch in enumerate(batches):
+        with connect() as con:
+            if number == 0:
+                # Runs starting together on an empty lake each create the tables: the losers see
+                # them.
+                retry_conflicts(lambda: tables.ensure_schema(con, column_compression))
+            try:
+                load = ingest_files(con, batch, force, local_copy, claim)
+            except FileLoadFailed as exc:
+                earlier = [a for a in accounts if a.note != UNCHANGED]
+                cause = exc.cause
+                raise FileLoadFailed(exc.source_file, earlier + exc.committed, cause) from cause
+            if number == len(batches) - 1:
+                total = row_count(con, tables.RAW)
+        accounts += load.accounts
+        unreadable += load.unreadable
+    return RunLoad(accounts, unreadable), total

@@ -37,11 +37,10 @@ TICK_AND_RUN = """
 import sys, dagster as dg
 from penguin_pipeline.definitions import defs
 from penguin_pipeline.defs.automation import register_new_partitions
-from penguin_pipeline.defs.resources import LandingZone
+from penguin_pipeline.defs.resources import build_resources
 from penguin_pipeline.settings import load_settings
-instance, definitions, settings = dg.DagsterInstance.get(), defs(), load_settings()
-zone = LandingZone(url=settings.landing_url, quarantine_url=settings.quarantine_url)
-resources = {"landing": zone}
+instance, definitions = dg.DagsterInstance.get(), defs()
+resources = {"landing": build_resources(load_settings())["landing"]}
 if sys.argv[1] == "schedule":
     schedule = definitions.resolve_schedule_def("palmer_lter_schedule")
     with dg.build_schedule_context(instance=instance, resources=resources) as context:
