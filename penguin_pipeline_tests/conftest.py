@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from penguin_pipeline.processing import tables
+from penguin_pipeline.processing import ingest, tables
 from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import landing
 
@@ -147,3 +147,17 @@ def pinned_report(board) -> bytes:
 
     meta = board.pin_meta(boards.REPORT_PIN)
     return board.fs.cat(board.construct_path([boards.REPORT_PIN, meta.version.version, meta.file]))
+
+
+def fail_staging(monkeypatch, failing_file: str):
+    """Make staging `failing_file` raise "disk full while staging" (something a pre-flight cannot
+    see); returns the real stage_file, to put back with monkeypatch.setattr."""
+    real_stage = ingest.stage_file
+
+    def stage(con, path, source_file, file_hash):
+        if source_file == failing_file:
+            raise OSError("disk full while staging")
+        return real_stage(con, path, source_file, file_hash)
+
+    monkeypatch.setattr(ingest, "stage_file", stage)
+    return real_stage

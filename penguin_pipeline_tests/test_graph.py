@@ -14,7 +14,15 @@ from penguin_pipeline.definitions import defs
 from penguin_pipeline.processing import modeling
 from penguin_pipeline.storage import boards
 
-from .conftest import LTER_FILE, PIPELINE_ASSETS, lter_lines, pinned_report, query, write_lines
+from .conftest import (
+    LTER_FILE,
+    PIPELINE_ASSETS,
+    fail_staging,
+    lter_lines,
+    pinned_report,
+    query,
+    write_lines,
+)
 
 ASSETS = PIPELINE_ASSETS
 SOURCES = [
@@ -265,14 +273,7 @@ def test_a_file_failing_after_preflight_keeps_earlier_files_and_fails_by_name(
             for line in lines[start : start + 10]
         ]
         write_lines(seeded_landing / name, [lines[0]] + rows)
-    real_stage = ingest.stage_file
-
-    def stage(con, path, source_file, file_hash):
-        if source_file == "season-a.csv":
-            raise OSError("disk full while staging")
-        return real_stage(con, path, source_file, file_hash)
-
-    monkeypatch.setattr(ingest, "stage_file", stage)
+    real_stage = fail_staging(monkeypatch, "season-a.csv")
     result = cli.run_pipeline(instance)
     assert not result.success
     [failure] = cli.failure_messages(result)

@@ -34,7 +34,7 @@ from penguin_pipeline.processing.lter import (
 )
 from penguin_pipeline.storage.locations import file_hash
 
-from .conftest import LTER_FILE, lter_lines, write_lines
+from .conftest import LTER_FILE, fail_staging, lter_lines, write_lines
 
 
 def ingest(con, path, name=None):
@@ -276,14 +276,7 @@ def test_an_unreadable_file_is_set_aside_and_every_other_file_loads(con, tmp_pat
 
 def test_each_file_commits_on_its_own_and_a_late_failure_names_its_file(con, tmp_path, monkeypatch):
     files = run_files(con, tmp_path)
-    real_stage = ingest_module.stage_file
-
-    def stage_failing_second(con, path, source_file, file_hash):
-        if source_file == "f1.csv":
-            raise OSError("disk full while staging")  # something a pre-flight cannot see
-        return real_stage(con, path, source_file, file_hash)
-
-    monkeypatch.setattr(ingest_module, "stage_file", stage_failing_second)
+    real_stage = fail_staging(monkeypatch, "f1.csv")
     with pytest.raises(
         FileLoadFailed,
         match="f1.csv: load failed \\(disk full while staging\\).*stay loaded: f0.csv",
@@ -323,14 +316,7 @@ def test_a_run_takes_a_fresh_connection_every_batch_of_files(con, tmp_path, monk
     more = run_files(con, tmp_path / "more", count=3)
     for f in more:
         f.source_file = f"more-{f.source_file}"
-    real_stage = ingest_module.stage_file
-
-    def stage_failing_third(con, path, source_file, file_hash):
-        if source_file == "more-f2.csv":
-            raise OSError("disk full while staging")
-        return real_stage(con, path, source_file, file_hash)
-
-    monkeypatch.setattr(ingest_module, "stage_file", stage_failing_third)
+    fail_staging(monkeypatch, "more-f2.csv")
     with pytest.raises(FileLoadFailed, match="stay loaded: more-f0.csv, more-f1.csv") as failed:
         ingest_in_batches(connect, files + more, column_compression=True)
     assert [a.source_file for a in failed.value.committed] == ["more-f0.csv", "more-f1.csv"]
