@@ -15,7 +15,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .db import first_row
 from .features import FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 
 # scikit-learn is imported inside the functions that fit: a run whose training data did not
@@ -218,19 +217,18 @@ def draw_training_sample(
     is held out (the small shipped data trains exactly as before). Otherwise a hash-chosen share
     is held out for the comparison, and each stratum's quota is drawn from the rest.
     """
-    complete = _complete(table, seed, exclude)
-    total = con.execute(f"SELECT count(*) FROM {complete}").fetchall()[0][0]
+    # One scan counts every stratum's complete rows and those outside the held-out share.
+    counts = con.execute(
+        f"SELECT {', '.join(STRATA)}, count(*), count(*) FILTER (WHERE u >= {holdout_share!r}) "
+        f"FROM {_complete(table, seed, exclude)} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    total = sum(every for *_, every, _ in counts)
     if total <= rows:
         frame = load_training_frame(con, table, exclude)
-        strata = con.execute(
-            f"SELECT concat_ws('/', {', '.join(STRATA)}), count(*) FROM {complete} "
-            "GROUP BY ALL ORDER BY 1"
-        ).fetchall()
+        strata = sorted(("/".join(key), every) for *key, every, _ in counts)
         return TrainingSample(frame, total, False, dict(strata), seed, 0.0, exclude)
-    pool = f"(SELECT * FROM {complete} WHERE u >= {holdout_share!r})"
-    counts = con.execute(
-        f"SELECT {', '.join(STRATA)}, count(*) FROM {pool} GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
+    counts = [(*key, pooled) for *key, _, pooled in counts if pooled]
+    pool = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u >= {holdout_share!r})"
     quotas = _proportional([n for *_, n in counts], rows)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE sample_quotas (species VARCHAR, sex VARCHAR, island VARCHAR, "
@@ -276,6 +274,68 @@ def _proportional(sizes: list[int], total: int) -> list[int]:
     return quotas
 
 
+@dataclass
+class NormalEquations:
+    """X'X, X'y, y'y and the row count of some rows, for the design columns `names`: enough to fit
+    the regression on them, or to score any coefficients on them, without another scan."""
+
+    names: list[str]
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: float
+    rows: int
+
+    def solve(self) -> dict[str, float]:
+        return dict(zip(self.names, np.linalg.solve(self.xtx, self.xty).tolist(), strict=True))
+
+    def rmse(self, coefficients: dict[str, float]) -> float:
+        """RMSE of the coefficients on these rows: sqrt((y'y - 2b'X'y + b'X'Xb) / n)."""
+        if not self.rows:
+            return 0.0
+        b = np.array([float(coefficients.get(n, 0.0)) for n in self.names])
+        sse = self.yty - 2 * b @ self.xty + b @ self.xtx @ b
+        return float(np.sqrt(max(sse, 0.0) / self.rows))
+
+
+def normal_equations(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    seed: int,
+    holdout_share: float,
+    spec: FeatureSpec,
+    exclude: str = "FALSE",
+) -> tuple[NormalEquations, NormalEquations]:
+    """The sums of the training pool's complete rows (u >= holdout_share) and of the held-out ones
+    (u < holdout_share), in one DuckDB scan; no row reaches Python.
+
+    Same encoding as the pipeline (spec.sql_design), so a fit gives the same coefficients, by name.
+    """
+    design = spec.sql_design()
+    names = list(design)
+    pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
+    sums = [f"{design[names[i]]} * {design[names[j]]}" for i, j in pairs]
+    sums += [f"{design[n]} * {TARGET}::DOUBLE" for n in names]
+    sums += [f"{TARGET}::DOUBLE * {TARGET}::DOUBLE", "1"]
+    # Two groups (pool, held out) of one aggregate: cheaper than a FILTER on every sum.
+    rows = con.execute(
+        f"SELECT u < {holdout_share!r} AS held, {', '.join(f'sum({x})' for x in sums)} "
+        f"FROM {_complete(table, seed, exclude)} GROUP BY held"
+    ).fetchall()
+    by_part = {held: [float(v or 0.0) for v in values] for held, *values in rows}
+    empty = [0.0] * len(sums)
+    pool, held = by_part.get(False, empty), by_part.get(True, empty)
+    return _equations(names, pairs, pool), _equations(names, pairs, held)
+
+
+def _equations(names: list[str], pairs: list, sums: list[float]) -> NormalEquations:
+    """The sums in normal_equations' order: the upper triangle of X'X, X'y, y'y, the count."""
+    xtx = np.zeros((len(names), len(names)))
+    for (i, j), value in zip(pairs, sums, strict=False):
+        xtx[i, j] = xtx[j, i] = value
+    xty = np.array(sums[len(pairs) : len(pairs) + len(names)])
+    return NormalEquations(names, xtx, xty, sums[-2], int(sums[-1]))
+
+
 def fit_all_rows_sql(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -285,48 +345,9 @@ def fit_all_rows_sql(
     exclude: str = "FALSE",
 ) -> dict[str, float]:
     """The same regression on every complete training-pool row, by normal equations summed in
-    DuckDB.
-
-    Same encoding as the pipeline (spec.sql_design), so the same coefficients, by name.
-    """
-    design = spec.sql_design()
-    names = list(design)
-    pool = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u >= {holdout_share!r})"
-    products = [f"sum({design[a]} * {design[b]})" for i, a in enumerate(names) for b in names[i:]]
-    targets = [f"sum({design[a]} * {TARGET}::DOUBLE)" for a in names]
-    sums = con.execute(f"SELECT {', '.join(products + targets)} FROM {pool}").fetchall()[0]
-    xtx, k = np.zeros((len(names), len(names))), 0
-    for i in range(len(names)):
-        for j in range(i, len(names)):
-            xtx[i, j] = xtx[j, i] = sums[k]
-            k += 1
-    beta = np.linalg.solve(xtx, np.array(sums[k:], dtype=float))
-    return dict(zip(names, beta.tolist(), strict=True))
-
-
-def holdout_rmse(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    models: list[dict[str, float]],
-    seed: int,
-    holdout_share: float,
-    spec: FeatureSpec,
-    exclude: str = "FALSE",
-) -> tuple[list[float], int]:
-    """RMSE (g) of each coefficient set on the held-out rows (one DuckDB scan); how many rows."""
-    design = spec.sql_design()
-
-    def rmse_sql(coefficients: dict[str, float]) -> str:
-        prediction = " + ".join(
-            f"{float(coefficients.get(n, 0.0))!r} * {expr}" for n, expr in design.items()
-        )
-        return f"sqrt(avg(({TARGET} - ({prediction})) ** 2))"
-
-    holdout = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u < {holdout_share!r})"
-    *rmses, n = first_row(
-        con, f"SELECT {', '.join(rmse_sql(c) for c in models)}, count(*) FROM {holdout}"
-    )
-    return [float(r or 0.0) for r in rmses], int(n)
+    DuckDB."""
+    pool, _ = normal_equations(con, table, seed, holdout_share, spec, exclude)
+    return pool.solve()
 
 
 def compare_sample_with_all_rows(
@@ -342,11 +363,12 @@ def compare_sample_with_all_rows(
             "rmse_holdout_ratio": 1.0,
             "note": "every complete row fits in the sample: the model is the all-rows model",
         }
-    share, exclude = sample.holdout_share, sample.exclude
-    full = fit_all_rows_sql(con, table, sample.seed, share, fitted.spec, exclude)
-    (rmse_sample, rmse_full), n_holdout = holdout_rmse(
-        con, table, [fitted.coefficients, full], sample.seed, share, fitted.spec, exclude
+    # One scan: the all-rows fit from the pool's sums, both models scored on the held-out sums.
+    pool, held = normal_equations(
+        con, table, sample.seed, sample.holdout_share, fitted.spec, sample.exclude
     )
+    full = pool.solve()
+    rmse_sample, rmse_full, n_holdout = held.rmse(fitted.coefficients), held.rmse(full), held.rows
     diffs = {n: fitted.coefficients[n] - full[n] for n in full}
     return {
         "sampled": True,

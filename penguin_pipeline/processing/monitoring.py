@@ -119,14 +119,21 @@ def seasons_where(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE
     return [int(season) for (season,) in rows]
 
 
-def row_accounting(con: duckdb.DuckDBPyConnection, table: str, holdout: Holdout) -> dict:
-    """How many rows the table has, how many lack a value the model needs, how many are held out."""
-    total, incomplete, held = first_row(
-        con,
-        f"SELECT count(*), count(*) FILTER (WHERE NOT ({COMPLETE})), "
-        f"count(*) FILTER (WHERE {COMPLETE} AND {holdout.sql()}) FROM {table}",
-    )
-    return {"rows_in_table": total, "missing_values": incomplete, "held_out": held}
+def training_rows(
+    con: duckdb.DuckDBPyConnection, table: str, holdout: Holdout
+) -> tuple[list[int], dict]:
+    """In one scan: the seasons a version trains on (with a complete row that is not held out), and
+    how many rows the table has, how many lack a value the model needs, how many are held out."""
+    per_season = con.execute(
+        f"""SELECT {SEASON}, count(*), count(*) FILTER (WHERE NOT complete),
+                   count(*) FILTER (WHERE complete AND held),
+                   count(*) FILTER (WHERE complete AND NOT held)
+            FROM (SELECT {SEASON}, {COMPLETE} AS complete, {holdout.sql()} AS held FROM {table})
+            GROUP BY 1 ORDER BY 1"""
+    ).fetchall()
+    seasons = [int(season) for season, *_, trained in per_season if trained]
+    total, incomplete, held = (sum(row[k] for row in per_season) for k in (1, 2, 3))
+    return seasons, {"rows_in_table": total, "missing_values": incomplete, "held_out": held}
 
 
 # --- scoring and metrics ---------------------------------------------------------------------
@@ -623,10 +630,11 @@ def training_facts(
     """What a new version's pin records for monitoring and its model card: seasons, rows left out
     and why, metrics on the held-out rows, the training data's distribution, who trained it."""
     held = season_metrics(scored_rows(con, table, predictor, holdout.sql()), None)
+    seasons, rows = training_rows(con, table, holdout)
     return {
-        "seasons": seasons_where(con, table, f"NOT {holdout.sql()}"),
+        "seasons": seasons,
         "holdout": holdout.to_metadata(),
-        "rows": row_accounting(con, table, holdout),
+        "rows": rows,
         "holdout_metrics": metrics_summary(held),
         "training_profile": training_profile(frame),
         "trained_by": trained_by,

@@ -4,11 +4,13 @@ several partitions in one run, and DuckDB's memory limit with spilling."""
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pytest
 
 from penguin_pipeline import cli, synth
 from penguin_pipeline.processing import cleaning, modeling, summary, tables
 from penguin_pipeline.processing.db import transaction
+from penguin_pipeline.processing.features import FEATURES, TARGET
 from penguin_pipeline.processing.ingest import ingest_file
 from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.locations import file_hash
@@ -76,6 +78,27 @@ def test_sample_model_is_compared_with_the_all_rows_fit(warehouse):
     assert 0.97 < comparison["rmse_holdout_ratio"] < 1.03
     assert modeling.sample_worse_than_all_rows(comparison) == []
     assert modeling.sample_worse_than_all_rows({"rmse_holdout_ratio": 1.2})
+
+
+def test_the_held_out_rmses_from_the_scans_sums_equal_scoring_the_held_out_rows(warehouse):
+    """One scan's sums give the all-rows fit and both held-out RMSEs: the same as fitting the
+    training pool and scoring the held-out rows one by one with scikit-learn."""
+    sample = modeling.draw_training_sample(warehouse, tables.CLEAN, 3_000, seed=1)
+    fitted = modeling.fit_model(sample.frame)
+    comparison = modeling.compare_sample_with_all_rows(warehouse, tables.CLEAN, sample, fitted)
+    rows = warehouse.execute(f"SELECT * FROM {modeling._complete(tables.CLEAN, 1)}").df()
+    held, pool = rows[rows.u < sample.holdout_share], rows[rows.u >= sample.holdout_share]
+    all_rows_model = modeling.fit_model(pool).pipeline
+
+    def rmse(pipeline) -> float:
+        errors = held[TARGET] - pipeline.predict(held[FEATURES])
+        return float(np.sqrt((errors**2).mean()))
+
+    assert comparison["holdout_rows"] == len(held) > 500
+    assert comparison["rmse_holdout_sample_model"] == pytest.approx(rmse(fitted.pipeline), abs=1e-4)
+    assert comparison["rmse_holdout_all_rows_model"] == pytest.approx(
+        rmse(all_rows_model), abs=1e-4
+    )
 
 
 def test_counts_come_from_all_rows_not_the_sample(warehouse):
