@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -111,6 +111,9 @@ bench-scale: setup  ## the pipeline vs a plain pandas script at N = 10^4 .. 10^8
 
 bench-lake-writers: setup  ## four landing files as four runs at once, on the DuckDB file and on the DuckLake (Postgres catalog)
 	$(RUN) python bench/bench_lake_writers.py
+
+bench-raw-layouts: setup  ## what writing the raw layer costs per row in other layouts (typed, unchecked, registered without a copy), lake and file
+	$(RUN) python bench/bench_raw_layouts.py
 
 chart: setup  ## regenerate README's data-flow chart from the definitions
 	$(RUN) python -m penguin_pipeline.dataflow README.md
