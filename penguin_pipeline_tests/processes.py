@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -73,6 +74,43 @@ def running_daemon(home: Path, env: dict, log: Path):
             yield process
         finally:
             _stop(process)
+
+
+def run_at_once(commands: list[list[str]], env: dict, timeout: float = 280) -> list[str]:
+    """Start every command at once (concurrent writers) and wait for all to succeed; their outputs.
+
+    Each runs in a session of its own and is killed with its children when the wait does not end
+    well (a timeout, pytest-timeout's signal, Ctrl-C): a hung run never outlives its test and
+    writes beside the next one.
+    """
+    processes: list[subprocess.Popen] = []
+    try:
+        for command in commands:
+            processes.append(
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        outputs = [p.communicate(timeout=timeout)[0].decode() for p in processes]
+    finally:
+        for process in processes:
+            _stop(process)
+    codes = [p.returncode for p in processes]
+    assert codes == [0] * len(processes), "\n".join(o[-3000:] for o in outputs)
+    return outputs
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _stop(process: subprocess.Popen) -> None:

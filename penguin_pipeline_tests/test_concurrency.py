@@ -4,6 +4,7 @@ data.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -12,7 +13,14 @@ import duckdb
 import pytest
 
 from .conftest import lter_lines, write_lines
-from .processes import ROOT, RUN_PARTITION, instance_home, project_env
+from .processes import (
+    RUN_PARTITION,
+    alive,
+    instance_home,
+    project_env,
+    run_at_once,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -36,18 +44,7 @@ def test_two_runs_at_once_each_load_their_file_exactly_once(tmp_path):
     dg.DagsterInstance.from_config(
         str(home)
     ).dispose()  # create the SQLite storage once, not in a race
-    runs = [
-        subprocess.Popen(
-            [sys.executable, "-c", RUN_PARTITION, name],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for name in ("a.csv", "b.csv")
-    ]
-    outputs = [run.communicate(timeout=240)[0].decode() for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    run_at_once([[sys.executable, "-c", RUN_PARTITION, name] for name in ("a.csv", "b.csv")], env)
 
     with duckdb.connect(str(data / "penguins.duckdb"), read_only=True) as con:
         per_file = dict(
@@ -60,3 +57,19 @@ def test_two_runs_at_once_each_load_their_file_exactly_once(tmp_path):
             "SELECT source_file, rows_loaded FROM landed_files ORDER BY 1"
         ).fetchall()
         assert ledger == [("a.csv", 172), ("b.csv", 172)]
+
+
+def test_runs_started_at_once_never_outlive_a_wait_that_gives_up(tmp_path):
+    """A run still going when the wait ends badly (here its timeout) is killed with its children,
+    so it cannot write beside the next test."""
+    child = tmp_path / "child.pid"
+    script = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        f"open({str(child)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(120)\n"
+    )
+    with pytest.raises(subprocess.TimeoutExpired):
+        run_at_once([[sys.executable, "-c", script]], dict(os.environ), timeout=5)
+    pid = int(wait_for(lambda: child.exists() and child.read_text(), what="the child's pid"))
+    wait_for(lambda: not alive(pid), timeout=30, what="the run's child killed")

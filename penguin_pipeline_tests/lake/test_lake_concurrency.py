@@ -5,7 +5,6 @@ schedule's tick run beside the sensor's runs likewise."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from itertools import combinations
 
@@ -18,10 +17,10 @@ from penguin_pipeline.defs.automation import RANGE_START
 from ..conftest import lter_lines
 from ..processes import (
     BIN,
-    ROOT,
     RUN_PARTITION,
     instance_home,
     project_env,
+    run_at_once,
     run_step_spans,
 )
 from ..test_concurrency import season
@@ -59,19 +58,6 @@ sys.exit(0 if result.success else 1)
 """
 
 
-def start(command: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-
-
-def finish(processes: list[subprocess.Popen]) -> list[int]:
-    outputs = [p.communicate(timeout=280)[0].decode() for p in processes]
-    codes = [p.returncode for p in processes]
-    assert codes == [0] * len(processes), "\n".join(o[-3000:] for o in outputs)
-    return codes
-
-
 def lake_project(tmp_path, lake_env) -> tuple:
     home, data = instance_home(tmp_path), tmp_path / "data"
     env = project_env(home, data, PENGUIN_WAREHOUSE=f"ducklake:postgres:{lake_env}")
@@ -96,8 +82,7 @@ def test_four_files_landed_together_are_four_runs_writing_at_once(tmp_path, lake
     for other in files:
         if other.name not in names:
             other.unlink()
-    runs = [start([sys.executable, "-c", RUN_PARTITION, name], env) for name in names]
-    finish(runs)
+    run_at_once([[sys.executable, "-c", RUN_PARTITION, name] for name in names], env)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         records = instance.get_run_records()
@@ -131,7 +116,7 @@ def test_two_cli_runs_at_once_load_nothing_twice(tmp_path, lake_env):
     landing.mkdir(parents=True)
     for i, study in enumerate(("PAL1011", "PAL1112", "PAL1213")):
         season(landing / f"{study}.csv", study, lter_lines()[1 + i :: 3])
-    finish([start([str(BIN / "penguin-pipeline"), "run"], env) for _ in range(2)])
+    run_at_once([[str(BIN / "penguin-pipeline"), "run"]] * 2, env)
 
     assert rows_per_file() == {"PAL1011.csv": 115, "PAL1112.csv": 115, "PAL1213.csv": 114}
     assert lake_query("SELECT count(*), count(DISTINCT source_file) FROM landed_files") == [(3, 3)]
@@ -148,7 +133,7 @@ def test_a_schedule_tick_beside_the_sensors_runs_loads_nothing_twice(tmp_path, l
     for i, name in enumerate(names):
         season(landing / name, name.removesuffix(".csv"), lter_lines()[1 + i :: 3])
     ticks = [["schedule"]] + [["sensor", name] for name in names]
-    finish([start([sys.executable, "-c", TICK_AND_RUN, *tick], env) for tick in ticks])
+    run_at_once([[sys.executable, "-c", TICK_AND_RUN, *tick] for tick in ticks], env)
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()

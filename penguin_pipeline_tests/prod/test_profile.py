@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import psutil
 import pytest
 
 from penguin_pipeline import prod, synth
@@ -20,7 +19,7 @@ from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 
 from ..conftest import LTER_FILE, PIPELINE_ASSETS
-from ..processes import free_port, most_at_once, run_step_spans, wait_for
+from ..processes import alive, free_port, most_at_once, run_step_spans, wait_for
 from .conftest import ConnectionSampler, finished_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
@@ -180,7 +179,7 @@ def test_a_step_whose_run_died_stops_and_the_retry_writes_alone(deployment, tmp_
     with deployment.instance() as instance:
         [run] = instance.get_runs()
         os.kill(run_process_pid(instance, run.run_id), signal.SIGKILL)
-        wait_for(lambda: not _alive(stalled_pid), timeout=120, what="the orphaned step stopped")
+        wait_for(lambda: not alive(stalled_pid), timeout=120, what="the orphaned step stopped")
         runs = finished_runs(instance, 2, timeout=300)
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         retries = [r for r in runs if r.tags.get("dagster/parent_run_id") == run.run_id]
@@ -195,13 +194,6 @@ def test_a_step_whose_run_died_stops_and_the_retry_writes_alone(deployment, tmp_
     assert warehouse(deployment.data, "SELECT source_file, rows_loaded FROM landed_files") == [
         ("penguins-raw.csv", 344)
     ]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 @pytest.mark.timeout(600)
