@@ -34,9 +34,12 @@ from penguin_pipeline.processing.lter import (  # noqa: E402
     raw_number,
     row_is_valid,
 )
-from penguin_pipeline.storage.warehouse import extension_file  # noqa: E402
+from penguin_pipeline.storage.warehouse import (  # noqa: E402
+    apply_limits,
+    connection_config,
+    extension_file,
+)
 
-CONFIG = {"threads": 1, "memory_limit": "1200MB"}
 LINEAGE = "'f' AS source_file, file_row_number + 1 AS source_line, now()::TIMESTAMP AS loaded_at"
 
 
@@ -76,13 +79,15 @@ def landing_file(work: Path) -> Path:
 
 
 def connections(work: Path) -> tuple:
-    """A DuckLake and a DuckDB file, each on one thread, limited as the pipeline's."""
-    lake = duckdb.connect(config=CONFIG)
+    """A DuckLake and a DuckDB file with the pipeline's connection settings, on one thread."""
+    config = connection_config("1200MB", 1, work / "duckdb_tmp")
+    lake = duckdb.connect(config=config)
+    apply_limits(lake, config)
     lake.execute(f"LOAD '{extension_file('ducklake')}'")
     lake.execute(f"ATTACH 'ducklake:{work}/lake.ducklake' AS lake (DATA_PATH '{work}/lake/')")
     lake.execute("USE lake")
-    disk = duckdb.connect(str(work / "file.duckdb"), config=CONFIG)
-    disk.execute("SET disabled_compression_methods = 'fsst,dict_fsst'")  # as the pipeline
+    disk = duckdb.connect(str(work / "file.duckdb"), config=config)
+    apply_limits(disk, config)
     return lake, disk
 
 

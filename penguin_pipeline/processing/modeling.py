@@ -218,16 +218,16 @@ def draw_training_sample(
     is held out for the comparison, and each stratum's quota is drawn from the rest.
     """
     # One scan counts every stratum's complete rows and those outside the held-out share.
-    counts = con.execute(
+    per_stratum = con.execute(
         f"SELECT {', '.join(STRATA)}, count(*), count(*) FILTER (WHERE u >= {holdout_share!r}) "
         f"FROM {_complete(table, seed, exclude)} GROUP BY ALL ORDER BY ALL"
     ).fetchall()
-    total = sum(every for *_, every, _ in counts)
+    total = sum(every for *_, every, _ in per_stratum)
     if total <= rows:
         frame = load_training_frame(con, table, exclude)
-        strata = sorted(("/".join(key), every) for *key, every, _ in counts)
+        strata = sorted(("/".join(key), every) for *key, every, _ in per_stratum)
         return TrainingSample(frame, total, False, dict(strata), seed, 0.0, exclude)
-    counts = [(*key, pooled) for *key, _, pooled in counts if pooled]
+    counts = [(*key, pooled) for *key, _, pooled in per_stratum if pooled]  # the pool's strata
     pool = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u >= {holdout_share!r})"
     quotas = _proportional([n for *_, n in counts], rows)
     con.execute(
