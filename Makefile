@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts
+.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -53,7 +53,7 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 # Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
 # (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
 # in one process.
-test: setup  ## set up, then the whole test suite (files in parallel over the CPUs, at most 4)
+test: setup browser  ## set up (Chromium included), then the whole test suite (files in parallel over the CPUs, at most 4)
 	$(RUN) pytest -n auto --maxprocesses 4 --dist loadfile --durations 15
 
 test-fast: setup  ## the suite without tests that start real processes
@@ -112,6 +112,10 @@ bench-scale: setup  ## the pipeline vs a plain pandas script at N = 10^4 .. 10^8
 bench-lake-writers: setup  ## four landing files as four runs at once, on the DuckDB file and on the DuckLake (Postgres catalog)
 	$(RUN) python bench/bench_lake_writers.py
 
+BASE ?=
+bench-compare: setup  ## an earlier commit's `make run` beside today's on the same landing files (BASE=<commit>, N via BENCH_COMPARE_N, default 10^7)
+	BENCH_BASE=$(BASE) $(RUN) python bench/bench_compare.py
+
 bench-raw-layouts: setup  ## what writing the raw layer costs per row in other layouts (typed, unchecked, registered without a copy), lake and file
 	$(RUN) python bench/bench_raw_layouts.py
 
@@ -131,8 +135,7 @@ browser:  ## Chromium for the browser tests (apt-get install chromium, as root, 
 			&& echo "browser: $$(command -v chromium)"; } \
 			|| echo "browser: installing $(CHROMIUM_PACKAGE) failed; the browser tests will fail and say so" >&2; \
 	else \
-		echo "browser: no Chromium found and cannot install it (not root, or no apt-get):" >&2; \
-		echo "  install chromium, or set PENGUIN_CHROMIUM=/path/to/chrome; the browser tests fail without one" >&2; \
+		echo "browser: no Chromium and not root: run \`sudo apt-get install -y chromium\` (or set PENGUIN_CHROMIUM=/path/to/chrome), then make test again" >&2; \
 	fi
 
 # The production profile (README, "Production profile"): the instance on PostgreSQL, steps on Celery
