@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,6 +101,34 @@ def _event_log_to(handler: logging.Handler) -> dg.LoggerDefinition:
     return run_log_file
 
 
+# What the later steps import on first use (scikit-learn, vetiver, matplotlib: ~2 s at 10^7 rows,
+# docs "Where a run's time goes"). Imported on a side thread while raw_penguins runs, whose time
+# is spent inside DuckDB with the GIL released, they are off the run's critical path.
+LATE_IMPORTS = (
+    "sklearn.compose",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "sklearn.pipeline",
+    "sklearn.preprocessing",
+    "vetiver",
+    "penguin_pipeline.report.figures",  # matplotlib, with its Agg backend chosen first
+)
+
+
+def import_in_background(modules: tuple[str, ...] = LATE_IMPORTS) -> threading.Thread:
+    """Import `modules` on a daemon thread; a step importing one meanwhile waits for it (Python's
+    per-module import lock), so nothing is imported twice or half."""
+    import importlib
+
+    def work() -> None:
+        for name in modules:
+            importlib.import_module(name)
+
+    thread = threading.Thread(target=work, name="late-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_pipeline(
     instance: dg.DagsterInstance, tags: dict | None = None, log: logging.Handler | None = None
 ) -> dg.ExecuteInProcessResult:
@@ -122,6 +151,7 @@ def run_pipeline(
         **(tags or {}),
     }
     job = defs().resolve_job_def("penguin_job")
+    import_in_background()
     run_config = None
     if log is not None:
         # Dagster uses only the loggers the run config names; its console logger is then not used.

@@ -98,8 +98,10 @@ def test_a_load_that_fills_the_temp_space_fails_clearly_and_keeps_the_last_good_
     assert query(settings, "SELECT count(*) FROM raw_penguins") == [(344 + 200_000,)]
 
 
-def test_pipeline_connections_never_try_fsst(tmp_path):
-    """Text that FSST would compress is written without it by a pipeline connection."""
+def test_pipeline_connections_write_duckdbs_own_format_and_never_try_fsst(tmp_path):
+    """Text that FSST would compress is written without it by a pipeline connection, into a file
+    of DuckDB's current storage format (its faster dictionary writer), not the 1.0-compatible
+    format a plain connection creates."""
     config = warehouse.connection_config("200MB", 1, tmp_path / "spill")
     table = (
         "CREATE TABLE t AS SELECT 'penguin-' || (range * 7919 % 1000003)::VARCHAR || '-biscoe' "
@@ -109,12 +111,16 @@ def test_pipeline_connections_never_try_fsst(tmp_path):
         "SELECT list(DISTINCT compression) FROM pragma_storage_info('t') "
         "WHERE segment_type = 'VARCHAR'"
     )
-    for name, limited in (("plain", False), ("pipeline", True)):
-        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"), config=config)
-        if limited:
+    storage = "SELECT tags['storage_version'] FROM duckdb_databases() WHERE NOT internal"
+    for name, pipeline in (("plain", False), ("pipeline", True)):
+        con = duckdb.connect(str(tmp_path / f"{name}.duckdb"), config=config if pipeline else {})
+        if pipeline:
             warehouse.apply_limits(con, config)
         con.execute(table)
         con.execute("CHECKPOINT")
         compressions = con.execute(chosen).fetchall()[0][0]
         con.close()
-        assert ("FSST" in compressions) != limited, (name, compressions)
+        with duckdb.connect(str(tmp_path / f"{name}.duckdb"), read_only=True) as reader:
+            version = reader.execute(storage).fetchall()[0][0]
+        assert ("FSST" in compressions) != pipeline, (name, compressions)
+        assert (version == "v1.5.0+") == pipeline, (name, version)
