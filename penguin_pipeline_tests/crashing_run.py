@@ -12,6 +12,7 @@ wherever it is then.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 import signal
 import sys
@@ -58,15 +59,16 @@ def die() -> None:
 
 
 def _dying(function, call: int, when: str):
-    calls = 0
+    # Each call takes its number on entry: the raw step loads two files on two threads, so a
+    # shared counter read after the call could already belong to the other thread's call.
+    calls = itertools.count(1)
 
     def wrapper(*args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls == call and when == "before":
+        number = next(calls)
+        if number == call and when == "before":
             die()
         result = function(*args, **kwargs)
-        if calls == call:
+        if number == call:
             die()
         return result
 

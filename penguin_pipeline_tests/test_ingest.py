@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import threading
+import time
 from contextlib import contextmanager
 
+import duckdb
 import pytest
 
 from penguin_pipeline.processing import ingest as ingest_module
@@ -320,6 +324,81 @@ def test_a_run_takes_a_fresh_connection_every_batch_of_files(con, tmp_path, monk
     with pytest.raises(FileLoadFailed, match="stay loaded: more-f0.csv, more-f1.csv") as failed:
         ingest_in_batches(connect, files + more, column_compression=True)
     assert [a.source_file for a in failed.value.committed] == ["more-f0.csv", "more-f1.csv"]
+
+
+def staging_side_by_side(
+    monkeypatch, files: int = 2, after_failure: threading.Event | None = None, slower: str = ""
+):
+    """The first `files` stage_file calls wait for each other (a run loading one file at a time
+    breaks the barrier instead of passing); with `after_failure`, they then wait until a failing
+    stage has raised, so the failure is seen before a later file could start. The file named
+    `slower` is staged 0.3 s late, so the file beside it finishes first."""
+    barrier, calls, staged = (
+        threading.Barrier(files, timeout=20),
+        itertools.count(),
+        ingest_module.stage_file,
+    )
+
+    def stage(con, path, source_file, file_hash):
+        if next(calls) < files:
+            barrier.wait()
+            if source_file == slower:
+                time.sleep(0.3)
+            try:
+                return staged(con, path, source_file, file_hash)
+            except Exception:
+                if after_failure:
+                    after_failure.set()
+                raise
+            finally:
+                if after_failure:
+                    after_failure.wait(20)
+        return staged(con, path, source_file, file_hash)
+
+    monkeypatch.setattr(ingest_module, "stage_file", stage)
+
+
+def warehouse_contents(con):
+    """The tables' rows, the raw table's in storage order (the clean table's rowids follow it)."""
+    return [
+        con.execute(f"SELECT source_file, source_line FROM {tables.RAW} ORDER BY rowid").fetchall()
+    ] + [
+        con.execute(f"SELECT * EXCLUDE ({stamp}) FROM {table} ORDER BY ALL").fetchall()
+        for table, stamp in (
+            (tables.RAW, "loaded_at"),
+            (tables.REJECTS, "rejected_at"),
+            (tables.LEDGER, "loaded_at"),
+        )
+    ]
+
+
+def test_two_files_loaded_side_by_side_give_what_one_at_a_time_gives_in_its_order(
+    tmp_path, monkeypatch
+):
+    files = run_files(None, tmp_path, count=5)
+    files[2].path.write_text(files[2].path.read_text().replace("Adelie", "Emperor", 1))
+    one, two = duckdb.connect(), duckdb.connect()
+    for con in (one, two):
+        tables.ensure_schema(con)
+    alone = ingest_files(one, files)
+    staging_side_by_side(monkeypatch, slower="f0.csv")
+    beside = ingest_files(two, files, at_once=2)
+    loaded = [(a.source_file, a.rows_loaded, a.rows_rejected) for a in beside.accounts]
+    assert loaded == [(a.source_file, a.rows_loaded, a.rows_rejected) for a in alone.accounts]
+    assert sum(a.rows_rejected for a in beside.accounts) == 1
+    assert warehouse_contents(two) == warehouse_contents(one)
+
+
+def test_a_failure_beside_another_file_names_it_and_no_file_starts_after(
+    con, tmp_path, monkeypatch
+):
+    files = run_files(con, tmp_path, count=5)
+    fail_staging(monkeypatch, "f1.csv")
+    staging_side_by_side(monkeypatch, after_failure=threading.Event())
+    with pytest.raises(FileLoadFailed, match="f1.csv: load failed .*stay loaded: f0.csv$"):
+        ingest_files(con, files, at_once=2)
+    assert con.execute(f"SELECT DISTINCT source_file FROM {tables.RAW}").fetchall() == [("f0.csv",)]
+    assert con.execute(f"SELECT source_file FROM {tables.LEDGER}").fetchall() == [("f0.csv",)]
 
 
 def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):

@@ -93,6 +93,7 @@ def raw_penguins(
                 config.force,
                 zone.local_copy,
                 claim,
+                warehouse.files_at_once,
             )
     except FileLoadFailed as exc:
         if isinstance(exc.cause, UnbalancedAccount):

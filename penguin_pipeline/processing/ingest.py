@@ -13,6 +13,7 @@ makes DuckDB spill every transaction-local row at scale).
 from __future__ import annotations
 
 import codecs
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
@@ -537,6 +538,7 @@ def ingest_files(
     force: bool = False,
     local_copy: LocalCopy | None = None,
     claim: Claim | None = None,
+    at_once: int = 1,
 ) -> RunLoad:
     """Load a run's files: pre-flight every file to be loaded, then each good file in its own
     transaction.
@@ -566,44 +568,131 @@ def ingest_files(
             except LandingFileError as exc:
                 unreadable.append(exc)
         bad = {exc.source_file for exc in unreadable}
-        accounts, committed = [], []
+        loadable = [f for f in files if f.source_file in paths and f.source_file not in bad]
+        loaded = _load_all(
+            con,
+            loadable,
+            lambda f, c, turn: _load_or_unreadable(c, paths, f, force, claim, turn),
+            at_once,
+        )
+        accounts = []
         for f in files:
             if f.source_file in bad:
                 continue
-            if f.source_file not in paths:
+            result = loaded.get(f.source_file)
+            if result is None:
                 accounts.append(FileAccount(f.source_file, f.file_hash, note=UNCHANGED))
-                continue
-            try:
-                with claim(f.source_file) if claim else nullcontext():
-                    account = _load_claimed(con, paths[f.source_file], f, force)
-            except LandingFileError as exc:
-                unreadable.append(exc)
-                continue
-            except Exception as exc:
-                raise FileLoadFailed(f.source_file, committed, exc) from exc
-            committed.append(account)
-            accounts.append(account)
+            elif isinstance(result, LandingFileError):
+                unreadable.append(result)
+            else:
+                accounts.append(result)
     return RunLoad(accounts, unreadable)
 
 
 LOADED_MEANWHILE = "loaded meanwhile by another run: skipped"
 
+Loaded = FileAccount | LandingFileError
+
+
+# Called inside a file's transaction just before it commits: waits for the files before it.
+WaitTurn = Callable[[], object]
+
+
+def _no_wait() -> None:
+    return None
+
+
+def _load_or_unreadable(
+    con: duckdb.DuckDBPyConnection,
+    paths: dict,
+    f: LandingInput,
+    force: bool,
+    claim: Claim | None,
+    wait_turn: WaitTurn,
+) -> Loaded:
+    try:
+        with claim(f.source_file) if claim else nullcontext():
+            return _load_claimed(con, paths[f.source_file], f, force, wait_turn)
+    except LandingFileError as exc:
+        return exc
+
+
+def _load_all(
+    con: duckdb.DuckDBPyConnection,
+    files: list[LandingInput],
+    load: Callable[[LandingInput, duckdb.DuckDBPyConnection, WaitTurn], Loaded],
+    at_once: int,
+) -> dict[str, Loaded]:
+    """load(file, connection, wait_turn) for every file, `at_once` at a time (one on `con`, the
+    others on cursors of it); after a failure no new file starts, and FileLoadFailed names every
+    file committed before the failure or beside it.
+
+    Files commit in their order (wait_turn), whichever finishes first: DuckDB appends a
+    transaction's rows at commit, so the raw table's row order, and with it the clean table's
+    rowids that the training sample is drawn by, stay the same run after run.
+    """
+    queue, results, failures, lock = iter(enumerate(files)), {}, [], threading.Lock()
+    settled = [threading.Event() for _ in files]
+
+    def worker(connection: duckdb.DuckDBPyConnection) -> None:
+        while True:
+            with lock:
+                i, f = (None, None) if failures else next(queue, (None, None))
+            if f is None:
+                return
+            try:
+                result = load(f, connection, settled[i - 1].wait if i else _no_wait)
+            except Exception as exc:
+                with lock:
+                    failures.append((f, exc))
+                return
+            finally:
+                settled[i].set()
+            with lock:
+                results[f.source_file] = result
+
+    with ExitStack() as cursors:
+        helpers = [
+            threading.Thread(target=worker, args=(cursors.enter_context(con.cursor()),))
+            for _ in range(min(at_once, len(files)) - 1)
+        ]
+        for thread in helpers:
+            thread.start()
+        worker(con)
+        for thread in helpers:
+            thread.join()
+    if failures:
+        f, cause = failures[0]
+        committed = [r for g in files if isinstance(r := results.get(g.source_file), FileAccount)]
+        raise FileLoadFailed(f.source_file, committed, cause) from cause
+    return results
+
 
 def _load_claimed(
-    con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput, force: bool
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    f: LandingInput,
+    force: bool,
+    wait_turn: WaitTurn = _no_wait,
 ) -> FileAccount:
     if not force and is_unchanged(con, f.source_file, f.file_hash):
         return FileAccount(f.source_file, f.file_hash, note=LOADED_MEANWHILE)
-    return retry_conflicts(lambda: _load_one(con, path, f))
+    return retry_conflicts(lambda: _load_one(con, path, f, wait_turn))
 
 
-def _load_one(con: duckdb.DuckDBPyConnection, path: Path, f: LandingInput) -> FileAccount:
+def _load_one(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    f: LandingInput,
+    wait_turn: WaitTurn = _no_wait,
+) -> FileAccount:
     """One file in one transaction: all of its rows (loaded and rejected) and its ledger line, or
     nothing."""
     with transaction(con):
         account = ingest_file(con, path, f.source_file, f.file_hash, force=True)
         if not account.balanced:
             raise UnbalancedAccount(account)
+        wait_turn()
     return account
 
 
@@ -614,6 +703,7 @@ def ingest_in_batches(
     force: bool = False,
     local_copy: LocalCopy | None = None,
     claim: Claim | None = None,
+    at_once: int = 1,
 ) -> tuple[RunLoad, int]:
     """ingest_files over a run's files, a fresh connection every FILES_PER_CONNECTION files; returns
     what it did and the raw table's row count after.
@@ -631,7 +721,7 @@ def ingest_in_batches(
                 # them.
                 retry_conflicts(lambda: tables.ensure_schema(con, column_compression))
             try:
-                load = ingest_files(con, batch, force, local_copy, claim)
+                load = ingest_files(con, batch, force, local_copy, claim, at_once)
             except FileLoadFailed as exc:
                 earlier = [a for a in accounts if a.note != UNCHANGED]
                 cause = exc.cause
