@@ -14,7 +14,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare
+.PHONY: docs setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -35,7 +35,7 @@ $(DAGSTER_HOME)/dagster.yaml:
 	@ln -sf $(CURDIR)/instance/dagster.yaml $@
 
 # The environment from uv.lock, and DAGSTER_HOME pointed at the project's instance config.
-setup: $(SYNCED) $(DAGSTER_HOME)/dagster.yaml
+setup: $(SYNCED) $(DAGSTER_HOME)/dagster.yaml  ## the environment from uv.lock (uv bootstrapped if absent); every target runs it first
 
 run: setup  ## set up, then materialize the whole graph once on the embedded defaults
 	@$(RUN) penguin-pipeline run
@@ -119,6 +119,12 @@ bench-compare: setup  ## an earlier commit's `make run` beside today's on the sa
 bench-raw-layouts: setup  ## what writing the raw layer costs per row in other layouts (typed, unchecked, registered without a copy), lake and file
 	$(RUN) python bench/bench_raw_layouts.py
 
+# The generated pages first (docs/gen.py: variables, targets, CLI, API routes, benchmark tables and
+# plots), then the site in strict mode: a broken link or anchor fails the build.
+docs: setup  ## the documentation site into site/ (open site/index.html); fails on a broken link or missing page
+	$(RUN) python docs/gen.py
+	$(RUN) zensical build --strict --clean
+
 chart: setup  ## regenerate README's data-flow chart from the definitions
 	$(RUN) python -m penguin_pipeline.dataflow README.md
 
@@ -153,7 +159,7 @@ prod-status: setup  ## what of the production profile runs, and whether each ser
 bench-prod: setup  ## one backfill under the embedded default and the production profile (2 workers), side by side
 	$(RUN) python bench/bench_prod.py
 
-lock: $(UV)
+lock: $(UV)  ## re-resolve uv.lock after a change to pyproject.toml
 	$(UV) lock
 
 clean-data:  ## forget all runtime data (warehouse, board, reports, run logs, Dagster history); keeps landing files
