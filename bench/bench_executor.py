@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -44,10 +45,12 @@ def timed_run(executor_name: str, instance: dg.DagsterInstance, tags: dict) -> f
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
+    from bench.results_file import append_results, machine
     from penguin_pipeline import cli
     from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags
 
     print(f"{'executor':14} {'first run (s)':>14} {'re-run (s)':>11}")
+    rows = []
     for executor_name in ("in_process", "multiprocess"):
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
@@ -62,7 +65,18 @@ def main() -> None:
             first = timed_run(executor_name, instance, tags)
             again = timed_run(executor_name, instance, tags)
             print(f"{executor_name:14} {first:>14.1f} {again:>11.1f}", flush=True)
+            rows.append({"executor": executor_name, "first run (s)": first, "re-run (s)": again})
             instance.dispose()
+    entry = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "the multiprocess executor",
+        "rows": [
+            {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()} for r in rows
+        ],
+        "plot": {"x": "executor", "y": ["first run (s)", "re-run (s)"], "ylabel": "seconds"},
+    }
+    print(f"results: {append_results('executor', entry)}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 from kombu import Connection  # noqa: E402
 
+from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline import prod, synth  # noqa: E402
 from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
 from penguin_pipeline.settings import DEFAULT_PG_URL, load_settings  # noqa: E402
@@ -206,6 +207,22 @@ def main() -> int:
     print(f"{'peak Postgres connections':<32}{'n/a (SQLite)':>36}{max(peaks):>36}")
     print(f"{'  the same, all up and idle':<32}{'':>36}{max(idles):>36}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+    table = [
+        {"case": f"{title}: {label}"}
+        | {name: _cell([r[i][key] for r in runs[name]]) for name in ("embedded", "profile")}
+        for i, title in enumerate(["first backfill", "again, nothing new"])
+        for label, key in rows
+    ]
+    table.append({"case": "peak Postgres connections", "embedded": "-", "profile": max(peaks)})
+    entry = {
+        "date": started.isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "the embedded default (SQLite, steps in the run's process)",
+        "note": f"{FILES} landing files x {ROWS_PER_FILE} rows, {ROUNDS} rounds, medians "
+        "(every round's figure in brackets)",
+        "rows": table,
+    }
+    print(f"results: {append_results('prod', entry)}")
     return 0
 
 

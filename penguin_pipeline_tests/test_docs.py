@@ -135,3 +135,13 @@ def test_a_nav_entry_without_its_page_fails_the_build(docs_copy):
     config.write_text(config.read_text().replace("  - Tutorial: tutorial.md", "  - T: gone.md"))
     failed = build(docs_copy)
     assert failed.returncode != 0 and "gone.md" in failed.stderr
+
+
+def test_a_benchs_printed_table_is_kept_with_numbers_as_numbers():
+    from bench.results_file import rows_from_markdown
+
+    printed = "| N rows | time (s) |\n|---:|---:|\n| 1e+04 | 8.3 |\n| 1e+08 | stopped at 12 GiB |"
+    assert rows_from_markdown(printed) == [
+        {"N rows": 1e4, "time (s)": 8.3},
+        {"N rows": 1e8, "time (s)": "stopped at 12 GiB"},
+    ]
