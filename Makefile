@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 PY_BOOTSTRAP ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.venv-uv/bin/uv)
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# DAGSTER_HOME is the project root: its dagster.yaml is then DAGSTER_HOME's own (`dg dev` warns about
+# a dagster.yaml in the folder it starts in that is not), and that file keeps Dagster's storage
+# under .dagster_home/.
+export DAGSTER_HOME := $(CURDIR)
+DAGSTER_STORAGE := $(CURDIR)/.dagster_home
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 # Compile .pyc at install time: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # process would otherwise recompile dagster, sklearn and vetiver from source (~10 s per start).
@@ -30,12 +34,8 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	if [ $$status != 0 ]; then tail -n 20 $$log >&2; echo "setup: uv sync failed (whole log: $$log)" >&2; exit 1; fi
 	@touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
-	@mkdir -p $(DAGSTER_HOME)
-	@ln -sf $(CURDIR)/instance/dagster.yaml $@
-
-# The environment from uv.lock, and DAGSTER_HOME pointed at the project's instance config.
-setup: $(SYNCED) $(DAGSTER_HOME)/dagster.yaml  ## the environment from uv.lock (uv bootstrapped if absent); every target runs it first
+# The environment from uv.lock (DAGSTER_HOME needs nothing: dagster.yaml is in the project root).
+setup: $(SYNCED)  ## the environment from uv.lock (uv bootstrapped if absent); every target runs it first
 
 run: setup  ## set up, then materialize the whole graph once on the embedded defaults
 	@$(RUN) penguin-pipeline run
@@ -45,7 +45,7 @@ DAGSTER_PORT ?= 3000
 # the project from pyproject's [tool.dg]; the same definitions as workspace.yaml.
 dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_PORT=3000 by default)
 	@# The instance's SQLite storage exists before the UI and the daemon start together.
-	@test -d $(DAGSTER_HOME)/storage || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
+	@test -d $(DAGSTER_STORAGE)/history || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
 	$(RUN) penguin-pipeline seed
 	@echo "make dev: Dagster UI at http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops the UI, the daemon and their runs)"
 	$(RUN) dg dev -h 127.0.0.1 -p $(DAGSTER_PORT)
@@ -163,4 +163,4 @@ lock: $(UV)  ## re-resolve uv.lock after a change to pyproject.toml
 	$(UV) lock
 
 clean-data:  ## forget all runtime data (warehouse, board, reports, run logs, Dagster history); keeps landing files
-	rm -rf data/penguins.duckdb* data/board data/reports data/duckdb_tmp data/quarantine data/logs $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/logs
+	rm -rf data/penguins.duckdb* data/board data/reports data/duckdb_tmp data/quarantine data/logs $(DAGSTER_STORAGE)/storage $(DAGSTER_STORAGE)/history $(DAGSTER_STORAGE)/schedules $(DAGSTER_STORAGE)/logs

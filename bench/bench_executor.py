@@ -7,7 +7,6 @@ new) for the in-process and the multiprocess executor, side by side. Never part 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -48,6 +47,7 @@ def main() -> None:
     from bench.results_file import append_results, machine
     from penguin_pipeline import cli
     from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags
+    from penguin_pipeline_tests.processes import instance_yaml_elsewhere
 
     print(f"{'executor':14} {'first run (s)':>14} {'re-run (s)':>11}")
     rows = []
@@ -55,7 +55,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
             home.mkdir()
-            shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+            (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
             os.environ["PENGUIN_DATA_DIR"] = str(Path(tmp) / "data")
             instance = dg.DagsterInstance.from_config(str(home))
             zone = cli.landing_zone(cli.load_settings())

@@ -1,7 +1,7 @@
 """`make bench-lake-writers`: four landing files landed together, as four runs at once, on the
 DuckDB file and on the DuckLake, side by side. A benchmark, never part of the tests.
 
-Each backend gets a fresh Dagster instance (instance/dagster.yaml: its `duckdb` pool of one), fresh
+Each backend gets a fresh Dagster instance (dagster.yaml: its `duckdb` pool of one), fresh
 data, the same four synthetic Parquet files (one island's seasons: about BENCH_WRITERS_ROWS rows in
 all, default 2e6), and four
 processes started together, each running penguin_job for its own file (what four sensor runs do).
@@ -32,6 +32,7 @@ from penguin_pipeline import synth  # noqa: E402
 from penguin_pipeline.defs.assets import ALL_ASSETS  # noqa: E402
 from penguin_pipeline_tests.processes import (  # noqa: E402
     RUN_PARTITION,
+    instance_yaml_elsewhere,
     most_at_once,
     run_step_spans,
     scratch_database,
@@ -66,7 +67,7 @@ def project(backend: str, landing: Path, extra: dict) -> tuple[Path, dict]:
     shutil.rmtree(tmp, ignore_errors=True)
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
     env.update(
         DAGSTER_HOME=str(home),

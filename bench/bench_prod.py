@@ -7,7 +7,7 @@ and launched by the daemon, in a fresh instance on fresh data. Sensors and sched
 (bench/bench_prod_defs.py) so that the backfill is the only run. Then the same backfill again, with
 nothing new to load (every file skipped by content hash).
 
-- embedded: SQLite instance (instance/dagster.yaml), the daemon, steps in the run's own process;
+- embedded: SQLite instance (dagster.yaml), the daemon, steps in the run's own process;
 - profile: PostgreSQL (a fresh database, dropped after), the daemon and the webserver, steps on two
   Celery workers (RabbitMQ, Redis), everything as `make prod-up` starts it.
 
@@ -23,7 +23,6 @@ import io
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,12 @@ from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline import prod, synth  # noqa: E402
 from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
 from penguin_pipeline.settings import DEFAULT_PG_URL, load_settings  # noqa: E402
-from penguin_pipeline_tests.processes import free_port, run_step_spans, scratch_database  # noqa: E402
+from penguin_pipeline_tests.processes import (  # noqa: E402
+    free_port,
+    instance_yaml_elsewhere,
+    run_step_spans,
+    scratch_database,
+)
 from penguin_pipeline_tests.prod.conftest import ConnectionSampler  # noqa: E402
 
 FILES = 8
@@ -109,7 +113,7 @@ def backfill(instance: dg.DagsterInstance, env: dict, ws: Path, names: list[str]
 def embedded(tmp: Path) -> list[dict]:
     home = tmp / "home"
     home.mkdir(parents=True)
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"), PYTHONUNBUFFERED="1")
     names = land(tmp / "data" / "raw")

@@ -38,7 +38,11 @@ sys.path.insert(0, str(ROOT))  # the test helpers: a scratch Postgres database p
 import dagster as dg  # noqa: E402
 
 from bench.results_file import append_results, machine, rows_from_markdown  # noqa: E402
-from penguin_pipeline_tests.processes import run_step_spans, scratch_database  # noqa: E402
+from penguin_pipeline_tests.processes import (  # noqa: E402
+    instance_yaml_elsewhere,
+    run_step_spans,
+    scratch_database,
+)
 
 BIN = Path(sys.executable).parent
 SIZES = [int(float(n)) for n in os.environ.get("BENCH_SCALE_N", "1e4,1e5,1e6,1e7,1e8").split(",")]
@@ -130,7 +134,7 @@ def pipeline_env(n: int, landing: Path) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text((ROOT / "instance" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     env = {
         k: v
         for k, v in os.environ.items()

@@ -9,7 +9,7 @@ until every asset has a materialization newer than the click. Never part of the 
 
 Cases (BENCH_UI_CASES, comma-separated; BENCH_UI_FILES, e.g. "3,10"). "-30" cases run with
 Dagster's own backfill loop (30 s between iterations), the others with the project's instance
-(instance/dagster.yaml: `backfill_interval_seconds: 2`, penguin_pipeline/defs/run_queue.py):
+(dagster.yaml: `backfill_interval_seconds: 2`, penguin_pipeline/defs/run_queue.py):
 
   lineage-30          Lineage -> Materialize all -> All -> Launch backfill: an asset backfill run
                       by Dagster's hidden asset job, one run for raw_penguins and one for the
@@ -100,7 +100,7 @@ class Server:
         self.tmp = tmp
         self.home = instance_home(tmp)
         config = (self.home / "dagster.yaml").read_text()
-        assert PROJECT_INTERVAL in config, "instance/dagster.yaml no longer sets the backfill loop"
+        assert PROJECT_INTERVAL in config, "dagster.yaml no longer sets the backfill loop"
         if "-30" in case:
             config = config.replace(PROJECT_INTERVAL, DAGSTER_INTERVAL)
         if case.endswith("-threads"):

@@ -62,17 +62,32 @@ def command_lines(pids: set[int]) -> list[str]:
     return lines
 
 
+def project_root_like(tmp: Path) -> Path:
+    """A folder laid out as the project root (links to its code, environment and Makefile) with a
+    dagster.yaml of its own: `make dev` runs there exactly as in the project, DAGSTER_HOME the
+    folder itself, its storage in its own .dagster_home/, not in the project's."""
+    root = tmp / "project"
+    root.mkdir()
+    for name in ("Makefile", "pyproject.toml", "uv.lock", "workspace.yaml", "penguin_pipeline"):
+        (root / name).symlink_to(ROOT / name)
+    for name in (".venv", ".venv-uv"):
+        if (ROOT / name).exists():
+            (root / name).symlink_to(ROOT / name)
+    (root / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    return root
+
+
 def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_path):
-    home = instance_home(tmp_path)
+    root = project_root_like(tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "make-dev.log"
-    env = project_env(home, tmp_path / "data")
+    env = project_env(root, tmp_path / "data")
     with open(log, "wb") as out:
         # A new session, as a terminal gives its foreground job; Ctrl-C is SIGINT to the group.
         make = subprocess.Popen(
-            ["make", "dev", f"DAGSTER_HOME={home}", f"DAGSTER_PORT={port}"],
-            cwd=ROOT,
+            ["make", "dev", f"DAGSTER_PORT={port}"],
+            cwd=root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
