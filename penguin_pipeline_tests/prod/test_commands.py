@@ -10,7 +10,7 @@ import yaml
 
 from penguin_pipeline import prod
 from penguin_pipeline.defs.workers import masked
-from penguin_pipeline.settings import PROJECT_ROOT, load_settings
+from penguin_pipeline.settings import load_settings
 
 from ..processes import free_port, instance_yaml_elsewhere
 from .conftest import require_services
