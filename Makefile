@@ -48,7 +48,8 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 	@test -d $(DAGSTER_STORAGE)/history || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
 	$(RUN) penguin-pipeline seed
 	@echo "make dev: Dagster UI at http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops the UI, the daemon and their runs)"
-	$(RUN) dg dev -h 127.0.0.1 -p $(DAGSTER_PORT)
+	@# penguin_pipeline/dev.py runs `dg dev` and, on Ctrl-C, ends the code servers it leaves behind.
+	$(RUN) python -m penguin_pipeline.dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 # Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
 # (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it

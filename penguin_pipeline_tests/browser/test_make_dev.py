@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -125,6 +126,49 @@ def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_
     assert "will not be used" not in printed  # "found a dagster.yaml in the current folder ..."
     assert "superseded" not in printed.lower() and "Use 'dg dev' instead" not in printed
     assert "Warning" not in printed, [line for line in printed.splitlines() if "Warning" in line]
+
+
+@pytest.mark.browser
+def test_ctrl_c_right_after_a_run_from_the_ui_stops_everything_within_10_s(tmp_path, browsing):
+    """The case that took 15 s: "Materialize all" clicked in the UI, the run done, the page still
+    open (its live connections to the webserver), then Ctrl-C."""
+    from . import dagster_pages as ui
+
+    root = project_root_like(tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "make-dev.log"
+    with open(log, "wb") as out:
+        make = subprocess.Popen(
+            ["make", "dev", f"DAGSTER_PORT={port}"],
+            cwd=root,
+            env=project_env(root, tmp_path / "data"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    browsing.server_logs.append(log)
+    tree: set[int] = set()
+    try:
+        wait_for(lambda: answers(f"{url}/server_info"), timeout=180, what=f"make dev at {url}")
+        ui.open_ui(browsing.page, url)
+        ui.open_job(browsing.page, "penguin_job")
+        ui.materialize_all(browsing.page)
+        wait_for(
+            lambda: "RUN_SUCCESS" in log.read_text(errors="replace"), timeout=180, what="the run"
+        )
+        tree = descendants(make.pid) | {make.pid}
+        os.killpg(make.pid, signal.SIGINT)
+        started = time.monotonic()
+        try:
+            wait_for(lambda: not alive(tree), timeout=10, interval=0.2, what="Ctrl-C")
+        except TimeoutError:
+            pytest.fail(f"still running 10 s after Ctrl-C: {command_lines(alive(tree))}")
+        print(f"make dev stopped {time.monotonic() - started:.1f} s after Ctrl-C")
+    finally:
+        stop_group(make, first=signal.SIGKILL, grace=5)
+        for pid in alive(tree):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_dg_check_defs_loads_the_project_without_a_warning(tmp_path):
