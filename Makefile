@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 PY_BOOTSTRAP ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.venv-uv/bin/uv)
-export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# DAGSTER_HOME is the project root: its dagster.yaml is then DAGSTER_HOME's own (`dg dev` warns about
+# a dagster.yaml in the folder it starts in that is not), and that file keeps Dagster's storage
+# under .dagster_home/.
+export DAGSTER_HOME := $(CURDIR)
+DAGSTER_STORAGE := $(CURDIR)/.dagster_home
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 # Compile .pyc at install time: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # process would otherwise recompile dagster, sklearn and vetiver from source (~10 s per start).
@@ -14,7 +18,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare
+.PHONY: docs setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -30,12 +34,8 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 	if [ $$status != 0 ]; then tail -n 20 $$log >&2; echo "setup: uv sync failed (whole log: $$log)" >&2; exit 1; fi
 	@touch $@
 
-$(DAGSTER_HOME)/dagster.yaml:
-	@mkdir -p $(DAGSTER_HOME)
-	@ln -sf $(CURDIR)/instance/dagster.yaml $@
-
-# The environment from uv.lock, and DAGSTER_HOME pointed at the project's instance config.
-setup: $(SYNCED) $(DAGSTER_HOME)/dagster.yaml
+# The environment from uv.lock (DAGSTER_HOME needs nothing: dagster.yaml is in the project root).
+setup: $(SYNCED)  ## the environment from uv.lock (uv bootstrapped if absent); every target runs it first
 
 run: setup  ## set up, then materialize the whole graph once on the embedded defaults
 	@$(RUN) penguin-pipeline run
@@ -45,10 +45,11 @@ DAGSTER_PORT ?= 3000
 # the project from pyproject's [tool.dg]; the same definitions as workspace.yaml.
 dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_PORT=3000 by default)
 	@# The instance's SQLite storage exists before the UI and the daemon start together.
-	@test -d $(DAGSTER_HOME)/storage || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
+	@test -d $(DAGSTER_STORAGE)/history || $(RUN) python -c "import dagster; dagster.DagsterInstance.get().dispose()"
 	$(RUN) penguin-pipeline seed
 	@echo "make dev: Dagster UI at http://127.0.0.1:$(DAGSTER_PORT) (Ctrl-C stops the UI, the daemon and their runs)"
-	$(RUN) dg dev -h 127.0.0.1 -p $(DAGSTER_PORT)
+	@# penguin_pipeline/dev.py runs `dg dev` and, on Ctrl-C, ends the code servers it leaves behind.
+	$(RUN) python -m penguin_pipeline.dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 # Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
 # (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
@@ -119,6 +120,12 @@ bench-compare: setup  ## an earlier commit's `make run` beside today's on the sa
 bench-raw-layouts: setup  ## what writing the raw layer costs per row in other layouts (typed, unchecked, registered without a copy), lake and file
 	$(RUN) python bench/bench_raw_layouts.py
 
+# The generated pages first (docs/gen.py: variables, targets, CLI, API routes, benchmark tables and
+# plots), then the site in strict mode: a broken link or anchor fails the build.
+docs: setup  ## the documentation site into site/ (open site/index.html); fails on a broken link or missing page
+	$(RUN) python docs/gen.py
+	$(RUN) zensical build --strict --clean
+
 chart: setup  ## regenerate README's data-flow chart from the definitions
 	$(RUN) python -m penguin_pipeline.dataflow README.md
 
@@ -153,8 +160,8 @@ prod-status: setup  ## what of the production profile runs, and whether each ser
 bench-prod: setup  ## one backfill under the embedded default and the production profile (2 workers), side by side
 	$(RUN) python bench/bench_prod.py
 
-lock: $(UV)
+lock: $(UV)  ## re-resolve uv.lock after a change to pyproject.toml
 	$(UV) lock
 
 clean-data:  ## forget all runtime data (warehouse, board, reports, run logs, Dagster history); keeps landing files
-	rm -rf data/penguins.duckdb* data/board data/reports data/duckdb_tmp data/quarantine data/logs $(DAGSTER_HOME)/storage $(DAGSTER_HOME)/history $(DAGSTER_HOME)/schedules $(DAGSTER_HOME)/logs
+	rm -rf data/penguins.duckdb* data/board data/reports data/duckdb_tmp data/quarantine data/logs $(DAGSTER_STORAGE)/storage $(DAGSTER_STORAGE)/history $(DAGSTER_STORAGE)/schedules $(DAGSTER_STORAGE)/logs

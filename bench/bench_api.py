@@ -32,7 +32,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline.settings import load_settings  # noqa: E402
 from penguin_pipeline.storage import boards  # noqa: E402
 from penguin_pipeline_tests.processes import free_port  # noqa: E402
@@ -230,11 +230,37 @@ def main(argv=None) -> int:
             f"{'':<16}ours/bare FastAPI: {median(ours, 'requests_per_s') / ceiling:.2f} "
             f"(the bare route is {ceiling / median(stock, 'requests_per_s'):.1f}x stock)"
         )
+    print(f"results: {append_results('api', api_entry(runs, scenarios, tool, args, load_before))}")
     print("\nanswers to bad input (HTTP status):")
     for name, statuses in bad_input.items():
         print(f"  {name:<18}{statuses}")
     print("\nnote: stock non-2xx during load are counted above; ours must be 0.")
     return 0
+
+
+def api_entry(runs, scenarios, tool, args, load_before) -> dict:
+    """The medians as the docs' bench-api page shows them (docs/benchmarks/results/api.json)."""
+    rows = [
+        {
+            "scenario": label,
+            "server": name,
+            "req/s": round(median(runs[(label, name)], "requests_per_s")),
+            "rows/s": round(median(runs[(label, name)], "rows_per_s")),
+            "p50 ms": round(median(runs[(label, name)], "p50_ms"), 2),
+            "p99 ms": round(median(runs[(label, name)], "p99_ms"), 2),
+        }
+        for label, _, _ in scenarios
+        for name in SERVERS
+    ]
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "stock vetiver.VetiverAPI; a bare FastAPI route (the ceiling)",
+        "note": f"{tool}, {args.connections} connections, {args.seconds:g} s x {args.rounds} "
+        f"rounds, medians; load average before {load_before[0]:.2f}",
+        "rows": rows,
+        "plot": {"x": "server", "y": ["req/s"], "ylabel": "requests/s", "log": True},
+    }
 
 
 if __name__ == "__main__":

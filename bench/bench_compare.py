@@ -18,7 +18,6 @@ Results: docs/benchmarks/results/compare.json (the docs' benchmark page draws it
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -31,9 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_scale import LAKE_SERVER, WORK, kept, landing_for, measured  # noqa: E402
+from bench.bench_scale import LAKE_SERVER, kept, landing_for, measured  # noqa: E402
 from bench.results_file import append_results, machine  # noqa: E402
-from penguin_pipeline_tests.processes import scratch_database  # noqa: E402
+from penguin_pipeline_tests.processes import instance_yaml_elsewhere, scratch_database  # noqa: E402
 
 N = int(float(os.environ.get("BENCH_COMPARE_N", "1e7")))
 ROUNDS = int(os.environ.get("BENCH_COMPARE_ROUNDS", "2"))
@@ -74,8 +73,8 @@ def base_checkout(sha: str) -> Path:
 def instance_yaml(tree: Path) -> str:
     """The commit's own embedded instance file (it moved between the root and instance/)."""
     for place in ("dagster.yaml", "instance/dagster.yaml"):
-        if (tree / place).exists():
-            return (tree / place).read_text()
+        if (tree / place).exists():  # without the storage a root file keeps in the tree itself
+            return instance_yaml_elsewhere((tree / place).read_text())
     raise SystemExit(f"bench-compare: no dagster.yaml in {tree}")
 
 
@@ -94,7 +93,8 @@ def run_env(tree: Path, name: str, landing: Path, catalog: str | None) -> dict:
     )
     if catalog:
         env.update(
-            PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}", PENGUIN_LAKE_DATA=str(run_dir / "lake")
+            PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}",
+            PENGUIN_LAKE_DATA=str(run_dir / "lake"),
         )
     return env
 

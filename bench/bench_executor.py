@@ -7,10 +7,10 @@ new) for the in-process and the multiprocess executor, side by side. Never part 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -44,15 +44,18 @@ def timed_run(executor_name: str, instance: dg.DagsterInstance, tags: dict) -> f
 
 def main() -> None:
     sys.path.insert(0, str(ROOT))
+    from bench.results_file import append_results, machine
     from penguin_pipeline import cli
     from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags
+    from penguin_pipeline_tests.processes import instance_yaml_elsewhere
 
     print(f"{'executor':14} {'first run (s)':>14} {'re-run (s)':>11}")
+    rows = []
     for executor_name in ("in_process", "multiprocess"):
         with tempfile.TemporaryDirectory() as tmp:
             home = Path(tmp) / "home"
             home.mkdir()
-            shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+            (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
             os.environ["PENGUIN_DATA_DIR"] = str(Path(tmp) / "data")
             instance = dg.DagsterInstance.from_config(str(home))
             zone = cli.landing_zone(cli.load_settings())
@@ -62,7 +65,18 @@ def main() -> None:
             first = timed_run(executor_name, instance, tags)
             again = timed_run(executor_name, instance, tags)
             print(f"{executor_name:14} {first:>14.1f} {again:>11.1f}", flush=True)
+            rows.append({"executor": executor_name, "first run (s)": first, "re-run (s)": again})
             instance.dispose()
+    entry = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "the multiprocess executor",
+        "rows": [
+            {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()} for r in rows
+        ],
+        "plot": {"x": "executor", "y": ["first run (s)", "re-run (s)"], "ylabel": "seconds"},
+    }
+    print(f"results: {append_results('executor', entry)}")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ is a new synthetic field season. Never part of the test run.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -23,6 +23,9 @@ from penguin_pipeline.storage import boards, landing
 from penguin_pipeline_tests.processes import instance_home, project_env, running_daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.results_file import append_results, machine  # noqa: E402
+
 DROPS = int(os.environ.get("BENCH_DROPS", "5"))
 TARGET_S = 15
 
@@ -72,21 +75,17 @@ def main() -> None:
         f"(min {min(latencies):.1f}, max {max(latencies):.1f}; "
         f"sensor interval {interval} s; target <= {TARGET_S} s)"
     )
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "freshness.json").write_text(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-                "sensor_interval_s": int(interval),
-                "drops": DROPS,
-                "latencies_s": [round(x, 1) for x in latencies],
-                "median_s": round(median, 1),
-                "target_s": TARGET_S,
-            },
-            indent=2,
-        )
-    )
+    entry = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": f"the target, {TARGET_S} s",
+        "sensor_interval_s": int(interval),
+        "drops": DROPS,
+        "latencies_s": [round(x, 1) for x in latencies],
+        "median_s": round(median, 1),
+        "target_s": TARGET_S,
+    }
+    print(f"results: {append_results('freshness', entry)}")
 
 
 if __name__ == "__main__":

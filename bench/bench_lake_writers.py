@@ -1,7 +1,7 @@
 """`make bench-lake-writers`: four landing files landed together, as four runs at once, on the
 DuckDB file and on the DuckLake, side by side. A benchmark, never part of the tests.
 
-Each backend gets a fresh Dagster instance (instance/dagster.yaml: its `duckdb` pool of one), fresh
+Each backend gets a fresh Dagster instance (dagster.yaml: its `duckdb` pool of one), fresh
 data, the same four synthetic Parquet files (one island's seasons: about BENCH_WRITERS_ROWS rows in
 all, default 2e6), and four
 processes started together, each running penguin_job for its own file (what four sensor runs do).
@@ -14,9 +14,7 @@ file the pool lets one warehouse step run at a time; on the lake they overlap.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -29,10 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
 
+from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline import synth  # noqa: E402
 from penguin_pipeline.defs.assets import ALL_ASSETS  # noqa: E402
 from penguin_pipeline_tests.processes import (  # noqa: E402
     RUN_PARTITION,
+    instance_yaml_elsewhere,
     most_at_once,
     run_step_spans,
     scratch_database,
@@ -41,7 +41,6 @@ from penguin_pipeline_tests.processes import (  # noqa: E402
 ROWS = int(float(os.environ.get("BENCH_WRITERS_ROWS", "2e6")))
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
 WORK = Path(os.environ.get("BENCH_WRITERS_DIR", ROOT / "bench" / "results" / "lake_writers"))
-RESULTS = ROOT / "bench" / "results" / "lake_writers.json"
 # The steps that open the warehouse: every asset that requires the warehouse resource.
 WAREHOUSE_STEPS = {
     key.to_user_string()
@@ -68,7 +67,7 @@ def project(backend: str, landing: Path, extra: dict) -> tuple[Path, dict]:
     shutil.rmtree(tmp, ignore_errors=True)
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
     env.update(
         DAGSTER_HOME=str(home),
@@ -119,7 +118,6 @@ def step_spans(home: Path) -> list[tuple[str, float, float]]:
 
 def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     landing = WORK / "raw"
     names = four_files(landing)
     results = {}
@@ -133,20 +131,15 @@ def main() -> None:
             f"{backend:5} four runs at once: {result['seconds']} s, "
             f"at most {result['most_warehouse_steps_at_once']} warehouse step(s) at the same time"
         )
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "date": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": f"{os.cpu_count()} cores, {platform.node()}",
-                "load_average": [round(x, 2) for x in os.getloadavg()],
-                "rows": ROWS,
-                "files": names,
-                "results": results,
-            },
-            indent=2,
-        )
-    )
-    print(f"results: {RESULTS}")
+    entry = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "peer": "the DuckDB file (duckdb pool of one) beside the DuckLake",
+        "landing_rows": ROWS,
+        "files": names,
+        "results": results,
+    }
+    print(f"results: {append_results('lake_writers', entry)}")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,7 @@ medians. Never part of the test run.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -22,6 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from bench.results_file import append_results, machine  # noqa: E402
+
 BIN = Path(sys.executable).parent
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 TARGET_RATIO = 2.5
@@ -90,12 +91,13 @@ def main() -> None:
             }
         )
     report = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, "
-        f"{platform.machine()}, Python {platform.python_version()}",
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "the book's lab as a plain script (bench/plain_lab.py)",
         "repeats": REPEATS,
         "target_ratio": TARGET_RATIO,
         "rows": rows,
+        "plot": {"x": "case", "y": ["pipeline_s", "plain_lab_s"], "ylabel": "seconds"},
     }
     print(
         f"{'case':24} {'make run (s)':>13} {'plain lab (s)':>14} {'ratio':>6}  "
@@ -105,9 +107,7 @@ def main() -> None:
         print(
             f"{row['case']:24} {row['pipeline_s']:>13} {row['plain_lab_s']:>14} {row['ratio']:>6}"
         )
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "pipeline.json").write_text(json.dumps(report, indent=2))
+    print(f"results: {append_results('pipeline', report)}")
 
 
 if __name__ == "__main__":

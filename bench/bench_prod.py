@@ -7,7 +7,7 @@ and launched by the daemon, in a fresh instance on fresh data. Sensors and sched
 (bench/bench_prod_defs.py) so that the backfill is the only run. Then the same backfill again, with
 nothing new to load (every file skipped by content hash).
 
-- embedded: SQLite instance (instance/dagster.yaml), the daemon, steps in the run's own process;
+- embedded: SQLite instance (dagster.yaml), the daemon, steps in the run's own process;
 - profile: PostgreSQL (a fresh database, dropped after), the daemon and the webserver, steps on two
   Celery workers (RabbitMQ, Redis), everything as `make prod-up` starts it.
 
@@ -23,7 +23,6 @@ import io
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -38,10 +37,16 @@ sys.path.insert(0, str(ROOT))
 import dagster as dg  # noqa: E402
 from kombu import Connection  # noqa: E402
 
+from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline import prod, synth  # noqa: E402
 from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
 from penguin_pipeline.settings import DEFAULT_PG_URL, load_settings  # noqa: E402
-from penguin_pipeline_tests.processes import free_port, run_step_spans, scratch_database  # noqa: E402
+from penguin_pipeline_tests.processes import (  # noqa: E402
+    free_port,
+    instance_yaml_elsewhere,
+    run_step_spans,
+    scratch_database,
+)
 from penguin_pipeline_tests.prod.conftest import ConnectionSampler  # noqa: E402
 
 FILES = 8
@@ -108,7 +113,7 @@ def backfill(instance: dg.DagsterInstance, env: dict, ws: Path, names: list[str]
 def embedded(tmp: Path) -> list[dict]:
     home = tmp / "home"
     home.mkdir(parents=True)
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), PENGUIN_DATA_DIR=str(tmp / "data"), PYTHONUNBUFFERED="1")
     names = land(tmp / "data" / "raw")
@@ -206,6 +211,22 @@ def main() -> int:
     print(f"{'peak Postgres connections':<32}{'n/a (SQLite)':>36}{max(peaks):>36}")
     print(f"{'  the same, all up and idle':<32}{'':>36}{max(idles):>36}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
+    table = [
+        {"case": f"{title}: {label}"}
+        | {name: _cell([r[i][key] for r in runs[name]]) for name in ("embedded", "profile")}
+        for i, title in enumerate(["first backfill", "again, nothing new"])
+        for label, key in rows
+    ]
+    table.append({"case": "peak Postgres connections", "embedded": "-", "profile": max(peaks)})
+    entry = {
+        "date": started.isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "the embedded default (SQLite, steps in the run's process)",
+        "note": f"{FILES} landing files x {ROWS_PER_FILE} rows, {ROUNDS} rounds, medians "
+        "(every round's figure in brackets)",
+        "rows": table,
+    }
+    print(f"results: {append_results('prod', entry)}")
     return 0
 
 

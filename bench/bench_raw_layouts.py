@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -25,6 +26,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline import synth  # noqa: E402
 from penguin_pipeline.processing.lter import (  # noqa: E402
     LTER_COLUMNS,
@@ -114,14 +116,35 @@ def main() -> None:
         rows = lake.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
         print(f"{path.name}: {rows} rows; CPU microseconds per row, one thread")
         print(f"{'layout':44} {'lake':>6} {'file':>6}")
+        table = []
         for k, (name, sql) in enumerate(layouts(source).items()):
             on_lake = per_row(lake, f"CREATE TABLE t{k} AS {sql}", rows)
             on_file = per_row(disk, f"CREATE TABLE t{k} AS {sql}", rows)
             print(f"{name:44} {on_lake:6.2f} {on_file:6.2f}")
+            table.append({"layout": name, "lake (µs/row)": on_lake, "file (µs/row)": on_file})
         flag = per_row(lake, f"SELECT count(*) FROM {source} WHERE {row_is_valid()}", rows)
         print(f"{'the validity flag alone (a count)':44} {flag:6.2f}")
         copied = registered(lake, path, work, rows)
         print(f"{'no rewrite: copy + ducklake_add_data_files':44} {copied:6.2f}")
+        table += [
+            {"layout": "the validity flag alone (a count)", "lake (µs/row)": flag},
+            {"layout": "no rewrite: copy + ducklake_add_data_files", "lake (µs/row)": copied},
+        ]
+        entry = {
+            "date": datetime.now(UTC).isoformat(timespec="minutes"),
+            "machine": machine(),
+            "peer": "the raw layer as specified (every column as text)",
+            "note": f"{path.name}: {rows} rows; CPU microseconds per row, one thread",
+            "rows": [
+                {k: round(v, 2) if isinstance(v, float) else v for k, v in r.items()} for r in table
+            ],
+            "plot": {
+                "x": "layout",
+                "y": ["lake (µs/row)", "file (µs/row)"],
+                "ylabel": "µs per row",
+            },
+        }
+        print(f"results: {append_results('raw_layouts', entry)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -37,13 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the test helpers: a scratch Postgres database per lake catalog
 import dagster as dg  # noqa: E402
 
-from penguin_pipeline_tests.processes import run_step_spans, scratch_database  # noqa: E402
+from bench.results_file import append_results, machine, rows_from_markdown  # noqa: E402
+from penguin_pipeline_tests.processes import (  # noqa: E402
+    instance_yaml_elsewhere,
+    run_step_spans,
+    scratch_database,
+)
 
 BIN = Path(sys.executable).parent
 SIZES = [int(float(n)) for n in os.environ.get("BENCH_SCALE_N", "1e4,1e5,1e6,1e7,1e8").split(",")]
 PANDAS_MEMORY = float(os.environ.get("BENCH_PANDAS_MEMORY_GIB", "12")) * 2**30
 PANDAS_SECONDS = float(os.environ.get("BENCH_PANDAS_SECONDS", "1800"))
 WORK = Path(os.environ.get("BENCH_SCALE_DIR", ROOT / "bench" / "results" / "scale"))
+# Kept between sizes, so an interrupted run resumes; the docs read what append_results writes.
 RESULTS = ROOT / "bench" / "results" / "scale.json"
 LOGS = ROOT / "bench" / "results" / "scale-logs"
 PLOT = ROOT / "docs" / "scale.png"
@@ -128,7 +134,7 @@ def pipeline_env(n: int, landing: Path) -> dict:
     shutil.rmtree(tmp, ignore_errors=True)
     home = tmp / "dagster_home"
     home.mkdir(parents=True)
-    (home / "dagster.yaml").write_text((ROOT / "instance" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     env = {
         k: v
         for k, v in os.environ.items()
@@ -329,7 +335,15 @@ def main() -> None:
         )
         plot(merged)
     print(table(merged))
-    print(f"\nresults: {RESULTS}\nplot: {PLOT}")
+    entry = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "a plain pandas script (bench/pandas_peer.py)",
+        "rows": rows_from_markdown(table(merged)),
+        "runs": merged,
+        "plot": {"x": "N rows", "y": ["pipeline time (s)", "pandas time (s)"], "log": True},
+    }
+    print(f"\nresults: {append_results('scale', entry)}\nplot: {PLOT}")
 
 
 if __name__ == "__main__":

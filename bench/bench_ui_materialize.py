@@ -9,7 +9,7 @@ until every asset has a materialization newer than the click. Never part of the 
 
 Cases (BENCH_UI_CASES, comma-separated; BENCH_UI_FILES, e.g. "3,10"). "-30" cases run with
 Dagster's own backfill loop (30 s between iterations), the others with the project's instance
-(instance/dagster.yaml: `backfill_interval_seconds: 2`, penguin_pipeline/defs/run_queue.py):
+(dagster.yaml: `backfill_interval_seconds: 2`, penguin_pipeline/defs/run_queue.py):
 
   lineage-30          Lineage -> Materialize all -> All -> Launch backfill: an asset backfill run
                       by Dagster's hidden asset job, one run for raw_penguins and one for the
@@ -23,7 +23,7 @@ Dagster's own backfill loop (30 s between iterations), the others with the proje
   run                 one run of penguin_job over every partition (range tags) submitted over
                       GraphQL: the floor (queue, run start and the work), no click
 
-Results go to bench/results/ui_materialize.json (gitignored) and stdout.
+Results go to docs/benchmarks/results/ui_materialize.json (the docs draw it) and stdout.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from bench.results_file import append_results, machine
 from penguin_pipeline import sources
 from penguin_pipeline_tests.browser import dagster_pages as ui
 from penguin_pipeline_tests.browser.conftest import (
@@ -99,7 +100,7 @@ class Server:
         self.tmp = tmp
         self.home = instance_home(tmp)
         config = (self.home / "dagster.yaml").read_text()
-        assert PROJECT_INTERVAL in config, "instance/dagster.yaml no longer sets the backfill loop"
+        assert PROJECT_INTERVAL in config, "dagster.yaml no longer sets the backfill loop"
         if "-30" in case:
             config = config.replace(PROJECT_INTERVAL, DAGSTER_INTERVAL)
         if case.endswith("-threads"):
@@ -251,10 +252,14 @@ def main() -> None:
             f"(launch click -> {r.launch_to_refreshed_s:5.1f} s), {r.launched}, {r.runs} run(s) "
             f"of {', '.join(r.jobs)}"
         )
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H%MZ")
-    with open(out / "ui_materialize.json", "a") as f:
-        for r in results:
-            f.write(json.dumps({"at": stamp, "load": round(load[0], 1), **asdict(r)}) + "\n")
+    entry = {
+        "date": datetime.now(UTC).isoformat(timespec="minutes"),
+        "machine": machine(),
+        "peer": "the other ways of launching: lineage, job-30 (Dagster's 30 s loop), run (GraphQL)",
+        "note": f"click on Materialize all -> every asset refreshed; load average {load[0]:.1f}",
+        "rows": [asdict(r) for r in results],
+    }
+    print(f"results: {append_results('ui_materialize', entry)}")
 
 
 if __name__ == "__main__":

@@ -36,3 +36,22 @@ def append_results(name: str, entry: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     history = json.loads(path.read_text())["history"] if path.exists() else []
     return write_results(name, {"history": [*history, entry]})
+
+
+def rows_from_markdown(table: str) -> list[dict]:
+    """The rows of a Markdown table a bench prints, as the results file keeps them (numbers as
+    numbers, so the docs can plot them): the printed table and the docs' table stay one."""
+    lines = [line.strip().strip("|") for line in table.strip().splitlines()]
+    header = [cell.strip() for cell in lines[0].split("|")]
+    rows = []
+    for line in lines[2:]:
+        cells = [cell.strip() for cell in line.split("|")]
+        rows.append({h: _number(c) for h, c in zip(header, cells, strict=False)})
+    return rows
+
+
+def _number(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text

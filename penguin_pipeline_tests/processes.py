@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 import psutil
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -27,6 +27,8 @@ PG_SERVER = "host=127.0.0.1 port=5432 user=postgres"  # this machine's PostgreSQ
 # process of its own (several at once: concurrent writers).
 RUN_PARTITION = """
 import sys, dagster as dg
+
+import yaml
 from penguin_pipeline.definitions import defs
 from penguin_pipeline.defs.automation import register_new_partitions
 instance = dg.DagsterInstance.get()
@@ -37,11 +39,24 @@ sys.exit(0 if result.success else 1)
 """
 
 
+# The project's dagster.yaml keeps Dagster's storage under the project's own .dagster_home/ (paths
+# relative to the project root); another DAGSTER_HOME takes every other setting and Dagster's
+# default storage, inside that home.
+PROJECT_ONLY = ("storage", "local_artifact_storage", "compute_logs")
+
+
+def instance_yaml_elsewhere(text: str | None = None) -> str:
+    """The project's instance settings for a DAGSTER_HOME of a test or a benchmark."""
+    config = yaml.safe_load(text if text is not None else (ROOT / "dagster.yaml").read_text())
+    kept = {key: value for key, value in config.items() if key not in PROJECT_ONLY}
+    return yaml.safe_dump(kept, sort_keys=False)
+
+
 def instance_home(tmp: Path) -> Path:
     """A DAGSTER_HOME with the project's dagster.yaml, and a workspace.yaml loading our module."""
     home = tmp / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", home / "dagster.yaml")
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     (home / "workspace.yaml").write_text(
         "load_from:\n  - python_module:\n      module_name: penguin_pipeline.definitions\n"
         f"      location_name: penguin_pipeline\n      working_directory: {ROOT}\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import shutil
 
 import dagster as dg
 import pytest
@@ -11,7 +10,7 @@ from dagster._daemon import backfill, controller
 
 from penguin_pipeline.defs.run_queue import DAGSTER_BACKFILL_INTERVAL_SECONDS, RunQueue
 
-from .processes import ROOT
+from .processes import instance_yaml_elsewhere
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def dagster_interval(monkeypatch):
 
 
 def project_instance(tmp_path) -> dg.DagsterInstance:
-    shutil.copyfile(ROOT / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
+    (tmp_path / "dagster.yaml").write_text(instance_yaml_elsewhere())
     return dg.DagsterInstance.from_config(str(tmp_path))
 
 
@@ -50,7 +49,7 @@ def test_dagster_backfill_loop_still_reads_the_interval_where_it_is_set():
 
 
 def test_a_backfill_interval_below_one_second_is_refused(tmp_path, dagster_interval):
-    config = (ROOT / "instance" / "dagster.yaml").read_text()
+    config = instance_yaml_elsewhere()
     (tmp_path / "dagster.yaml").write_text(
         config.replace("backfill_interval_seconds: 2", "backfill_interval_seconds: 0")
     )

@@ -10,7 +10,7 @@ so a run whose process is gone can be told from one that is still working:
   `release_dead_runs` before it starts its own run, and says what it released;
 - a run the daemon launched is watched by the code server that started its worker (it reports a
   worker that died); when that server is gone too (`make dev` killed as a whole), the daemon's run
-  monitoring asks `LocalRunLauncher.check_run_worker_health` (instance/dagster.yaml). Either way the
+  monitoring asks `LocalRunLauncher.check_run_worker_health` (dagster.yaml). Either way the
   run is marked failed, run retries re-run it, and the daemon frees its slots
   (`free_slots_after_run_end_seconds`).
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -62,17 +63,32 @@ def command_lines(pids: set[int]) -> list[str]:
     return lines
 
 
+def project_root_like(tmp: Path) -> Path:
+    """A folder laid out as the project root (links to its code, environment and Makefile) with a
+    dagster.yaml of its own: `make dev` runs there exactly as in the project, DAGSTER_HOME the
+    folder itself, its storage in its own .dagster_home/, not in the project's."""
+    root = tmp / "project"
+    root.mkdir()
+    for name in ("Makefile", "pyproject.toml", "uv.lock", "workspace.yaml", "penguin_pipeline"):
+        (root / name).symlink_to(ROOT / name)
+    for name in (".venv", ".venv-uv"):
+        if (ROOT / name).exists():
+            (root / name).symlink_to(ROOT / name)
+    (root / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    return root
+
+
 def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_path):
-    home = instance_home(tmp_path)
+    root = project_root_like(tmp_path)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "make-dev.log"
-    env = project_env(home, tmp_path / "data")
+    env = project_env(root, tmp_path / "data")
     with open(log, "wb") as out:
         # A new session, as a terminal gives its foreground job; Ctrl-C is SIGINT to the group.
         make = subprocess.Popen(
-            ["make", "dev", f"DAGSTER_HOME={home}", f"DAGSTER_PORT={port}"],
-            cwd=ROOT,
+            ["make", "dev", f"DAGSTER_PORT={port}"],
+            cwd=root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -110,6 +126,49 @@ def test_make_dev_prints_its_url_warns_nothing_and_ctrl_c_leaves_no_process(tmp_
     assert "will not be used" not in printed  # "found a dagster.yaml in the current folder ..."
     assert "superseded" not in printed.lower() and "Use 'dg dev' instead" not in printed
     assert "Warning" not in printed, [line for line in printed.splitlines() if "Warning" in line]
+
+
+@pytest.mark.browser
+def test_ctrl_c_right_after_a_run_from_the_ui_stops_everything_within_10_s(tmp_path, browsing):
+    """The case that took 15 s: "Materialize all" clicked in the UI, the run done, the page still
+    open (its live connections to the webserver), then Ctrl-C."""
+    from . import dagster_pages as ui
+
+    root = project_root_like(tmp_path)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "make-dev.log"
+    with open(log, "wb") as out:
+        make = subprocess.Popen(
+            ["make", "dev", f"DAGSTER_PORT={port}"],
+            cwd=root,
+            env=project_env(root, tmp_path / "data"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    browsing.server_logs.append(log)
+    tree: set[int] = set()
+    try:
+        wait_for(lambda: answers(f"{url}/server_info"), timeout=180, what=f"make dev at {url}")
+        ui.open_ui(browsing.page, url)
+        ui.open_job(browsing.page, "penguin_job")
+        ui.materialize_all(browsing.page)
+        wait_for(
+            lambda: "RUN_SUCCESS" in log.read_text(errors="replace"), timeout=180, what="the run"
+        )
+        tree = descendants(make.pid) | {make.pid}
+        os.killpg(make.pid, signal.SIGINT)
+        started = time.monotonic()
+        try:
+            wait_for(lambda: not alive(tree), timeout=10, interval=0.2, what="Ctrl-C")
+        except TimeoutError:
+            pytest.fail(f"still running 10 s after Ctrl-C: {command_lines(alive(tree))}")
+        print(f"make dev stopped {time.monotonic() - started:.1f} s after Ctrl-C")
+    finally:
+        stop_group(make, first=signal.SIGKILL, grace=5)
+        for pid in alive(tree):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_dg_check_defs_loads_the_project_without_a_warning(tmp_path):

@@ -10,9 +10,9 @@ import yaml
 
 from penguin_pipeline import prod
 from penguin_pipeline.defs.workers import masked
-from penguin_pipeline.settings import PROJECT_ROOT, load_settings
+from penguin_pipeline.settings import load_settings
 
-from ..processes import free_port
+from ..processes import free_port, instance_yaml_elsewhere
 from .conftest import require_services
 
 
@@ -46,8 +46,9 @@ def test_a_service_that_does_not_answer_gets_one_line_and_nothing_starts(tmp_pat
 
 def test_the_profile_instance_differs_from_the_embedded_one_only_in_its_storage():
     """Same pools, run limits, queue, retries, launcher and run monitoring (README, "Production
-    profile"): a change to instance/dagster.yaml must be made to instance/prod/dagster.yaml too."""
-    embedded = yaml.safe_load((PROJECT_ROOT / "instance" / "dagster.yaml").read_text())
+    profile"): a change to dagster.yaml must be made to instance/prod/dagster.yaml too."""
+    # Without the storage sections that keep the embedded instance's files in .dagster_home/.
+    embedded = yaml.safe_load(instance_yaml_elsewhere())
     profile = yaml.safe_load(prod.INSTANCE_YAML.read_text())
     assert profile.pop("storage") == {"postgres": {"postgres_url": {"env": "PENGUIN_PG_URL"}}}
     assert profile == embedded
