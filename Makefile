@@ -107,7 +107,8 @@ FORMAT ?= parquet
 synth: setup  ## write N (default 10^6) synthetic penguin rows as season x island landing files (FORMAT=parquet|csv)
 	$(RUN) penguin-pipeline synth --rows $(N) --format $(FORMAT)
 
-bench-scale: setup  ## the pipeline vs a plain pandas script at N = 10^4 .. 10^8: wall time, peak memory, ratios
+bench-scale: setup  ## the pipeline vs plain pandas and polars scripts at N = 10^4 .. 10^8: wall time, peak memory, ratios
+	@$(UV) sync --locked --group bench -q  # polars, for its peer script only
 	$(RUN) python bench/bench_scale.py
 
 bench-lake-writers: setup  ## four landing files as four runs at once, on the DuckDB file and on the DuckLake (Postgres catalog)

@@ -1,18 +1,19 @@
-"""`make bench-scale`: the whole pipeline on both warehouse backends beside a plain pandas script
-at N = 10^4 .. 10^8 rows.
+"""`make bench-scale`: the whole pipeline on both warehouse backends beside plain pandas and polars
+scripts at N = 10^4 .. 10^8 rows.
 
 For each N: synthetic landing files (Parquet, season x island; generated once and reused), then
 `penguin-pipeline run` on a fresh DuckDB file, board and Dagster instance, then the same on a fresh
 DuckLake (a new Postgres catalog database, dropped after; Parquet files on the local disk), then
-bench/pandas_peer.py on the same files. Each is a whole process tree, timed by wall clock, its peak
-memory the peak of the summed RSS of the tree, sampled every 0.1 s. pandas is stopped when the tree
-passes the memory bound or the time bound; larger N are then not tried for pandas. Never part of
-the test run.
+bench/pandas_peer.py and bench/polars_peer.py on the same files. Each is a whole process tree,
+timed by wall clock, its peak memory the peak of the summed RSS of the tree, sampled every 0.1 s.
+A peer is stopped when its tree passes the memory bound or the time bound; larger N are then not
+tried for it. Never part of the test run.
 
 Environment: BENCH_SCALE_N (comma list, default 1e4,1e5,1e6,1e7,1e8), BENCH_PANDAS_MEMORY_GIB (12),
 BENCH_PANDAS_SECONDS (1800), BENCH_LAKE_SERVER (libpq string of the Postgres server for the lake
 catalogs; default host=127.0.0.1 port=5432 user=postgres), BENCH_BACKENDS (default file,lake;
-e.g. `lake` to measure the lake alone), BENCH_PANDAS=0 to leave pandas out,
+e.g. `lake` to measure the lake alone), BENCH_PANDAS=0 / BENCH_POLARS=0 to leave a peer out (the
+bounds apply to both peers),
 BENCH_SCALE_DIR (bench/results/scale; 10^8 needs ~4 GB of landing files and ~6 GB of warehouse),
 BENCH_SCALE_KEEP=1 to keep the generated files. Each pipeline run's log is kept in
 bench/results/scale-logs/ and its per-step times (from the run's step events) go to the results,
@@ -57,6 +58,13 @@ GIB = 2**30
 LAKE_SERVER = os.environ.get("BENCH_LAKE_SERVER", "host=127.0.0.1 port=5432 user=postgres")
 BACKENDS = os.environ.get("BENCH_BACKENDS", "file,lake").split(",")
 WITH_PANDAS = os.environ.get("BENCH_PANDAS", "1") != "0"
+WITH_POLARS = os.environ.get("BENCH_POLARS", "1") != "0"
+# The peers: the same work as plain scripts (read every file, clean, aggregate, fit).
+PEERS = {
+    name: ROOT / "bench" / f"{name}_peer.py"
+    for name, wanted in (("pandas", WITH_PANDAS), ("polars", WITH_POLARS))
+    if wanted
+}
 
 
 def tree_rss(process: psutil.Process) -> int:
@@ -192,14 +200,14 @@ def plot(rows: list[dict]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for who, style in (("pipeline", "o-"), ("lake", "^-"), ("pandas", "s--")):
+    for who, style in (("pipeline", "o-"), ("lake", "^-"), ("pandas", "s--"), ("polars", "d--")):
         done = [r for r in rows if r.get(who) and not r[who]["stopped"]]
         left.plot([r["n"] for r in done], [r[who]["seconds"] for r in done], style, label=who)
         right.plot([r["n"] for r in done], [r[who]["peak_gib"] for r in done], style, label=who)
         stopped = [r for r in rows if r.get(who) and r[who]["stopped"]]
         for r in stopped:
             right.annotate(
-                f"pandas stopped\n({r[who]['stopped']})", (r["n"], r[who]["peak_gib"]), fontsize=8
+                f"{who} stopped\n({r[who]['stopped']})", (r["n"], r[who]["peak_gib"]), fontsize=8
             )
             right.plot([r["n"]], [r[who]["peak_gib"]], "x", color="red")
     for ax, label in ((left, "wall time (s)"), (right, "peak memory, process tree (GiB)")):
@@ -211,7 +219,7 @@ def plot(rows: list[dict]) -> None:
         ax.legend()
     right.axhline(2, color="grey", linestyle=":", linewidth=1)
     fig.suptitle(
-        "penguin_pipeline (DuckDB file, DuckLake) vs a plain pandas script (2 cores, 24 GiB)"
+        "penguin_pipeline (DuckDB file, DuckLake) vs plain pandas and polars scripts (2 cores)"
     )
     fig.tight_layout()
     PLOT.parent.mkdir(parents=True, exist_ok=True)
@@ -224,39 +232,44 @@ def cells(measurement: dict | None) -> str:
     return f"{measurement['seconds']:.1f} | {measurement['peak_gib']:.2f}"
 
 
-def pandas_ratios(ours: dict | None, theirs: dict | None) -> tuple[str, str]:
-    """pandas against the file backend: time and memory ratios."""
+def peer_ratios(ours: dict | None, theirs: dict | None) -> tuple[str, str]:
+    """A peer against the file backend: time and memory ratios (peer / pipeline)."""
     if ours is None or theirs is None:
         return "-", "-"
     if theirs["stopped"]:
-        return "n/a (pandas did not finish)", f">{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
+        return "n/a (did not finish)", f">{theirs['peak_gib'] / ours['peak_gib']:.1f}x"
     return (
         f"{theirs['seconds'] / ours['seconds']:.1f}x",
         f"{theirs['peak_gib'] / ours['peak_gib']:.1f}x",
     )
 
 
+def peer_cells(theirs: dict | None) -> str:
+    if theirs is None:
+        return "not run | not run"
+    if theirs["stopped"]:
+        return (
+            f"stopped at {theirs['seconds']:.0f} ({theirs['stopped']}) | >{theirs['peak_gib']:.2f}"
+        )
+    return f"{theirs['seconds']:.1f} | {theirs['peak_gib']:.2f}"
+
+
 def table(rows: list[dict]) -> str:
     lines = [
         "| N rows | files | pipeline time (s) | pipeline peak (GiB) "
         "| lake time (s) | lake peak (GiB) "
-        "| pandas time (s) | pandas peak (GiB) "
-        "| time ratio | memory ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| pandas time (s) | pandas peak (GiB) | polars time (s) | polars peak (GiB) "
+        "| pandas/pipeline time | pandas/pipeline memory "
+        "| polars/pipeline time | polars/pipeline memory |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
-        ours, lake, theirs = r["pipeline"], r.get("lake"), r["pandas"]
-        ratio_t, ratio_m = pandas_ratios(ours, theirs)
-        if theirs is None:
-            p_time, p_mem = "not run", "not run"
-        elif theirs["stopped"]:
-            p_time = f"stopped at {theirs['seconds']:.0f} ({theirs['stopped']})"
-            p_mem = f">{theirs['peak_gib']:.2f}"
-        else:
-            p_time, p_mem = f"{theirs['seconds']:.1f}", f"{theirs['peak_gib']:.2f}"
+        ours, lake = r["pipeline"], r.get("lake")
+        ratios = [x for who in ("pandas", "polars") for x in peer_ratios(ours, r.get(who))]
         lines.append(
-            f"| {r['n']:.0e} | {r['files']} | {cells(ours)} | {cells(lake)} | {p_time} "
-            f"| {p_mem} | {ratio_t} | {ratio_m} |"
+            f"| {r['n']:.0e} | {r['files']} | {cells(ours)} | {cells(lake)} "
+            f"| {peer_cells(r.get('pandas'))} | {peer_cells(r.get('polars'))} "
+            f"| {' | '.join(ratios)} |"
         )
     return "\n".join(lines)
 
@@ -266,15 +279,18 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     # Sizes run before (e.g. 10^8 alone, later) are kept: the table and plot cover every N measured.
     earlier = json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else []
-    rows, pandas_gave_up = (
-        [],
-        any(r["pandas"] and r["pandas"]["stopped"] and r["n"] < min(SIZES) for r in earlier),
-    )
+    rows = []
+    # A peer stopped at a smaller N (memory or time bound) is not tried at a larger one.
+    gave_up = {
+        who: any(r.get(who) and r[who]["stopped"] and r["n"] < min(SIZES) for r in earlier)
+        for who in PEERS
+    }
     for n in SIZES:
         base_env = {k: v for k, v in os.environ.items()}
         landing = landing_for(n, base_env)
         env = pipeline_env(n, landing)
-        ours = lake = theirs = None
+        ours = lake = None
+        peers = {}
         if "file" in BACKENDS:
             ours = measured_pipeline(n, "file", env)
             print(
@@ -288,16 +304,15 @@ def main() -> None:
                 f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB {lake['steps']}",
                 flush=True,
             )
-        if WITH_PANDAS and not pandas_gave_up:
+        for who, script in PEERS.items():
+            if gave_up[who]:
+                continue
             theirs = measured(
-                [sys.executable, str(ROOT / "bench" / "pandas_peer.py"), str(landing)],
-                env,
-                PANDAS_MEMORY,
-                PANDAS_SECONDS,
+                [sys.executable, str(script), str(landing)], env, PANDAS_MEMORY, PANDAS_SECONDS
             )
-            pandas_gave_up = bool(theirs["stopped"])
+            peers[who], gave_up[who] = theirs, bool(theirs["stopped"])
             print(
-                f"N={n:.0e} pandas   {theirs['seconds']} s, {theirs['peak_gib']} GiB "
+                f"N={n:.0e} {who:8} {theirs['seconds']} s, {theirs['peak_gib']} GiB "
                 f"{theirs['stopped'] or ''}",
                 flush=True,
             )
@@ -307,7 +322,8 @@ def main() -> None:
                 "files": len(list(landing.glob("*.parquet"))),
                 "pipeline": ours,
                 "lake": lake,
-                "pandas": theirs,
+                "pandas": peers.get("pandas"),
+                "polars": peers.get("polars"),
                 "synth_seconds": float((landing / ".complete").read_text()),
             }
         )
@@ -338,10 +354,14 @@ def main() -> None:
     entry = {
         "date": datetime.now(UTC).isoformat(timespec="minutes"),
         "machine": machine(),
-        "peer": "a plain pandas script (bench/pandas_peer.py)",
+        "peer": "plain pandas and polars scripts (bench/pandas_peer.py, bench/polars_peer.py)",
         "rows": rows_from_markdown(table(merged)),
         "runs": merged,
-        "plot": {"x": "N rows", "y": ["pipeline time (s)", "pandas time (s)"], "log": True},
+        "plot": {
+            "x": "N rows",
+            "y": ["pipeline time (s)", "pandas time (s)", "polars time (s)"],
+            "log": True,
+        },
     }
     print(f"\nresults: {append_results('scale', entry)}\nplot: {PLOT}")
 
