@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.results_file import append_results, machine  # noqa: E402
+from penguin_pipeline_tests.processes import instance_yaml_elsewhere  # noqa: E402
 
 BIN = Path(sys.executable).parent
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
@@ -53,7 +54,11 @@ def user_env() -> dict:
 
 
 def make_run(tmp: Path) -> tuple[list[str], dict]:
-    """`make run` with its data folder and Dagster instance in tmp (both made by the command)."""
+    """`make run` with its data folder (made by the command) and a fresh Dagster instance in tmp:
+    the project's dagster.yaml without its project-only storage paths."""
+    home = tmp / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(instance_yaml_elsewhere())
     return (
         [
             shutil.which("make") or "make",

@@ -87,3 +87,16 @@ def test_quarantined_files_are_listed_on_the_terminal_with_exit_2(tmp_path):
         and "scan.csv" in done.stderr
     )
     assert "penguin_pipeline: done." in done.stdout
+
+
+def test_late_imports_happen_on_a_side_thread(monkeypatch):
+    """import_in_background imports each named module on its own thread, once."""
+    import sys
+
+    from penguin_pipeline import cli
+
+    monkeypatch.delitem(sys.modules, "tabnanny", raising=False)
+    thread = cli.import_in_background(("tabnanny",))
+    thread.join(timeout=30)
+    assert thread.name == "late-imports" and thread.daemon and not thread.is_alive()
+    assert "tabnanny" in sys.modules
