@@ -120,6 +120,22 @@ def summary(runs: list[dict]) -> dict:
     }
 
 
+def comparison_rows(base: dict, today: dict) -> list[dict]:
+    """The docs' table: the whole run, then each step, base beside today (medians, seconds)."""
+    pairs = [("whole run (wall)", base["seconds_median"], today["seconds_median"])]
+    steps = sorted(set(base["steps_median"]) | set(today["steps_median"]))
+    pairs += [(s, base["steps_median"].get(s), today["steps_median"].get(s)) for s in steps]
+    return [
+        {
+            "step": name,
+            "base_s": b,
+            "today_s": t,
+            "today/base": round(t / b, 2) if b and t else "-",
+        }
+        for name, b, t in pairs
+    ]
+
+
 def main() -> None:
     base_sha = git("rev-parse", os.environ.get("BENCH_BASE") or default_base())
     head_sha = git("rev-parse", "HEAD")
@@ -141,12 +157,15 @@ def main() -> None:
     results = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "rows": N,
+        "landing_rows": N,
         "warehouse": "ducklake" if ON_LAKE else "duckdb file",
         "landing": str(landing),
         "base": {"commit": base_sha, **base, "runs": runs["base"]},
         "today": {"commit": head_sha, "uncommitted_changes": dirty, **today, "runs": runs["today"]},
         "time_ratio_today_over_base": [round(r, 3) for r in ratios],
+        "peer": f"the same command at {base_sha[:10]}, on the same landing files, taking turns",
+        "rows": comparison_rows(base, today),
+        "plot": {"x": "step", "y": ["base_s", "today_s"], "ylabel": "seconds (median)"},
     }
     path = append_results("compare", results)
     print(
