@@ -39,7 +39,10 @@ REFUSING = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422"
 def app(board_factory):
     path, _ = board_factory("contract")
     env = {"PENGUIN_BOARD": str(path), "PENGUIN_API_KEYS": KEYS_ENV}
-    return create_app(load_settings({**env, "PENGUIN_MODEL_POLL_SECONDS": "0"}))
+    # A batch limit small enough that generated lists cross it (413) as often as they stay within
+    return create_app(
+        load_settings({**env, "PENGUIN_MODEL_POLL_SECONDS": "0", "PENGUIN_API_MAX_BATCH": "5"})
+    )
 
 
 def schema_for(app, key: str | None):
