@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from . import sources
+from .defs.alerts import alert_definitions
 from .defs.assets import ALL_ASSETS
 from .defs.automation import fed_by_sources, source_definitions
 from .defs.jobs import penguin_job
@@ -23,7 +24,7 @@ def defs() -> dg.Definitions:
         executor=_executor(settings.profile),
     )
     per_source = [source_definitions(s, settings.sensor_interval_seconds) for s in sources.SOURCES]
-    return dg.Definitions.merge(pipeline, *per_source)
+    return dg.Definitions.merge(pipeline, *per_source, alert_definitions(settings))
 
 
 def _executor(profile: str) -> dg.ExecutorDefinition:

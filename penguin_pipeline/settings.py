@@ -81,6 +81,11 @@ class Settings:
     workers: int = 2  # worker processes `make prod-up` starts
     prod_home: Path = PROJECT_ROOT / ".dagster_home_prod"  # the profile's DAGSTER_HOME
     dagster_port: int = 3000  # the webserver of `make dev` and `make prod-up`
+    # --- alerts (docs/how-to/operate.md) ---
+    # A Slack-style incoming webhook (PENGUIN_ALERT_WEBHOOK); None = no alerts. A secret: never
+    # printed, handed to Dagster as dg.EnvVar (defs/alerts.py)
+    alert_webhook: str | None = field(default=None, repr=False)
+    webserver_url: str | None = None  # DAGSTER_WEBSERVER_URL: alerts link to the failed run
 
     @property
     def report_url(self) -> str:
@@ -138,6 +143,9 @@ def load_settings(env=None) -> Settings:
         workers=int(_env(env, "PENGUIN_WORKERS", "2")),
         prod_home=Path(_env(env, "PENGUIN_PROD_HOME", str(PROJECT_ROOT / ".dagster_home_prod"))),
         dagster_port=int(_env(env, "DAGSTER_PORT", "3000")),
+        # --- alerts ---
+        alert_webhook=_env(env, "PENGUIN_ALERT_WEBHOOK", "") or None,
+        webserver_url=_env(env, "DAGSTER_WEBSERVER_URL", "") or None,
     )
 
 

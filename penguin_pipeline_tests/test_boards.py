@@ -62,20 +62,30 @@ def test_a_version_being_written_by_another_run_keeps_its_name(tmp_path):
 
 
 def test_a_write_whose_version_name_was_just_taken_takes_the_next_second(tmp_path, monkeypatch):
-    """Two runs at once pinning the same content in the same second: pins refuses the second
-    write's folder; the board writes it again under the next free second."""
+    """Two runs at once pinning the same content in the same second: the other run creates the
+    version folder between this write choosing its name and storing it; pins itself refuses the
+    existing folder, and the board writes again under the next free second. (A retry under the
+    same name would meet the same folder and fail.)"""
     board = boards.board_from_url(str(tmp_path / "board"))
-    store = boards.BaseBoard._pin_store
+    prepare = boards.PenguinBoard.prepare_pin_version
     taken = []
 
-    def taken_once(self, *args, **kwargs):
-        if not taken:
-            taken.append(True)
-            raise boards.PinsError(
-                "Attempting to write pin version to x, but that directory already exists."
-            )
-        return store(self, *args, **kwargs)
+    def another_run_takes_the_name(self, pin_dir_path, x, name, *args, **kwargs):
+        meta = prepare(self, pin_dir_path, x, name, *args, **kwargs)
+        if not taken:  # the other run's half-written version: its data, no data.txt yet
+            taken.append(meta.version)
+            folder = tmp_path / "board" / name / meta.version.version
+            folder.mkdir(parents=True)
+            (folder / "decision.json").write_text('{"a": 1}')
+        return meta
 
-    monkeypatch.setattr(boards.BaseBoard, "_pin_store", taken_once)
+    monkeypatch.setattr(boards.PenguinBoard, "prepare_pin_version", another_run_takes_the_name)
     meta = board.pin_write({"a": 1}, "decision", type="json")
-    assert taken and board.pin_meta("decision").version.version == meta.version.version
+    (lost,) = taken
+    assert meta.version.created == lost.created + timedelta(seconds=1)
+    assert meta.version.version != lost.version and meta.version.hash == lost.hash
+    assert board.pin_meta("decision").version.version == meta.version.version
+    folders = sorted(p.name for p in (tmp_path / "board" / "decision").iterdir())
+    assert folders == [lost.version, meta.version.version]
+    other = tmp_path / "board" / "decision" / lost.version
+    assert [p.name for p in other.iterdir()] == ["decision.json"]  # the other run's, untouched

@@ -19,6 +19,7 @@ from .processes import (
     instance_home,
     project_env,
     run_at_once,
+    run_step_spans,
     wait_for,
 )
 
@@ -45,6 +46,22 @@ def test_two_runs_at_once_each_load_their_file_exactly_once(tmp_path):
         str(home)
     ).dispose()  # create the SQLite storage once, not in a race
     run_at_once([[sys.executable, "-c", RUN_PARTITION, name] for name in ("a.csv", "b.csv")], env)
+
+    # "At once" is checked, not assumed: each run's steps, from its first step's start to its last
+    # step's end, overlapped the other's (sequential runs would pass every count below too).
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = [record.dagster_run.run_id for record in instance.get_run_records()]
+        assert len(runs) == 2
+        spans = []
+        for run_id in runs:
+            steps = run_step_spans(instance, run_id).values()
+            spans.append((min(b for b, _ in steps), max(e for _, e in steps)))
+    (first_start, first_end), (second_start, second_end) = sorted(spans)
+    print(
+        f"runs: 0..{first_end - first_start:.2f} s and {second_start - first_start:.2f}..", end=""
+    )
+    print(f"{second_end - first_start:.2f} s")
+    assert second_start < first_end, "the second run's steps began after the first run's ended"
 
     with duckdb.connect(str(data / "penguins.duckdb"), read_only=True) as con:
         per_file = dict(

@@ -8,12 +8,17 @@ the served spec decodes and validates a body in one msgspec pass, several times 
 
 import contextlib
 import logging
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 import orjson
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Query, Request, Security
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 
@@ -24,15 +29,19 @@ from penguin_pipeline.settings import Settings, load_settings
 from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.s3 import S3StorageError
 
+from .contract import SECURED, STATUS_ANSWERS, Health, Ping, Status, refusals
 from .keys import PUBLIC, KeyRing
-from .registry import ModelHolder
+from .metrics import EXPOSITION_TYPES, ApiMetrics, Instrumented
+from .registry import NO_SUCH_VERSION, ModelHolder
 
 log = logging.getLogger("penguin_pipeline.api")
 BYTES_PER_RECORD = 512  # room per record for field names, spaces and extra fields sent along
 
 public = APIRouter(tags=["public"])
-model = APIRouter(tags=["model"])
-admin = APIRouter(prefix="/admin", tags=["admin"])
+# Every route behind a key may be refused 401 or 403.
+model = APIRouter(tags=["model"], responses=SECURED)
+admin = APIRouter(prefix="/admin", tags=["admin"], responses=SECURED)
+operations = APIRouter(tags=["operations"], responses=SECURED)  # scope admin: what is monitored
 
 
 class Predictions(BaseModel):
@@ -41,13 +50,13 @@ class Predictions(BaseModel):
     data_snapshot: str | None
 
 
-@public.get("/ping", openapi_extra=PUBLIC)
+@public.get("/ping", openapi_extra=PUBLIC, response_model=Ping)
 async def ping():
     """Is the API up? vetiver's shape."""
     return {"ping": "pong"}
 
 
-@public.get("/health", openapi_extra=PUBLIC)
+@public.get("/health", openapi_extra=PUBLIC, response_model=Health)
 async def health(request: Request):
     """Is the champion (or the pinned version) served? "ok", or "degraded" with the problem;
     always 200, as a version always answers (an older one, when degraded): read "status"."""
@@ -60,39 +69,64 @@ async def docs_page():
     return RedirectResponse("docs")
 
 
-REFUSED = {
-    413: {"description": "more records than the batch limit, or a body too large"},
-    422: {"description": "the input cannot be predicted: `detail` lists each problem and where"},
-}
+async def bounded_body(request: Request, most: int) -> bytes:
+    """The body, refused (413, JSON like every refusal) beyond `most` bytes: by its Content-Length
+    before a byte is read, else as it streams. FastAPI's own `max_body_size` answers a body over
+    the limit in plain text, which the OpenAPI document could not describe as a Problem."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > most:
+        raise too_large(request, most)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > most:
+            raise too_large(request, most)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
-@model.post("/predict", response_model=Predictions, responses=REFUSED)
+def too_large(request: Request, most: int) -> HTTPException:
+    request.state.refusal = "body_too_large"
+    return HTTPException(413, f"the body is larger than the limit of {most} bytes")
+
+
+@model.post("/predict", response_model=Predictions, responses=refusals(413, 422))
 async def predict(request: Request):
     """Body mass (g) for one record or a list of records."""
     served, limit = request.app.state.holder.current, request.app.state.max_batch
-    try:  # the body's size is bounded by the app's max_body_size
-        records, _ = served.predictor.spec.parse(await request.body(), limit)
+    body = await bounded_body(request, request.app.state.max_body)
+    try:
+        records, _ = served.predictor.spec.parse(body, limit)
     except InputError as exc:
+        request.state.refusal = "too_many_records" if exc.too_many else "invalid_input"
         raise HTTPException(413 if exc.too_many else 422, exc.errors) from None
+    request.app.state.metrics.predictions.inc(len(records))
     answer = {"predict": served.predictor.predict(records), "model_version": served.version}
     answer["data_snapshot"] = served.data_snapshot
     headers = {"X-Model-Version": served.version, "X-Data-Snapshot": served.data_snapshot or ""}
     return Response(orjson.dumps(answer), media_type="application/json", headers=headers)
 
 
-@model.get("/metadata")
+@model.get("/metadata", response_model=dict[str, Any])
 async def metadata(request: Request):
     """The served version's metadata, vetiver's shape."""
     return request.app.state.holder.current.vetiver.metadata.to_dict()
 
 
-@model.get("/prototype")
+@model.get("/prototype", response_model=dict[str, Any])
 async def prototype(request: Request):
     """The served version's input prototype (JSON schema), vetiver's shape."""
     schema = request.app.state.holder.current.vetiver.prototype.model_json_schema()
     for field in schema["properties"].values():
         field.pop("title", None)
     return schema
+
+
+class CardQuery(BaseModel):
+    # An unknown parameter (a typo such as `?verison=`) is a 422 naming it, not silently ignored.
+    model_config = {"extra": "forbid"}
+    version: str | None = Field(None, max_length=200, description="default: the served one")
+    format: Literal["json", "html"] = "json"
 
 
 async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResponse:
@@ -103,19 +137,23 @@ async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResp
 @model.get(
     "/model-card",
     responses={
-        200: {"content": {"text/html": {}}, "description": "the card (JSON, or HTML: format=html)"},
-        404: {"description": "no such version on the board"},
-        503: {"description": "the board's store did not answer"},
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+            "description": "the card (JSON, or HTML: format=html)",
+        },
+        **refusals(404, 503),
     },
 )
-def model_card_route(
-    request: Request,
-    version: str | None = Query(None, max_length=200, description="default: the served one"),
-    format: Literal["json", "html"] = "json",
-):
+def model_card_route(request: Request, query: Annotated[CardQuery, Query()]):
     """The model card of the served version (or `version`): vetiver's sections, from its pin."""
     holder = request.app.state.holder
-    board, version = holder.board, version or holder.current.version
+    board, version = holder.board, query.version or holder.current.version
+    if not boards.has_version(board, boards.MODEL_PIN, version):
+        request.state.refusal = "no_such_version"
+        raise HTTPException(404, f"{NO_SUCH_VERSION}: {boards.MODEL_PIN} has no {version!r}")
     try:
         facts = boards.model_facts(board, version)
     except S3StorageError:
@@ -123,38 +161,52 @@ def model_card_route(
     except Exception as exc:  # no such version, or its data.txt unreadable
         raise HTTPException(404, f"no readable {boards.MODEL_PIN} version {version!r}") from exc
     card = model_card(facts, boards.read_season_metrics(board), boards.latest_decision(board))
-    return HTMLResponse(card_page(card)) if format == "html" else JSONResponse(card)
+    return HTMLResponse(card_page(card)) if query.format == "html" else JSONResponse(card)
 
 
-@admin.get("/status")
+@admin.get("/status", response_model=Status)
 async def admin_status(request: Request):
     """Served version, pin, last check and last load error."""
     return request.app.state.holder.status()
-
-
-CONFLICT = {409: {"description": "the version failed to load; the old one still serves"}}
 
 
 def _outcome(status: dict) -> JSONResponse:
     return JSONResponse(status, status_code=409 if status["outcome"] == "failed" else 200)
 
 
-@admin.post("/reload", responses=CONFLICT)
+@admin.post("/reload", response_model=None, responses=STATUS_ANSWERS)
 def admin_reload(request: Request):
     """Look for a new version now and swap it in."""
     return _outcome(request.app.state.holder.refresh(force=True))
 
 
-@admin.put("/version", responses=CONFLICT)
+@admin.put("/version", response_model=None, responses={**STATUS_ANSWERS, **refusals(400, 404, 503)})
 def admin_pin(request: Request, version: str = Body(embed=True, min_length=1, max_length=200)):
-    """Pin the API to one version."""
-    return _outcome(request.app.state.holder.pin(version))
+    """Pin the API to one version (404 when the board has no such version)."""
+    status = request.app.state.holder.pin(version)
+    if status["outcome"] == NO_SUCH_VERSION:
+        request.state.refusal = "no_such_version"
+        raise HTTPException(404, f"{NO_SUCH_VERSION}: {boards.MODEL_PIN} has no {version!r}")
+    return _outcome(status)
 
 
-@admin.delete("/version", responses=CONFLICT)
+@admin.delete("/version", response_model=None, responses=STATUS_ANSWERS)
 def admin_unpin(request: Request):
     """Unpin: follow the newest version again."""
     return _outcome(request.app.state.holder.unpin())
+
+
+@operations.get(
+    "/metrics",
+    response_class=Response,  # not JSON; and its refusals stay JSON in the document
+    responses={200: {"content": dict.fromkeys(EXPOSITION_TYPES, {"schema": {"type": "string"}})}},
+)
+async def metrics(request: Request):
+    """Prometheus metrics: requests and latency by route and status, predictions (rows), refusals
+    by reason, the served version and its data snapshot, seconds since the last model refresh.
+    Prometheus' text format, or OpenMetrics when the scraper's Accept header asks for it."""
+    body, media_type = request.app.state.metrics.exposition(request.headers.get("accept"))
+    return Response(body, media_type=media_type)
 
 
 def openapi(app: FastAPI) -> dict:
@@ -214,11 +266,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.holder, app.state.max_batch = holder, limit
+    # a larger body is refused (413) before it is parsed
+    app.state.max_body = limit * BYTES_PER_RECORD + 65_536
     # /predict's router first: routes are matched in order, and it is the one that must be fast.
-    most = limit * BYTES_PER_RECORD + 65_536  # a larger body is refused (413) before it is parsed
-    app.include_router(model, dependencies=[Security(keys, scopes=["predict"])], max_body_size=most)
+    app.include_router(model, dependencies=[Security(keys, scopes=["predict"])])
     app.include_router(public)
     app.include_router(admin, dependencies=[Security(keys, scopes=["admin"])])
+    app.include_router(operations, dependencies=[Security(keys, scopes=["admin"])])
+    app.state.metrics = ApiMetrics(holder)
+    app.add_middleware(Instrumented, metrics=app.state.metrics)
     app.add_exception_handler(S3StorageError, storage_unreachable)
     app.openapi = lambda: openapi(app)
     return app

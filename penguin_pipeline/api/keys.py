@@ -96,6 +96,7 @@ class KeyRing(HTTPBearer):
         key = key or (value.strip() if scheme.lower() in ("bearer", "key") else "")
         needed, digest, scopes = security_scopes.scopes, _digest(key), None
         if not key:
+            request.state.refusal = "no_key"  # the metrics' reason (api/metrics.py)
             send = "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             detail = f"an API key is required: {send} (scope '{' '.join(needed)}')"
             raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
@@ -103,6 +104,8 @@ class KeyRing(HTTPBearer):
             if hmac.compare_digest(known, digest):
                 scopes = granted
         if scopes is None:
+            request.state.refusal = "invalid_key"
             raise HTTPException(401, "the API key is not valid", {"WWW-Authenticate": "Bearer"})
         if missing := [scope for scope in needed if scope not in scopes]:
+            request.state.refusal = "missing_scope"
             raise HTTPException(403, f"this API key does not have the '{missing[0]}' scope")

@@ -17,6 +17,7 @@ from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.s3 import S3StorageError
 
 log = logging.getLogger("penguin_pipeline.api")
+NO_SUCH_VERSION = "no such version"  # pin()'s outcome for a name that is no version on the board
 
 
 class ServedModel(NamedTuple):
@@ -36,6 +37,7 @@ class ModelHolder:
         self.last_error: dict | None = None
         self.failed: set[str] = set()
         self.last_check: float | None = None
+        self.last_success: float | None = None  # the board read and its target served
         self.damaged: list[tuple[str, str]] = []  # newer versions the listing passed over, and why
         self._lock = threading.Lock()  # one load at a time (poller, admin reload, pin)
 
@@ -52,10 +54,14 @@ class ModelHolder:
                 return self._failed(None, f"no {boards.MODEL_PIN} pin on the board yet")
             if self.current is not None and self.current.version == target:
                 self.last_error = None  # the board answered and has nothing newer: failure over
+                self.last_success = self.last_check
                 return self.status("unchanged")
             if target in self.failed and not force:
                 return self.status("skipped: this version failed to load before")
-            return self.status("swapped" if self._serve(target) else "failed")
+            if not self._serve(target):
+                return self.status("failed")
+            self.last_success = self.last_check
+            return self.status("swapped")
 
     def _champion(self) -> str | None:
         """Version ids and the decision's data.txt only: no model file is read per poll."""
@@ -67,6 +73,9 @@ class ModelHolder:
         """Serve exactly `version` from now on; the old one stays if it cannot load."""
         with self._lock:
             served = self.current is not None and self.current.version == version
+            if not (served or boards.has_version(self.board, boards.MODEL_PIN, version)):
+                # a caller's typo: not a load failure, so /health and last_error stay as they are
+                return self.status(NO_SUCH_VERSION)
             if not (served or self._serve(version)):
                 return self.status("failed")
             self.pinned = version

@@ -117,6 +117,10 @@ class PenguinBoard(BaseBoard):
         from one listing; ([], []) for a pin never written."""
         return self._guarded(f"listing versions of pin {name}", self._scan_versions, name)
 
+    def version_names(self, name: str) -> set[str]:
+        """The name of every version folder of the pin, complete or not, from one listing."""
+        return set(self._guarded(f"listing versions of pin {name}", self._version_files, name))
+
     def creation_slots(self, name: str) -> tuple[Version | None, set[datetime]]:
         """From one listing: the newest complete version, and the creation times in the names of
         every version folder of the pin, complete or not (a concurrent writer's half-written
@@ -305,6 +309,12 @@ def next_created(board, name: str, now: datetime | None = None) -> datetime:
     while created in taken:
         created += timedelta(seconds=1)
     return created
+
+
+def has_version(board, name: str, version: str) -> bool:
+    """Is `version` one of the pin's version folders (damaged or not)? Answered from the listing,
+    so a name that is no folder (a typo, "../x") never reaches the store as a path."""
+    return version in board.version_names(name)
 
 
 def newest_version(board, name: str) -> Version | None:

@@ -89,7 +89,8 @@ def test_pin_and_unpin(board, fitted):
     write_version(board, fitted, delta=2, tag="newer")
     assert holder.refresh()["outcome"] == "unchanged" and holder.current.version == old
     assert holder.pin(new)["pinned_version"] == new and holder.current.version == new
-    assert holder.pin("20990101T000000Z-nosuch")["outcome"] == "failed"
+    missing = holder.pin("20990101T000000Z-nosuch")
+    assert missing["outcome"] == "no such version" and missing["last_error"] is None
     assert holder.current.version == new and holder.pinned == new
     assert (
         holder.unpin()["outcome"] == "swapped"
