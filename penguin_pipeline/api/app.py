@@ -25,7 +25,7 @@ from penguin_pipeline.storage import boards
 from penguin_pipeline.storage.s3 import S3StorageError
 
 from .keys import PUBLIC, KeyRing
-from .registry import ModelHolder
+from .registry import ModelHolder, SummaryHolder
 
 log = logging.getLogger("penguin_pipeline.api")
 BYTES_PER_RECORD = 512  # room per record for field names, spaces and extra fields sent along
@@ -93,6 +93,54 @@ async def prototype(request: Request):
     for field in schema["properties"].values():
         field.pop("title", None)
     return schema
+
+
+class Inputs(BaseModel):
+    model_version: str
+    data_snapshot: str | None
+    champion_version: str | None = Field(description="the version served by default")
+    is_champion: bool = Field(description="whether the answering version is the champion")
+    fields: list[dict] = Field(
+        description="in encoding order: {name, categories} or {name, min, max} (inclusive)"
+    )
+    example: dict = Field(description="a typical penguin of the training data")
+
+
+@model.get("/inputs", response_model=Inputs, responses={503: {"description": "board down"}})
+def inputs(request: Request):
+    """What the served version accepts (each field's categories or accepted range), with the
+    version and whether it is the champion: all a form needs to ask for a prediction."""
+    holder = request.app.state.holder
+    served = holder.current
+    champion = holder.champion_version()
+    return {
+        "model_version": served.version,
+        "data_snapshot": served.data_snapshot,
+        "champion_version": champion,
+        "is_champion": champion == served.version,
+        **served.predictor.spec.to_metadata(),
+    }
+
+
+class SummaryTable(BaseModel):
+    version: str = Field(description=f"the {boards.SUMMARY_PIN} pin version")
+    rows: list[dict] = Field(
+        description="per species and sex: n_penguins, and n_, mean_, sd_ of each measure"
+    )
+
+
+@model.get(
+    "/summary",
+    response_model=SummaryTable,
+    responses={404: {"description": "not pinned yet"}, 503: {"description": "board down"}},
+)
+def summary_table(request: Request):
+    """The pre-calculated penguin_summary lookup table at species x sex grain, from its pin:
+    what an app draws a prediction among, without ever scanning rows."""
+    table = request.app.state.summaries.current()
+    if table is None:
+        raise HTTPException(404, f"no {boards.SUMMARY_PIN} pin on the board yet (make run)")
+    return {"version": table[0], "rows": table[1]}
 
 
 async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResponse:
@@ -214,6 +262,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.holder, app.state.max_batch = holder, limit
+    app.state.summaries = SummaryHolder(board)
     # /predict's router first: routes are matched in order, and it is the one that must be fast.
     most = limit * BYTES_PER_RECORD + 65_536  # a larger body is refused (413) before it is parsed
     app.include_router(model, dependencies=[Security(keys, scopes=["predict"])], max_body_size=most)

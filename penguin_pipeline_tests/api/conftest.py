@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import requests
 
-from penguin_pipeline.processing import modeling, tables
+from penguin_pipeline.processing import modeling, summary, tables
 from penguin_pipeline.processing.features import LinearPredictor
 from penguin_pipeline.storage import boards
 
@@ -161,3 +161,11 @@ def api_log():
 
 def auth(which: str) -> dict:
     return {"Authorization": f"Bearer {KEYS[which]}"}
+
+
+@pytest.fixture(scope="session")
+def summary_records():
+    """penguin_summary of the shipped file at species x sex grain, as the pipeline pins it."""
+    with clean_shipped(duckdb.connect()) as con:
+        summary.build_summary_table(con, tables.CLEAN, tables.SUMMARY)
+        return summary.by_species_and_sex(con.execute(f"SELECT * FROM {tables.SUMMARY}").df())
