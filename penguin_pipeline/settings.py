@@ -81,6 +81,11 @@ class Settings:
     workers: int = 2  # worker processes `make prod-up` starts
     prod_home: Path = PROJECT_ROOT / ".dagster_home_prod"  # the profile's DAGSTER_HOME
     dagster_port: int = 3000  # the webserver of `make dev` and `make prod-up`
+    # --- the model explorer (make app; docs/how-to/explorer.md) ---
+    app_port: int = 8000
+    api_url: str = "http://127.0.0.1:8080"  # the prediction API the explorer asks
+    # the explorer's own key (scope predict; admin adds reload): never in logs
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def report_url(self) -> str:
@@ -138,6 +143,10 @@ def load_settings(env=None) -> Settings:
         workers=int(_env(env, "PENGUIN_WORKERS", "2")),
         prod_home=Path(_env(env, "PENGUIN_PROD_HOME", str(PROJECT_ROOT / ".dagster_home_prod"))),
         dagster_port=int(_env(env, "DAGSTER_PORT", "3000")),
+        # --- the model explorer ---
+        app_port=int(_env(env, "APP_PORT", "8000")),
+        api_url=_env(env, "PENGUIN_API_URL", "http://127.0.0.1:8080").rstrip("/"),
+        api_key=_env(env, "PENGUIN_API_KEY", "") or None,
     )
 
 

@@ -69,8 +69,8 @@ def board_factory(fitted, tmp_path_factory):
 
 
 class Server:
-    def __init__(self, board_path: Path, log_path: Path, **env):
-        self.port = free_port()
+    def __init__(self, board_path: Path, log_path: Path, port: int | None = None, **env):
+        self.port = port or free_port()  # a port given: a restart where clients expect it
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}

@@ -1,0 +1,208 @@
+"""The model explorer: the book's "Penguin Mass Predictor" as a Shiny for Python app that asks the
+prediction API for everything (the presentation layer; docs/how-to/explorer.md).
+
+The inputs are made from the served version's /inputs, every prediction is a POST /predict, the
+figure is drawn from /summary; the board and the warehouse are never opened here. The server only
+wires inputs to client.py and view.py, which hold the logic and are tested without a browser.
+"""
+
+from __future__ import annotations
+
+from shiny import App, Inputs, Outputs, Session, reactive, render, ui
+
+from penguin_pipeline.settings import Settings, load_settings
+
+from . import view
+from .client import ApiClient, ApiProblem, InputField, ServedInputs
+
+TITLE = "Penguin Mass Predictor"
+RETRY_SECONDS = 2.0  # while the API has not told the inputs yet, ask again this often
+
+
+def field_id(name: str) -> str:
+    return f"field_{name}"
+
+
+def field_input(spec: InputField, current, example: dict):
+    """One input for one field of the served version; keeps the person's value if still valid."""
+    if spec.categories is not None:
+        chosen = current if current in spec.categories else example.get(spec.name)
+        return ui.input_select(
+            field_id(spec.name), spec.label, list(spec.categories), selected=chosen
+        )
+    value = current if isinstance(current, int | float) else example.get(spec.name)
+    if value is None:
+        value = round((spec.low + spec.high) / 2, 1)
+    label = f"{spec.label}, {spec.low:g} to {spec.high:g}"
+    return ui.input_numeric(
+        field_id(spec.name), label, value, min=spec.low, max=spec.high, step=0.1
+    )
+
+
+app_ui = ui.page_sidebar(
+    ui.sidebar(
+        ui.output_ui("fields"),
+        ui.output_ui("admin_panel"),
+        width=320,
+    ),
+    ui.output_ui("problem"),
+    ui.card(
+        ui.card_header("Predicted body mass"),
+        ui.h2(ui.output_text("grams", inline=True)),
+        ui.output_ui("version"),
+    ),
+    ui.card(
+        ui.card_header("Among the penguins of this species and sex"),
+        ui.output_plot("placement", height="240px"),
+        ui.output_text("placement_text"),
+    ),
+    title=TITLE,
+)
+
+
+def make_server(client: ApiClient):
+    def server(input: Inputs, output: Outputs, session: Session):
+        served = reactive.value[ServedInputs | None](None)
+        served_fields = reactive.value[tuple[InputField, ...]](())
+        inputs_problem = reactive.value[str | None](None)
+        summary = reactive.value[list[dict] | None](None)
+        summary_problem = reactive.value[str | None](None)
+        admin = reactive.value(False)
+        admin_result = reactive.value("")
+
+        def load_inputs() -> None:
+            """Ask the API what the served version accepts, its lookup table, and (once the API
+            answers) whether the explorer's key is an admin's."""
+            try:
+                known = client.inputs()
+            except ApiProblem as problem:
+                inputs_problem.set(problem.sentence)
+                return
+            inputs_problem.set(None)
+            served.set(known)
+            if known.fields != served_fields.get():  # same inputs, new version: no redraw
+                served_fields.set(known.fields)
+            try:
+                summary.set(client.summary())
+                summary_problem.set(None)
+            except ApiProblem as problem:
+                summary_problem.set(problem.sentence)
+            admin.set(client.is_admin())
+
+        @reactive.effect
+        def _until_the_inputs_are_known():
+            if served() is None:
+                with reactive.isolate():
+                    load_inputs()
+                reactive.invalidate_later(RETRY_SECONDS)
+
+        @render.ui
+        def fields():
+            known = served_fields()
+            with reactive.isolate():
+                example = served().example if served() else {}
+                current = {f.name: _value(input, f.name) for f in known}
+            return [field_input(f, current[f.name], example) for f in known]
+
+        @reactive.calc
+        def outcome() -> view.Outcome | None:
+            known = served_fields()
+            if not known:
+                return None
+            record = {f.name: input[field_id(f.name)]() for f in known}
+            return view.predict(client, record)
+
+        @reactive.effect
+        def _follow_a_new_version():
+            result = outcome()
+            with reactive.isolate():
+                known = served()
+            if result and result.prediction and known:
+                if result.prediction.model_version != known.model_version:
+                    load_inputs()  # the API swapped versions: its inputs and champion may differ
+
+        @render.ui
+        def problem():
+            sentence = inputs_problem() if served() is None else None
+            result = outcome()
+            sentence = sentence or (result.problem if result else None)
+            if not sentence:
+                return None
+            return ui.div(sentence, class_="alert alert-danger", role="alert", id="problem-text")
+
+        @render.text
+        def grams():
+            result = outcome()
+            return view.grams(result.prediction) if result and result.prediction else "-"
+
+        @render.ui
+        def version():
+            result = outcome()
+            if not (result and result.prediction):
+                return None
+            lines = view.version_lines(result.prediction, served())
+            return ui.div(*[ui.p(line, class_="mb-1") for line in lines], id="version-lines")
+
+        @reactive.calc
+        def placed() -> view.Placement | None:
+            result, rows = outcome(), summary()
+            if not (result and result.prediction and rows):
+                return None
+            species, sex = input[field_id("species")](), input[field_id("sex")]()
+            return view.place(rows, species, sex, result.prediction.grams)
+
+        @render.plot(alt="the prediction among the penguins of that species and sex")
+        def placement():
+            found = placed()
+            return view.figure(found) if found else None
+
+        @render.text
+        def placement_text():
+            if summary_problem():
+                return summary_problem()
+            result = outcome()
+            if not (result and result.prediction and summary()):
+                return ""
+            species, sex = input[field_id("species")](), input[field_id("sex")]()
+            return view.describe(placed(), species, sex)
+
+        @render.ui
+        def admin_panel():
+            if not admin():  # never offered unless the explorer's own key has the admin scope
+                return None
+            return ui.div(
+                ui.hr(),
+                ui.input_switch("admin_on", "Enable admin actions", value=False),
+                ui.panel_conditional(
+                    "input.admin_on",
+                    ui.input_action_button("reload", "Reload the model from the board"),
+                    ui.output_text("admin_said"),
+                ),
+            )
+
+        @reactive.effect
+        @reactive.event(input.reload)
+        def _reload():
+            if not (admin() and input.admin_on()):  # the switch is the consent, the key the right
+                return
+            admin_result.set(view.reload(client))
+            load_inputs()
+
+        @render.text
+        def admin_said():
+            return admin_result()
+
+    return server
+
+
+def _value(input: Inputs, name: str):
+    """The person's current value of a field, or None before its input exists."""
+    try:
+        return input[field_id(name)]()
+    except Exception:  # Shiny's SilentException: the input was never rendered
+        return None
+
+
+def create_app(settings: Settings | None = None) -> App:
+    settings = settings or load_settings()
+    return App(app_ui, make_server(ApiClient(settings.api_url, settings.api_key)))
