@@ -18,7 +18,6 @@ Results: docs/benchmarks/results/compare.json (the docs' benchmark page draws it
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import statistics
@@ -31,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_scale import LAKE_SERVER, WORK, kept, landing_for, measured  # noqa: E402
+from bench.bench_scale import LAKE_SERVER, kept, landing_for, measured  # noqa: E402
 from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline_tests.processes import scratch_database  # noqa: E402
 
@@ -94,7 +93,8 @@ def run_env(tree: Path, name: str, landing: Path, catalog: str | None) -> dict:
     )
     if catalog:
         env.update(
-            PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}", PENGUIN_LAKE_DATA=str(run_dir / "lake")
+            PENGUIN_WAREHOUSE=f"ducklake:postgres:{catalog}",
+            PENGUIN_LAKE_DATA=str(run_dir / "lake"),
         )
     return env
 
