@@ -16,6 +16,7 @@ parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--port", type=int, default=settings.app_port)
 args = parser.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per prediction otherwise
 keyed = "with its key" if settings.api_key else "without a key"
 logging.getLogger("penguin_pipeline.explorer").info(
     f"model explorer at http://{args.host}:{args.port}, asking {settings.api_url} {keyed}"

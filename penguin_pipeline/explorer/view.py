@@ -87,7 +87,7 @@ def describe(placement: Placement | None, species: str, sex: str) -> str:
 
 def figure(placement: Placement) -> Figure:
     """Each sex of the species as mean +/- 1 and 2 standard deviations, the prediction marked."""
-    fig = Figure(figsize=(7, 2.4), layout="constrained")
+    fig = Figure(figsize=(7, 2.4))  # Shiny lays it out (tight) itself
     ax = fig.add_subplot()
     groups = sorted(placement.groups, key=lambda r: r["sex"])
     for y, row in enumerate(groups):
