@@ -19,6 +19,20 @@ TITLE = "Penguin Mass Predictor"
 RETRY_SECONDS = 2.0  # while the API has not told the inputs yet, ask again this often
 
 
+# Shiny's numeric input sends a typed value only after a 250 ms pause (a debounce), which alone
+# takes most of the 0.3 s the explorer has to answer a keystroke. A value within the input's
+# accepted range is sent at once (its "change" handler sends without waiting); one outside it
+# waits as before, so a half-typed "4" of "45" does not flash the API's refusal.
+SEND_AT_ONCE = """
+document.addEventListener("input", (event) => {
+  const el = event.target;
+  if (!el.matches || !el.matches("input[type=number]")) return;
+  const v = el.valueAsNumber;
+  if (Number.isFinite(v) && v >= Number(el.min) && v <= Number(el.max)) $(el).trigger("change");
+});
+"""
+
+
 def field_id(name: str) -> str:
     return f"field_{name}"
 
@@ -56,6 +70,7 @@ app_ui = ui.page_sidebar(
         ui.output_plot("placement", height="240px"),
         ui.output_text("placement_text"),
     ),
+    ui.tags.script(SEND_AT_ONCE),
     title=TITLE,
 )
 

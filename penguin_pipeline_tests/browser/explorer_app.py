@@ -16,7 +16,7 @@ from .conftest import answers, stop_group
 
 @contextmanager
 def running_explorer(api_url: str, key: str | None, log: Path) -> Iterator[str]:
-    """`python -m penguin_pipeline.explorer` (what `make app` runs) , until the block ends."""
+    """`python -m penguin_pipeline.explorer` (what `make app` runs) until the block ends."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
     env.update(PENGUIN_API_URL=api_url, PYTHONUNBUFFERED="1")

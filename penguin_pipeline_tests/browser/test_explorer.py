@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from the API tests are parameters here)
 """The model explorer in Chromium, with Shiny's own Playwright controllers, against a real API
 (uvicorn) on a real board: the click path against the API's own answer, refusals said on the page,
 the API stopped and restarted, and what each kind of key may do."""
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration]
 SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"
 
 
-def served_api(board_factory, summary_records, tmp, name: str, **env) -> Server:  # noqa: F811
+def served_api(board_factory, summary_records, tmp, name: str, **env) -> Server:
     path, board = board_factory(name)
     boards.pin_summary(board, summary_records)
     server = Server(path, tmp / f"{name}-api.log", PENGUIN_API_KEYS=KEYS_ENV, **env)
@@ -34,7 +35,7 @@ def served_api(board_factory, summary_records, tmp, name: str, **env) -> Server:
 
 
 @pytest.fixture(scope="module")
-def api(board_factory, summary_records, tmp_path_factory):  # noqa: F811
+def api(board_factory, summary_records, tmp_path_factory):
     server = served_api(
         board_factory,
         summary_records,
@@ -137,7 +138,7 @@ def test_the_api_stopped_is_said_and_its_return_predicts_without_a_reload(
     browsing,
     board_factory,
     summary_records,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     from playwright.sync_api import expect
 
@@ -170,7 +171,7 @@ def test_an_admin_key_offers_reload_only_behind_the_switch(
     board_factory,
     summary_records,
     fitted,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     from playwright.sync_api import expect
     from shiny.playwright import controller
