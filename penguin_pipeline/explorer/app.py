@@ -67,10 +67,11 @@ app_ui = ui.page_sidebar(
     ),
     ui.card(
         ui.card_header("Among the penguins of this species and sex"),
-        ui.output_plot("placement", height="240px"),
+        ui.output_ui("placement"),
         ui.output_text("placement_text"),
     ),
     ui.tags.script(SEND_AT_ONCE),
+    ui.tags.style(view.FIGURE_CSS),
     title=TITLE,
 )
 
@@ -166,7 +167,7 @@ def make_server(client: ApiClient):
             species, sex = input[field_id("species")](), input[field_id("sex")]()
             return view.place(rows, species, sex, result.prediction.grams)
 
-        @render.plot(alt="the prediction among the penguins of that species and sex")
+        @render.ui
         def placement():
             found = placed()
             return view.figure(found) if found else None

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from matplotlib.figure import Figure
+from htmltools import Tag
+from shiny import ui
 
 from .client import ApiClient, ApiProblem, Prediction, ServedInputs
 
@@ -85,27 +86,83 @@ def describe(placement: Placement | None, species: str, sex: str) -> str:
     )
 
 
-def figure(placement: Placement) -> Figure:
+# The figure is HTML and CSS, not an image: matplotlib took 150-200 ms per drawing here, most of
+# the 0.3 s the explorer has to answer an input (Shiny sends all outputs of a change together).
+FIGURE_CSS = """
+.pf { font-size: 0.85rem; }
+.pf-title { text-align: center; margin-bottom: 0.4rem; }
+.pf-row { display: flex; align-items: center; height: 2.2rem; }
+.pf-label { width: 8rem; text-align: right; padding-right: 0.6rem; }
+.pf-track, .pf-axis { position: relative; flex: 1; height: 100%; }
+.pf-axis { height: 1.4rem; margin-left: 8rem; border-top: 1px solid #555; }
+.pf-band2, .pf-band1 { position: absolute; top: 20%; height: 60%; }
+.pf-band2 { background: rgba(31, 111, 139, 0.2); }
+.pf-band1 { background: rgba(31, 111, 139, 0.45); }
+.pf-other .pf-band2 { background: rgba(140, 150, 155, 0.2); }
+.pf-other .pf-band1 { background: rgba(140, 150, 155, 0.45); }
+.pf-mean { position: absolute; top: 15%; height: 70%; width: 2px; background: #1f4f63; }
+.pf-prediction { position: absolute; top: 50%; width: 0.8rem; height: 0.8rem; background: #c0392b;
+  transform: translate(-50%, -50%) rotate(45deg); }
+.pf-tick { position: absolute; transform: translateX(-50%); color: #444; }
+.pf-caption { text-align: center; color: #444; margin-top: 0.2rem; }
+"""
+TICK_STEPS = (50, 100, 200, 250, 500, 1000, 2000)
+
+
+def figure(placement: Placement) -> Tag:
     """Each sex of the species as mean +/- 1 and 2 standard deviations, the prediction marked."""
-    fig = Figure(figsize=(7, 2.4))  # Shiny lays it out (tight) itself
-    ax = fig.add_subplot()
-    groups = sorted(placement.groups, key=lambda r: r["sex"])
-    for y, row in enumerate(groups):
-        mean, sd = row[f"mean_{MEASURE}"], row[f"sd_{MEASURE}"] or 0.0
-        chosen = row["sex"] == placement.sex
-        colour = "#1f6f8b" if chosen else "#9aa5ab"
-        ax.barh(y, 4 * sd, left=mean - 2 * sd, height=0.5, color=colour, alpha=0.25)
-        ax.barh(y, 2 * sd, left=mean - sd, height=0.5, color=colour, alpha=0.5)
-        ax.plot([mean, mean], [y - 0.25, y + 0.25], color=colour, linewidth=2)
-        if chosen:
-            ax.plot(placement.grams, y, marker="D", color="#c0392b", markersize=10, zorder=3)
-    ax.set_yticks(
-        range(len(groups)), [f"{r['sex']} (n={r[f'n_{MEASURE}']})" for r in groups], fontsize=9
+    groups = sorted(placement.groups, key=lambda r: r["sex"], reverse=True)
+    spans = [(r[f"mean_{MEASURE}"], r[f"sd_{MEASURE}"] or 0.0) for r in groups]
+    low = min([m - 2 * sd for m, sd in spans] + [placement.grams])
+    high = max([m + 2 * sd for m, sd in spans] + [placement.grams])
+    pad = (high - low) * 0.05 or 50.0
+    low, high = low - pad, high + pad
+
+    def at(grams: float) -> float:  # percent of the track's width
+        return (grams - low) / (high - low) * 100
+
+    rows = [_figure_row(row, *span, placement, at) for row, span in zip(groups, spans, strict=True)]
+    step = next((s for s in TICK_STEPS if (high - low) / s <= 8), TICK_STEPS[-1])
+    ticks = range(int(low // step + 1) * step, int(high) + 1, step)
+    axis = ui.div(
+        *[ui.span(f"{t:,}", class_="pf-tick", style=f"left: {at(t):.2f}%") for t in ticks],
+        class_="pf-axis",
     )
-    ax.set_xlabel("body mass (g): mean, +/- 1 and 2 standard deviations; diamond: prediction")
-    ax.set_title(f"{placement.species} penguins", fontsize=10)
-    ax.spines[["top", "right"]].set_visible(False)
-    return fig
+    return ui.div(
+        ui.div(f"{placement.species} penguins", class_="pf-title"),
+        *rows,
+        axis,
+        ui.div(
+            "body mass (g): mean, +/- 1 and 2 standard deviations; diamond: the prediction",
+            class_="pf-caption",
+        ),
+        class_="pf",
+        role="img",
+        aria_label=f"{placement.grams:,.0f} g among {placement.species} penguins by sex",
+    )
+
+
+def _figure_row(row: dict, mean: float, sd: float, placement: Placement, at) -> Tag:
+    chosen = row["sex"] == placement.sex
+
+    def band(k: int) -> Tag:
+        left, right = at(mean - k * sd), at(mean + k * sd)
+        return ui.div(class_=f"pf-band{k}", style=f"left: {left:.2f}%; width: {right - left:.2f}%")
+
+    marks = [band(2), band(1), ui.div(class_="pf-mean", style=f"left: {at(mean):.2f}%")]
+    if chosen:
+        marks.append(
+            ui.div(
+                class_="pf-prediction",
+                style=f"left: {at(placement.grams):.2f}%",
+                title=f"the prediction, {placement.grams:,.0f} g",
+            )
+        )
+    return ui.div(
+        ui.div(f"{row['sex']} (n={row[f'n_{MEASURE}']})", class_="pf-label"),
+        ui.div(*marks, class_="pf-track"),
+        class_="pf-row " + ("pf-chosen" if chosen else "pf-other"),
+    )
 
 
 def reload(client: ApiClient) -> str:

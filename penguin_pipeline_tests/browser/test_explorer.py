@@ -106,7 +106,7 @@ def test_the_click_path_shows_the_apis_prediction_with_a_predict_only_key(
         expect(page.locator("#placement_text")).to_contain_text(
             f"{record['sex']} {record['species']} penguins measured"
         )
-    expect(page.locator("#placement img")).to_be_visible()
+    expect(page.locator("#placement .pf-chosen .pf-prediction")).to_be_visible()
     # A predict-only key: no admin control anywhere on the page.
     expect(page.get_by_text("Enable admin actions")).to_have_count(0)
     expect(page.locator("#reload")).to_have_count(0)

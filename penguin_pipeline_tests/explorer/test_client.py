@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
-from matplotlib.figure import Figure
 
 from penguin_pipeline.explorer import view
 from penguin_pipeline.explorer.client import ApiClient, ApiProblem
@@ -111,8 +111,14 @@ def test_the_prediction_is_placed_among_its_species_and_sex(client_for, summary_
     assert f"{gentoo_male['n_body_mass_g']} male Gentoo penguins measured" in said
     assert view.place(rows, "Emperor", "male", 4000.0) is None
     assert "no measured male Emperor penguins" in view.describe(None, "Emperor", "male")
-    fig = view.figure(placed)
-    assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 4  # 2 bands x 2 sexes
+    html = str(view.figure(placed))
+    assert html.count('class="pf-band2"') == 2 == html.count('class="pf-band1"')  # per sex
+    assert html.count('class="pf-prediction"') == 1 and "male (n=" in html
+    # The diamond sits one standard deviation right of the mean: as far as the 1-sd band's edge.
+    band = re.search(r'pf-chosen.*?pf-band1" style="left: ([\d.]+)%; width: ([\d.]+)%', html, re.S)
+    left, width = map(float, band.groups())
+    prediction = float(re.search(r'pf-prediction" style="left: ([\d.]+)%', html).group(1))
+    assert prediction == pytest.approx(left + width, abs=0.02)
 
 
 def test_the_explorer_never_loads_the_model_the_board_or_the_warehouse():
