@@ -19,17 +19,17 @@ from ..api.conftest import (  # noqa: F401  (fixtures shared with the API tests)
     summary_records,
     write_version,
 )
-from ..processes import ROOT
+from ..processes import ROOT, free_port
 from .explorer_app import running_explorer
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"
 
 
-def served_api(board_factory, summary_records, tmp, name: str, **env) -> Server:
+def served_api(board_factory, summary_records, tmp, name: str, port=None, **env) -> Server:
     path, board = board_factory(name)
     boards.pin_summary(board, summary_records)
-    server = Server(path, tmp / f"{name}-api.log", PENGUIN_API_KEYS=KEYS_ENV, **env)
+    server = Server(path, tmp / f"{name}-api.log", port, PENGUIN_API_KEYS=KEYS_ENV, **env)
     server.board, server.board_path = board, path
     return server
 
@@ -214,3 +214,28 @@ def test_a_key_the_api_does_not_know_is_said_and_gets_no_admin_control(browsing,
         )
         expect(page.get_by_text("Enable admin actions")).to_have_count(0)
         assert "not-a-key-of-this-api" not in page.content()
+
+
+def test_an_explorer_started_before_the_api_fills_its_form_when_the_api_comes(
+    browsing, board_factory, summary_records, tmp_path
+):
+    from playwright.sync_api import expect
+    from shiny.playwright import controller
+
+    port = free_port()
+    api_url, page = f"http://127.0.0.1:{port}", browsing.page
+    with running_explorer(api_url, KEYS["predict"], tmp_path / "explorer.log") as url:
+        page.goto(url)
+        expect(page.locator("#problem-text")).to_contain_text(
+            f"The prediction API at {api_url} does not answer (connection refused)."
+        )
+        server = served_api(board_factory, summary_records, tmp_path, "explorer_late", port=port)
+        try:  # the page asks again on its own: no reload, no input needed
+            controller.InputSelect(page, "field_species").expect_choices(
+                ["Adelie", "Chinstrap", "Gentoo"]
+            )
+            record = {"species": "Chinstrap", "sex": "female", "bill_length_mm": 47.5}
+            choose(page, record)
+            expect_prediction(page, server.url, record)
+        finally:
+            server.stop()
