@@ -169,3 +169,13 @@ def summary_records():
     with clean_shipped(duckdb.connect()) as con:
         summary.build_summary_table(con, tables.CLEAN, tables.SUMMARY)
         return summary.by_species_and_sex(con.execute(f"SELECT * FROM {tables.SUMMARY}").df())
+
+
+@pytest.fixture(scope="session")
+def fitted_without_chinstrap():
+    """A model trained on Adelie and Gentoo only: a version whose inputs differ."""
+    with clean_shipped(duckdb.connect()) as con:
+        frame = modeling.load_training_frame(con, tables.CLEAN)
+    fitted = modeling.fit_model(frame[frame["species"] != "Chinstrap"].reset_index(drop=True))
+    fitted.data_snapshot = "no-chinstrap"
+    return fitted

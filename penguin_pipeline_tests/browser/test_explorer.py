@@ -16,6 +16,7 @@ from ..api.conftest import (  # noqa: F401  (fixtures shared with the API tests)
     Server,
     board_factory,
     fitted,
+    fitted_without_chinstrap,
     summary_records,
     write_version,
 )
@@ -166,11 +167,12 @@ def test_the_api_stopped_is_said_and_its_return_predicts_without_a_reload(
         server.stop()
 
 
-def test_an_admin_key_offers_reload_only_behind_the_switch(
+def test_an_admin_key_offers_reload_only_behind_the_switch_and_the_form_follows_the_version(
     browsing,
     board_factory,
     summary_records,
     fitted,
+    fitted_without_chinstrap,
     tmp_path,
 ):
     from playwright.sync_api import expect
@@ -198,6 +200,16 @@ def test_an_admin_key_offers_reload_only_behind_the_switch(
             choose(page, {**record, "bill_length_mm": 48.5})
             second = expect_prediction(page, server.url, {**record, "bill_length_mm": 48.5})
             assert second["model_version"] == newer != first["model_version"]
+            # A version trained on other categories: the form follows it, no edit of the app.
+            other = write_version(server.board, fitted_without_chinstrap)
+            page.locator("#reload").click()
+            expect(page.locator("#admin_said")).to_have_text(
+                f"Reloaded (swapped): serving version {other}."
+            )
+            species = controller.InputSelect(page, "field_species")
+            species.expect_choices(["Adelie", "Gentoo"])
+            choose(page, {**record, "bill_length_mm": 49.0})
+            expect_prediction(page, server.url, {**record, "bill_length_mm": 49.0})
     finally:
         server.stop()
 

@@ -131,3 +131,26 @@ def test_the_explorer_never_loads_the_model_the_board_or_the_warehouse():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_version_that_is_not_the_champion_says_so(board_factory, fitted):
+    from fastapi.testclient import TestClient
+
+    from penguin_pipeline.api.app import create_app
+    from penguin_pipeline.settings import load_settings
+    from penguin_pipeline.storage import boards
+
+    from ..api.conftest import KEYS_ENV, write_version
+    from ..api.test_champion import decide
+
+    path, board = board_factory("explorer_not_champion")
+    first = boards.newest_version(board, boards.MODEL_PIN).version
+    second = write_version(board, fitted, delta=25.0)
+    decide(board, champion=second, challenger=second, promoted=True)
+    env = {"PENGUIN_BOARD": str(path), "PENGUIN_API_KEYS": KEYS_ENV}
+    app = create_app(load_settings({**env, "PENGUIN_MODEL_VERSION": first}))  # pinned: not it
+    with TestClient(app) as http:
+        client = ApiClient("http://testserver", "test-predict-key-1", http=http)
+        outcome = view.predict(client, ROW)
+        lines = view.version_lines(outcome.prediction, client.inputs())
+    assert lines[0] == f"Model version {first} (not the champion; the champion is {second})"
