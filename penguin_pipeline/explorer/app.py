@@ -9,6 +9,7 @@ wires inputs to client.py and view.py, which hold the logic and are tested witho
 from __future__ import annotations
 
 from shiny import App, Inputs, Outputs, Session, reactive, render, ui
+from shiny.types import SilentException
 
 from penguin_pipeline.settings import Settings, load_settings
 
@@ -16,7 +17,8 @@ from . import view
 from .client import ApiClient, ApiProblem, InputField, ServedInputs
 
 TITLE = "Penguin Mass Predictor"
-RETRY_SECONDS = 2.0  # while the API has not told the inputs yet, ask again this often
+# until the API has told the inputs and the lookup table, ask again this often
+RETRY_SECONDS = 2.0
 
 
 # Shiny's numeric input sends a typed value only after a 250 ms pause (a debounce), which alone
@@ -106,11 +108,12 @@ def make_server(client: ApiClient):
             admin.set(client.is_admin())
 
         @reactive.effect
-        def _until_the_inputs_are_known():
-            if served() is None:
-                with reactive.isolate():
+        def _until_the_api_has_answered():
+            # A timer, not a dependency on what load_inputs sets: that would loop at once.
+            reactive.invalidate_later(RETRY_SECONDS)
+            with reactive.isolate():
+                if served.get() is None or summary.get() is None:
                     load_inputs()
-                reactive.invalidate_later(RETRY_SECONDS)
 
         @render.ui
         def fields():
@@ -215,7 +218,7 @@ def _value(input: Inputs, name: str):
     """The person's current value of a field, or None before its input exists."""
     try:
         return input[field_id(name)]()
-    except Exception:  # Shiny's SilentException: the input was never rendered
+    except SilentException:  # the input was never rendered
         return None
 
 
