@@ -1,12 +1,12 @@
-"""What the page says, made from the API's answers: plain functions and a matplotlib figure, so
+"""What the page says, made from the API's answers: plain functions and an HTML figure, so
 the Shiny server only wires inputs to them (and tests call them without a browser)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from htmltools import Tag
 from shiny import ui
+from shiny.ui import Tag
 
 from .client import ApiClient, ApiProblem, Prediction, ServedInputs
 
