@@ -8,6 +8,8 @@ wires inputs to client.py and view.py, which hold the logic and are tested witho
 
 from __future__ import annotations
 
+import asyncio
+
 from shiny import App, Inputs, Outputs, Session, reactive, render, ui
 from shiny.types import SilentException
 
@@ -88,11 +90,11 @@ def make_server(client: ApiClient):
         admin = reactive.value(False)
         admin_result = reactive.value("")
 
-        def load_inputs() -> None:
+        async def load_inputs() -> None:
             """Ask the API what the served version accepts, its lookup table, and (once the API
             answers) whether the explorer's key is an admin's."""
             try:
-                known = client.inputs()
+                known = await asking(client.inputs)
             except ApiProblem as problem:
                 inputs_problem.set(problem.sentence)
                 return
@@ -101,19 +103,19 @@ def make_server(client: ApiClient):
             if known.fields != served_fields.get():  # same inputs, new version: no redraw
                 served_fields.set(known.fields)
             try:
-                summary.set(client.summary())
+                summary.set(await asking(client.summary))
                 summary_problem.set(None)
             except ApiProblem as problem:
                 summary_problem.set(problem.sentence)
-            admin.set(client.is_admin())
+            admin.set(await asking(client.is_admin))
 
         @reactive.effect
-        def _until_the_api_has_answered():
+        async def _until_the_api_has_answered():
             # A timer, not a dependency on what load_inputs sets: that would loop at once.
             reactive.invalidate_later(RETRY_SECONDS)
             with reactive.isolate():
                 if served.get() is None or summary.get() is None:
-                    load_inputs()
+                    await load_inputs()
 
         @render.ui
         def fields():
@@ -124,66 +126,67 @@ def make_server(client: ApiClient):
             return [field_input(f, current[f.name], example) for f in known]
 
         @reactive.calc
-        def outcome() -> view.Outcome | None:
+        async def outcome() -> view.Outcome | None:
             known = served_fields()
             if not known:
                 return None
             record = {f.name: input[field_id(f.name)]() for f in known}
-            return view.predict(client, record)
+            return await asking(view.predict, client, record)
 
         @reactive.effect
-        def _follow_a_new_version():
-            result = outcome()
+        async def _follow_a_new_version():
+            result = await outcome()
             with reactive.isolate():
                 known = served()
             if result and result.prediction and known:
                 if result.prediction.model_version != known.model_version:
-                    load_inputs()  # the API swapped versions: its inputs and champion may differ
+                    # the API swapped versions: its inputs and champion may differ
+                    await load_inputs()
 
         @render.ui
-        def problem():
+        async def problem():
             sentence = inputs_problem() if served() is None else None
-            result = outcome()
+            result = await outcome()
             sentence = sentence or (result.problem if result else None)
             if not sentence:
                 return None
             return ui.div(sentence, class_="alert alert-danger", role="alert", id="problem-text")
 
         @render.text
-        def grams():
-            result = outcome()
+        async def grams():
+            result = await outcome()
             return view.grams(result.prediction) if result and result.prediction else "-"
 
         @render.ui
-        def version():
-            result = outcome()
+        async def version():
+            result = await outcome()
             if not (result and result.prediction):
                 return None
             lines = view.version_lines(result.prediction, served())
             return ui.div(*[ui.p(line, class_="mb-1") for line in lines], id="version-lines")
 
         @reactive.calc
-        def placed() -> view.Placement | None:
-            result, rows = outcome(), summary()
+        async def placed() -> view.Placement | None:
+            result, rows = await outcome(), summary()
             if not (result and result.prediction and rows):
                 return None
             species, sex = input[field_id("species")](), input[field_id("sex")]()
             return view.place(rows, species, sex, result.prediction.grams)
 
         @render.ui
-        def placement():
-            found = placed()
+        async def placement():
+            found = await placed()
             return view.figure(found) if found else None
 
         @render.text
-        def placement_text():
+        async def placement_text():
             if summary_problem():
                 return summary_problem()
-            result = outcome()
+            result = await outcome()
             if not (result and result.prediction and summary()):
                 return ""
             species, sex = input[field_id("species")](), input[field_id("sex")]()
-            return view.describe(placed(), species, sex)
+            return view.describe(await placed(), species, sex)
 
         @render.ui
         def admin_panel():
@@ -201,17 +204,23 @@ def make_server(client: ApiClient):
 
         @reactive.effect
         @reactive.event(input.reload)
-        def _reload():
+        async def _reload():
             if not (admin() and input.admin_on()):  # the switch is the consent, the key the right
                 return
-            admin_result.set(view.reload(client))
-            load_inputs()
+            admin_result.set(await asking(view.reload, client))
+            await load_inputs()
 
         @render.text
         def admin_said():
             return admin_result()
 
     return server
+
+
+async def asking(call, *args):
+    """A blocking call to the API in a worker thread: a slow or hung API (up to the client's
+    timeout) never stops the event loop, so other people's pages keep answering."""
+    return await asyncio.to_thread(call, *args)
 
 
 def _value(input: Inputs, name: str):

@@ -78,11 +78,18 @@ class Prediction:
 class ApiClient:
     """One API, one key; `http` may be any httpx.Client (in tests, an in-process TestClient)."""
 
-    def __init__(self, url: str, key: str | None = None, http: httpx.Client | None = None):
+    def __init__(
+        self,
+        url: str,
+        key: str | None = None,
+        http: httpx.Client | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ):
         self.url = url.rstrip("/")
         self.has_key = bool(key)
+        self.timeout = timeout
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self.http = http or httpx.Client(base_url=self.url, timeout=TIMEOUT_SECONDS)
+        self.http = http or httpx.Client(base_url=self.url, timeout=timeout)
         self.http.headers.update(headers)
 
     def inputs(self) -> ServedInputs:
@@ -115,20 +122,19 @@ class ApiClient:
             response = self.http.request(method, path, json=json)
         except httpx.TransportError as exc:  # refused, reset, timed out, name not found
             raise ApiProblem(
-                f"The prediction API at {self.url} does not answer ({_why(exc)}). "
+                f"The prediction API at {self.url} does not answer ({self._why(exc)}). "
                 "The explorer asks again at your next change."
             ) from None
         if response.status_code not in accept:
             raise refusal(self.url, response.status_code, _body(response), self.has_key)
         return _body(response)
 
-
-def _why(exc: httpx.TransportError) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no answer within {TIMEOUT_SECONDS:g} s"
-    if isinstance(exc, httpx.ConnectError):
-        return "connection refused" if "refused" in str(exc).lower() else "cannot connect"
-    return type(exc).__name__
+    def _why(self, exc: httpx.TransportError) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            return f"no answer within {self.timeout:g} s"
+        if isinstance(exc, httpx.ConnectError):
+            return "connection refused" if "refused" in str(exc).lower() else "cannot connect"
+        return type(exc).__name__
 
 
 def _body(response: httpx.Response):

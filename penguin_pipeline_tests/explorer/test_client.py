@@ -154,3 +154,16 @@ def test_a_version_that_is_not_the_champion_says_so(board_factory, fitted):
         outcome = view.predict(client, ROW)
         lines = view.version_lines(outcome.prediction, client.inputs())
     assert lines[0] == f"Model version {first} (not the champion; the champion is {second})"
+
+
+def test_an_api_that_accepts_but_never_answers_is_said_after_the_timeout():
+    import socket
+
+    with socket.socket() as listener:  # takes connections, never answers: a hung server
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        outcome = view.predict(ApiClient(url, "some-key", timeout=0.5), ROW)
+    assert outcome.problem.startswith(
+        f"The prediction API at {url} does not answer (no answer within 0.5 s)."
+    )
