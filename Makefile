@@ -18,7 +18,7 @@ PORT ?= 8080
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
 SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: docs setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare
+.PHONY: docs setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare app bench-explorer
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
@@ -72,6 +72,13 @@ bench: setup  ## `make run` as a user runs it (fresh data, through make) beside 
 
 serve: setup  ## prediction API at http://127.0.0.1:$(PORT) (docs at /docs), newest penguin_model on the board
 	$(RUN) python -m penguin_pipeline.api --port $(PORT)
+
+APP_PORT ?= 8000
+app: setup  ## the model explorer (Shiny) at http://127.0.0.1:$(APP_PORT), asking the API at PENGUIN_API_URL (make serve first)
+	APP_PORT=$(APP_PORT) $(RUN) python -m penguin_pipeline.explorer --port $(APP_PORT)
+
+bench-explorer: setup browser  ## an input change in the explorer to its new prediction on screen, in Chromium (median, p90)
+	$(RUN) python bench/bench_explorer.py
 
 bench-api: setup wrk  ## our prediction API beside stock vetiver.VetiverAPI under wrk (or a Python fallback), ratios
 	$(RUN) python bench/bench_api.py

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import sources
 from .definitions import defs
+from .storage import boards
 
 START, END = "<!-- dataflow:start -->", "<!-- dataflow:end -->"
 
@@ -50,8 +51,12 @@ def mermaid_chart() -> str:
         )
     lines.append("  end")
     lines.append('  subgraph serving["presentation: served"]')
-    lines.append('    api["prediction API<br/>vetiver + FastAPI<br/>reads pin penguin_model"]')
+    reads = f"reads pins {boards.MODEL_PIN}, {boards.SUMMARY_PIN}"
+    lines.append(f'    api["prediction API<br/>vetiver + FastAPI<br/>{reads}"]')
     lines.append('    report_file["penguin_report.html<br/>for people"]')
+    lines.append(
+        '    explorer["model explorer<br/>Shiny app, make app<br/>asks the API, its own key"]'
+    )
     lines.append("  end")
     for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
         for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
@@ -59,7 +64,9 @@ def mermaid_chart() -> str:
                 f"  {_node_id(parent.to_user_string())} --> {_node_id(key.to_user_string())}"
             )
     lines.append("  penguin_model -. new version .-> api")
+    lines.append("  penguin_summary -. species x sex pin .-> api")
     lines.append("  penguin_report --> report_file")
+    lines.append("  api -- predictions, inputs, penguin_summary --> explorer")
     lines.append("```")
     return "\n".join(lines)
 

@@ -86,6 +86,11 @@ class Settings:
     # printed, handed to Dagster as dg.EnvVar (defs/alerts.py)
     alert_webhook: str | None = field(default=None, repr=False)
     webserver_url: str | None = None  # DAGSTER_WEBSERVER_URL: alerts link to the failed run
+    # --- the model explorer (make app; docs/how-to/explorer.md) ---
+    app_port: int = 8000
+    api_url: str = "http://127.0.0.1:8080"  # the prediction API the explorer asks
+    # the explorer's own key (scope predict; admin adds reload): never in logs
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def report_url(self) -> str:
@@ -146,6 +151,10 @@ def load_settings(env=None) -> Settings:
         # --- alerts ---
         alert_webhook=_env(env, "PENGUIN_ALERT_WEBHOOK", "") or None,
         webserver_url=_env(env, "DAGSTER_WEBSERVER_URL", "") or None,
+        # --- the model explorer ---
+        app_port=int(_env(env, "APP_PORT", "8000")),
+        api_url=_env(env, "PENGUIN_API_URL", "http://127.0.0.1:8080").rstrip("/"),
+        api_key=_env(env, "PENGUIN_API_KEY", "") or None,
     )
 
 

@@ -88,6 +88,12 @@ def test_first_run_seeds_landing_and_builds_everything(settings, instance):
     assert 'src="data:image/png;base64,' in html and 'src="http' not in html
     board = boards.board_from_url(settings.board_url)
     assert pinned_report(board).decode("utf-8") == html  # versioned beside the model
+    # The lookup table's species x sex grain, pinned for the API (the model explorer draws it):
+    # every penguin of recorded sex (344 less 11 without one), and not pinned again unchanged.
+    version, rows = boards.read_summary(board)
+    assert len(rows) == 6 and sum(r["n_penguins"] for r in rows) == 333
+    assert cli.run_pipeline(instance).success
+    assert boards.read_summary(board)[0] == version
 
 
 def test_seed_command_fills_an_empty_landing_zone_once(settings, instance, capsys):

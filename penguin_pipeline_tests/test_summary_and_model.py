@@ -108,3 +108,21 @@ def test_the_report_is_drawn_again_only_when_its_inputs_change(clean, tmp_path):
         path.name
     ]
     assert boards.newest_version(board, boards.REPORT_PIN) is not None  # pinned beside the model
+
+
+def test_the_species_and_sex_grain_pools_the_lookup_table_exactly(clean):
+    summary.build_summary_table(clean, tables.CLEAN, tables.SUMMARY)
+    table = clean.execute(f"SELECT * FROM {tables.SUMMARY}").df()
+    records = {(r["species"], r["sex"]): r for r in summary.by_species_and_sex(table)}
+    assert len(records) == 6  # 3 species x 2 sexes; penguins of unrecorded sex have no row
+    direct = clean.execute(
+        "SELECT species, sex, count(*), count(body_mass_g), avg(body_mass_g), "
+        "stddev_samp(body_mass_g), stddev_samp(bill_length_mm) FROM penguins "
+        "WHERE sex IS NOT NULL GROUP BY ALL"
+    ).fetchall()
+    for species, sex, n, n_mass, mean, sd, sd_bill in direct:
+        got = records[(species, sex)]
+        assert (got["n_penguins"], got["n_body_mass_g"]) == (n, n_mass)
+        assert got["mean_body_mass_g"] == pytest.approx(mean, rel=1e-12)
+        assert got["sd_body_mass_g"] == pytest.approx(sd, rel=1e-9)
+        assert got["sd_bill_length_mm"] == pytest.approx(sd_bill, rel=1e-9)

@@ -32,7 +32,7 @@ from penguin_pipeline.storage.s3 import S3StorageError
 from .contract import SECURED, STATUS_ANSWERS, Health, Ping, Status, refusals
 from .keys import PUBLIC, KeyRing
 from .metrics import EXPOSITION_TYPES, ApiMetrics, Instrumented
-from .registry import NO_SUCH_VERSION, ModelHolder
+from .registry import NO_SUCH_VERSION, ModelHolder, SummaryHolder
 
 log = logging.getLogger("penguin_pipeline.api")
 BYTES_PER_RECORD = 512  # room per record for field names, spaces and extra fields sent along
@@ -127,6 +127,54 @@ class CardQuery(BaseModel):
     model_config = {"extra": "forbid"}
     version: str | None = Field(None, max_length=200, description="default: the served one")
     format: Literal["json", "html"] = "json"
+
+
+class Inputs(BaseModel):
+    model_version: str
+    data_snapshot: str | None
+    champion_version: str | None = Field(description="the version served by default")
+    is_champion: bool = Field(description="whether the answering version is the champion")
+    fields: list[dict] = Field(
+        description="in encoding order: {name, categories} or {name, min, max} (inclusive)"
+    )
+    example: dict = Field(description="a typical penguin of the training data")
+
+
+@model.get("/inputs", response_model=Inputs, responses=refusals(503))
+def inputs(request: Request):
+    """What the served version accepts (each field's categories or accepted range), with the
+    version and whether it is the champion: all a form needs to ask for a prediction."""
+    holder = request.app.state.holder
+    served = holder.current
+    champion = holder.champion_version()
+    return {
+        "model_version": served.version,
+        "data_snapshot": served.data_snapshot,
+        "champion_version": champion,
+        "is_champion": champion == served.version,
+        **served.predictor.spec.to_metadata(),
+    }
+
+
+class SummaryTable(BaseModel):
+    version: str = Field(description=f"the {boards.SUMMARY_PIN} pin version")
+    rows: list[dict] = Field(
+        description="per species and sex: n_penguins, and n_, mean_, sd_ of each measure"
+    )
+
+
+@model.get(
+    "/summary",
+    response_model=SummaryTable,
+    responses=refusals(404, 503),
+)
+def summary_table(request: Request):
+    """The pre-calculated penguin_summary lookup table at species x sex grain, from its pin:
+    what an app draws a prediction among, without ever scanning rows."""
+    table = request.app.state.summaries.current()
+    if table is None:
+        raise HTTPException(404, f"no {boards.SUMMARY_PIN} pin on the board yet (make run)")
+    return {"version": table[0], "rows": table[1]}
 
 
 async def storage_unreachable(request: Request, exc: S3StorageError) -> JSONResponse:
@@ -268,6 +316,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.holder, app.state.max_batch = holder, limit
     # a larger body is refused (413) before it is parsed
     app.state.max_body = limit * BYTES_PER_RECORD + 65_536
+    app.state.summaries = SummaryHolder(board)
     # /predict's router first: routes are matched in order, and it is the one that must be fast.
     app.include_router(model, dependencies=[Security(keys, scopes=["predict"])])
     app.include_router(public)

@@ -69,6 +69,15 @@ class ModelHolder:
         decision = boards.latest_decision(self.board)
         return (decision or {}).get("champion") or (newest.version if newest else None)
 
+    def champion_version(self) -> str | None:
+        """The champion now (the newest decision's, else the newest version), read from the board
+        on each call: a promotion shows at once, whichever version this API serves (a pin)."""
+        decision = boards.latest_decision(self.board)
+        if decision and decision.get("champion"):
+            return decision["champion"]
+        newest, _ = boards.newest_listed(self.board, boards.MODEL_PIN)
+        return newest.version if newest else None
+
     def pin(self, version: str) -> dict:
         """Serve exactly `version` from now on; the old one stays if it cannot load."""
         with self._lock:
@@ -143,3 +152,23 @@ class ModelHolder:
             "last_check": self.last_check,
             "last_error": self.last_error,
         }
+
+
+class SummaryHolder:
+    """The newest penguin_summary pin (species x sex), read again only when a newer version is
+    listed: a request costs one listing, and the rows are parsed once per version."""
+
+    def __init__(self, board):
+        self.board = board
+        self.cached: tuple[str, list[dict]] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> tuple[str, list[dict]] | None:
+        newest, _ = boards.newest_listed(self.board, boards.SUMMARY_PIN)
+        if newest is None:
+            return None
+        with self._lock:
+            if self.cached is None or self.cached[0] != newest.version:
+                rows = self.board.pin_read(boards.SUMMARY_PIN, newest.version)
+                self.cached = (newest.version, rows)
+            return self.cached

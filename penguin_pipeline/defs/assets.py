@@ -176,13 +176,20 @@ def penguins(context: dg.AssetExecutionContext, warehouse: Warehouse):
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,
     code_version=CODE_VERSION,
-    metadata={"stored_in": "DuckDB table penguin_summary"},
+    metadata={
+        "stored_in": f"DuckDB table penguin_summary; pin {boards.SUMMARY_PIN} (species x sex)"
+    },
 )
-def penguin_summary(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Pre-calculated lookup: species x island x sex x year, counts and means of each measure."""
+def penguin_summary(warehouse: Warehouse, board: PinsBoard) -> dg.MaterializeResult:
+    """Pre-calculated lookup: species x island x sex x year, counts and means of each measure;
+    its species x sex grain also pinned, for the API (and so the model explorer) to serve."""
     with warehouse.get_connection() as con:
         rows = summary.build_summary_table(con, tables.CLEAN, tables.SUMMARY)
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+        table = con.execute(f"SELECT * FROM {tables.SUMMARY}").df()
+    version = boards.pin_summary(board.board(), summary.by_species_and_sex(table))
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": rows, "pinned_version": version or "unchanged"}
+    )
 
 
 @dg.asset(

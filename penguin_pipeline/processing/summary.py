@@ -61,3 +61,34 @@ def species_histograms(con: duckdb.DuckDBPyConnection, clean_table: str) -> pd.D
         for m, w in HISTOGRAM_BINS.items()
     ]
     return con.execute(" UNION ALL ".join(parts) + " ORDER BY ALL").df()
+
+
+def by_species_and_sex(summary: pd.DataFrame) -> list[dict]:
+    """The lookup table at species x sex grain, as plain records (JSON-ready): the penguin count
+    and per measure its count, mean and sample standard deviation, pooled over islands and years.
+
+    This small table is what the model explorer draws from, so the app never scans rows: the
+    pooled standard deviation comes from each group's count, mean and sd (sum of squares within
+    groups plus between them). Penguins of unrecorded sex have no row: no prediction is made for
+    them.
+    """
+    frame = summary[summary["sex"].notna()]
+    records = []
+    for (species, sex), group in frame.groupby(["species", "sex"], sort=True):
+        record = {"species": species, "sex": sex, "n_penguins": int(group["n_penguins"].sum())}
+        for m in MEASURES:
+            record.update(_pooled(group[f"n_{m}"], group[f"mean_{m}"], group[f"sd_{m}"], m))
+        records.append(record)
+    return records
+
+
+def _pooled(n: pd.Series, mean: pd.Series, sd: pd.Series, name: str) -> dict:
+    total = int(n.sum())
+    if total == 0:
+        return {f"n_{name}": 0, f"mean_{name}": None, f"sd_{name}": None}
+    seen = n > 0
+    n, mean, sd = n[seen].astype(float), mean[seen].astype(float), sd[seen].fillna(0.0)
+    grand = float((n * mean).sum() / total)
+    squares = float(((n - 1) * sd**2).sum() + (n * (mean - grand) ** 2).sum())
+    spread = (squares / (total - 1)) ** 0.5 if total > 1 else None
+    return {f"n_{name}": total, f"mean_{name}": grand, f"sd_{name}": spread}

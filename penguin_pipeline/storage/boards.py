@@ -38,6 +38,8 @@ REPORT_PIN = "penguin_report"
 # own files are never rewritten).
 CHAMPION_PIN = "penguin_model_champion"
 METRICS_PIN = "penguin_model_metrics"  # vetiver's monitoring pin: metrics per season and version
+# penguin_summary at species x sex grain: what the model explorer draws, through the API
+SUMMARY_PIN = "penguin_summary"
 META_NAME = "data.txt"
 
 pins_options.quiet = True  # pins prints each write to stderr; its logger still says it
@@ -507,3 +509,31 @@ def read_season_metrics(board):
     if not board.pin_exists(METRICS_PIN):
         return None
     return board.pin_read(METRICS_PIN)
+
+
+# --- the lookup table, published for readers that never open the warehouse -------------------
+
+
+def pin_summary(board, records: list[dict]) -> str | None:
+    """Publish penguin_summary at species x sex grain (processing.summary.by_species_and_sex) as
+    a JSON pin; the version written, or None when the newest version holds these rows already
+    (every run would otherwise add one)."""
+    newest = read_summary(board)
+    if newest is not None and newest[1] == records:
+        return None
+    meta = board.pin_write(
+        records,
+        SUMMARY_PIN,
+        type="json",
+        title="penguin_summary by species and sex",
+        description="counts, means and standard deviations of each measure per species and sex",
+    )
+    return meta.version.version
+
+
+def read_summary(board) -> tuple[str, list[dict]] | None:
+    """(version, records) of the newest summary pin; None before the first."""
+    newest, _ = newest_listed(board, SUMMARY_PIN)
+    if newest is None:
+        return None
+    return newest.version, board.pin_read(SUMMARY_PIN, newest.version)

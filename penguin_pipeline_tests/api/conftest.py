@@ -14,7 +14,7 @@ import duckdb
 import pytest
 import requests
 
-from penguin_pipeline.processing import modeling, tables
+from penguin_pipeline.processing import modeling, summary, tables
 from penguin_pipeline.processing.features import LinearPredictor
 from penguin_pipeline.storage import boards
 
@@ -69,8 +69,8 @@ def board_factory(fitted, tmp_path_factory):
 
 
 class Server:
-    def __init__(self, board_path: Path, log_path: Path, **env):
-        self.port = free_port()
+    def __init__(self, board_path: Path, log_path: Path, port: int | None = None, **env):
+        self.port = port or free_port()  # a port given: a restart where clients expect it
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("PENGUIN_")}
@@ -161,3 +161,21 @@ def api_log():
 
 def auth(which: str) -> dict:
     return {"Authorization": f"Bearer {KEYS[which]}"}
+
+
+@pytest.fixture(scope="session")
+def summary_records():
+    """penguin_summary of the shipped file at species x sex grain, as the pipeline pins it."""
+    with clean_shipped(duckdb.connect()) as con:
+        summary.build_summary_table(con, tables.CLEAN, tables.SUMMARY)
+        return summary.by_species_and_sex(con.execute(f"SELECT * FROM {tables.SUMMARY}").df())
+
+
+@pytest.fixture(scope="session")
+def fitted_without_chinstrap():
+    """A model trained on Adelie and Gentoo only: a version whose inputs differ."""
+    with clean_shipped(duckdb.connect()) as con:
+        frame = modeling.load_training_frame(con, tables.CLEAN)
+    fitted = modeling.fit_model(frame[frame["species"] != "Chinstrap"].reset_index(drop=True))
+    fitted.data_snapshot = "no-chinstrap"
+    return fitted
