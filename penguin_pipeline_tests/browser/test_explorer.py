@@ -5,6 +5,8 @@ the API stopped and restarted, and what each kind of key may do."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import requests
 
@@ -21,10 +23,12 @@ from ..api.conftest import (  # noqa: F401  (fixtures shared with the API tests)
     write_version,
 )
 from ..processes import ROOT, free_port
+from .conftest import ARTIFACTS
 from .explorer_app import running_explorer
+from .test_materialize_all import UPDATE_SCREENSHOTS_ENV
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"
+SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"  # README's, with PENGUIN_UPDATE_SCREENSHOTS=1
 
 
 def served_api(board_factory, summary_records, tmp, name: str, port=None, **env) -> Server:
@@ -113,8 +117,13 @@ def test_the_click_path_shows_the_apis_prediction_with_a_predict_only_key(
     expect(page.get_by_text("Enable admin actions")).to_have_count(0)
     expect(page.locator("#reload")).to_have_count(0)
     assert browsing.blocked == []  # nothing fetched beyond this machine
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    # Like the Materialize-all test: README's screenshot is rewritten only when asked, so that a
+    # test run leaves the work tree as it found it; otherwise it goes to the test artifacts.
+    shot = (
+        SCREENSHOT if os.environ.get(UPDATE_SCREENSHOTS_ENV) == "1" else ARTIFACTS / SCREENSHOT.name
+    )
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
 
 
 def test_an_input_the_api_refuses_is_said_by_its_field_and_the_next_one_predicts(
