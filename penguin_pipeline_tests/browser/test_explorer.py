@@ -28,7 +28,8 @@ from .explorer_app import running_explorer
 from .test_materialize_all import UPDATE_SCREENSHOTS_ENV
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"  # README's, with PENGUIN_UPDATE_SCREENSHOTS=1
+# README's screenshot, rewritten with PENGUIN_UPDATE_SCREENSHOTS=1
+SCREENSHOT = ROOT / "docs" / "images" / "explorer.png"
 
 
 def served_api(board_factory, summary_records, tmp, name: str, port=None, **env) -> Server:
