@@ -401,6 +401,21 @@ def test_a_failure_beside_another_file_names_it_and_no_file_starts_after(
     assert con.execute(f"SELECT source_file FROM {tables.LEDGER}").fetchall() == [("f0.csv",)]
 
 
+def test_a_file_loaded_beside_an_earlier_failing_one_rolls_back_as_if_never_started(
+    con, tmp_path, monkeypatch
+):
+    """One at a time, a failure stops the run before the next file: side by side, the next file
+    (already loaded) rolls back at its turn to commit, so the warehouse is the same."""
+    files = run_files(con, tmp_path, count=4)
+    fail_staging(monkeypatch, "f0.csv")
+    staging_side_by_side(monkeypatch, after_failure=threading.Event())
+    with pytest.raises(FileLoadFailed, match="f0.csv: load failed .*stay loaded: none$") as failed:
+        ingest_files(con, files, at_once=2)
+    assert failed.value.committed == []
+    for table in (tables.RAW, tables.REJECTS, tables.LEDGER):
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchall() == [(0,)], table
+
+
 def test_empty_and_header_only_files_load_nothing_and_say_so(con, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")

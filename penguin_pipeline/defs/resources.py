@@ -43,10 +43,11 @@ class Warehouse(DuckDBResource):
 
     @property
     def files_at_once(self) -> int:
-        """Landing files the raw step loads side by side: two on the DuckDB file (DuckDB 1.5 writes
-        one file's rows on about one core: 14.6 -> 11.2 s for 10^7 rows here); one on the lake,
-        whose Parquet writer already keeps both cores busy."""
-        return 1 if self.lake() else 2
+        """Landing files the raw step loads side by side: on the DuckDB file one per DuckDB thread
+        (PENGUIN_DUCKDB_THREADS), at most two (DuckDB 1.5 writes one file's rows on about one core:
+        14.6 -> 11.2 s for 10^7 rows here); one on the lake, whose Parquet writer keeps both cores
+        busy already."""
+        return 1 if self.lake() else max(1, min(2, int(self.connection_config["threads"])))
 
     @contextmanager
     def get_connection(self):

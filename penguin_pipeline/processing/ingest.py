@@ -617,6 +617,10 @@ def _load_or_unreadable(
         return exc
 
 
+class _TurnLost(Exception):
+    """A file loaded beside one that failed before it: rolled back at its turn to commit."""
+
+
 def _load_all(
     con: duckdb.DuckDBPyConnection,
     files: list[LandingInput],
@@ -624,15 +628,25 @@ def _load_all(
     at_once: int,
 ) -> dict[str, Loaded]:
     """load(file, connection, wait_turn) for every file, `at_once` at a time (one on `con`, the
-    others on cursors of it); after a failure no new file starts, and FileLoadFailed names every
-    file committed before the failure or beside it.
+    others on cursors of it), leaving the warehouse as loading them one at a time would.
 
     Files commit in their order (wait_turn), whichever finishes first: DuckDB appends a
     transaction's rows at commit, so the raw table's row order, and with it the clean table's
-    rowids that the training sample is drawn by, stay the same run after run.
+    rowids that the training sample is drawn by, stay the same run after run. After a failure no
+    new file starts, a later file loading beside it rolls back at its turn, and FileLoadFailed
+    names the files committed before the failing one.
     """
     queue, results, failures, lock = iter(enumerate(files)), {}, [], threading.Lock()
     settled = [threading.Event() for _ in files]
+
+    def turn(i: int) -> WaitTurn:
+        def wait() -> None:
+            if i:
+                settled[i - 1].wait()
+            if any(j < i for j, _, _ in failures):  # one at a time, this one never started
+                raise _TurnLost
+
+        return wait
 
     def worker(connection: duckdb.DuckDBPyConnection) -> None:
         while True:
@@ -641,10 +655,12 @@ def _load_all(
             if f is None:
                 return
             try:
-                result = load(f, connection, settled[i - 1].wait if i else _no_wait)
+                result = load(f, connection, turn(i))
+            except _TurnLost:
+                return
             except Exception as exc:
                 with lock:
-                    failures.append((f, exc))
+                    failures.append((i, f, exc))
                 return
             finally:
                 settled[i].set()
@@ -662,7 +678,7 @@ def _load_all(
         for thread in helpers:
             thread.join()
     if failures:
-        f, cause = failures[0]
+        _, f, cause = min(failures, key=lambda failure: failure[0])
         committed = [r for g in files if isinstance(r := results.get(g.source_file), FileAccount)]
         raise FileLoadFailed(f.source_file, committed, cause) from cause
     return results
