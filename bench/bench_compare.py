@@ -11,6 +11,7 @@ Each run gets a fresh data folder and Dagster instance; wall time and peak memor
 process tree (bench_scale.measured), each step's seconds from the run's event log.
 
 Environment: BENCH_BASE (commit, default origin/main or main), BENCH_COMPARE_N (rows, 1e7),
+PENGUIN_DUCKDB_* (passed to both sides, e.g. PENGUIN_DUCKDB_MEMORY_LIMIT=1200MB as bench-scale),
 BENCH_COMPARE_ROUNDS (2), BENCH_WAREHOUSE (unset: the DuckDB file; `lake`: a DuckLake on a scratch
 Postgres catalog, both sides), BENCH_SCALE_DIR (where the landing files are kept, as bench-scale).
 Results: docs/benchmarks/results/compare.json (the docs' benchmark page draws it).
@@ -84,7 +85,12 @@ def run_env(tree: Path, name: str, landing: Path, catalog: str | None) -> dict:
     home = run_dir / "dagster_home"
     home.mkdir(parents=True)
     (home / "dagster.yaml").write_text(instance_yaml(tree))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "VIRTUAL_ENV"))}
+    # The caller's DuckDB knobs (PENGUIN_DUCKDB_MEMORY_LIMIT, ...) apply to both sides alike.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PENGUIN_", "VIRTUAL_ENV")) or k.startswith("PENGUIN_DUCKDB")
+    }
     env.update(
         DAGSTER_HOME=str(home),
         PENGUIN_DATA_DIR=str(run_dir / "data"),
@@ -159,6 +165,7 @@ def main() -> None:
         "machine": machine(),
         "landing_rows": N,
         "warehouse": "ducklake" if ON_LAKE else "duckdb file",
+        "duckdb_settings": {k: v for k, v in os.environ.items() if k.startswith("PENGUIN_DUCKDB")},
         "landing": str(landing),
         "base": {"commit": base_sha, **base, "runs": runs["base"]},
         "today": {"commit": head_sha, "uncommitted_changes": dirty, **today, "runs": runs["today"]},
