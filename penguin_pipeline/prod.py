@@ -52,7 +52,9 @@ CONNECT_TIMEOUT_SECONDS = 3
 HEARTBEAT_FRESH_SECONDS = 90
 START_TIMEOUT_SECONDS = 120
 _CLOCK_SLACK_SECONDS = 1.0  # heartbeats are stamped by other processes' clocks
-_MAX_SOCKET_PATH = 107  # bytes in a unix socket's path (sun_path), on Linux
+# A unix socket's path holds at most 107 bytes on Linux, and supervisord binds a temporary name
+# (the path plus ".<pid>") before renaming it.
+_MAX_SOCKET_PATH = 90
 
 
 # --- the services the profile needs ------------------------------------------------------------
@@ -182,7 +184,7 @@ def services_dir(settings: Settings) -> Path:
 
 def socket_path(settings: Settings) -> Path:
     """supervisord's control socket; a deep DAGSTER_HOME (a test's tmp folder) gets one in /tmp,
-    since a unix socket's path may not exceed 107 bytes."""
+    named after it, since a unix socket's path is short (_MAX_SOCKET_PATH)."""
     path = services_dir(settings) / "supervisor.sock"
     if len(str(path)) <= _MAX_SOCKET_PATH:
         return path
