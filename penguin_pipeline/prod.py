@@ -37,9 +37,11 @@ import xmlrpc.client
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
+from . import hosts
 from .defs.workers import masked
 from .settings import PROJECT_ROOT, Settings, load_settings
 
@@ -250,9 +252,34 @@ def webserver_command(settings: Settings) -> list[str]:
 
 def commands(settings: Settings) -> dict[str, list[str]]:
     """Every process `up` starts, by name (supervisord's program names and log files)."""
-    named = {f"worker-{i}": worker_command(settings, i) for i in range(1, settings.workers + 1)}
+    if settings.hosts == 2:
+        named = forwarder_commands(settings)
+        for i in range(1, settings.workers + 1):
+            # The URLs are rewritten for the link inside that process, never written down.
+            named[f"worker-h2-{i}"] = [sys.executable, "-m", "penguin_pipeline.hosts", "worker"]
+            named[f"worker-h2-{i}"].append(f"h2-{i}")
+    else:
+        named = {f"worker-{i}": worker_command(settings, i) for i in range(1, settings.workers + 1)}
     named["daemon"] = daemon_command()
     named["webserver"] = webserver_command(settings)
+    return named
+
+
+def forwarder_commands(settings: Settings) -> dict[str, list[str]]:
+    """One forwarder per service on 127.0.0.1, on this host's end of the second host's link."""
+    host = hosts.second_host(settings)
+    named = {}
+    for name, url, port in (
+        ("postgres", settings.pg_url, 5432),
+        ("rabbitmq", settings.celery_broker, 5672),
+        ("redis", settings.celery_backend, 6379),
+    ):
+        parts = urlsplit(url)
+        if parts.hostname in ("127.0.0.1", "localhost"):
+            port = parts.port or port
+            listen, target = f"{host.address(1)}:{port}", f"127.0.0.1:{port}"
+            named[f"forward-{name}"] = [sys.executable, "-m", "penguin_pipeline.forward"]
+            named[f"forward-{name}"] += [listen, target]
     return named
 
 
@@ -382,7 +409,8 @@ def shutdown(settings: Settings, timeout: float = 60) -> list[str]:
     if pid is not None and not _wait(lambda: not psutil.pid_exists(pid), timeout):
         raise RuntimeError(f"supervisord (pid {pid}) still runs {timeout:.0f} s after shutdown")
     socket_path(settings).unlink(missing_ok=True)
-    return lines
+    # After its workers: the second host's namespaces and link, whatever HOSTS says now.
+    return lines + [f"removed {what}" for what in hosts.destroy(hosts.second_host(settings))]
 
 
 def _supervisord_pid(settings: Settings) -> int | None:
@@ -456,8 +484,11 @@ def daemon_answers(settings: Settings, env: Mapping[str, str], since: float = 0.
 def worker_nodes(settings: Settings, names: list[str]) -> dict[str, str]:
     """Celery node name -> program name, for the programs that are workers."""
     nodes = {}
+    second = hosts.second_host(settings).hostname
     for name in names:
-        if name.startswith("worker-"):
+        if name.startswith("worker-h2-"):
+            nodes[worker_name(settings, name.removeprefix("worker-"), second)] = name
+        elif name.startswith("worker-"):
             nodes[worker_name(settings, name.removeprefix("worker-"))] = name
     return nodes
 
@@ -493,6 +524,8 @@ def up(
     try:
         shutdown(settings)  # a supervisord left by a crash whose socket no longer answers
         init_instance(settings, env)
+        if settings.hosts == 2:
+            hosts.create(hosts.second_host(settings), [settings.data_dir, settings.prod_home])
         start_supervisor(settings, processes, env)
         problem = wait_until_answering(settings, env, list(processes), since)
     except BaseException as exc:
@@ -576,6 +609,7 @@ def status(settings: Settings, out=sys.stdout, base_env=None) -> int:
         print("  no process of the profile is running (`make prod-up` starts them)", file=out)
         return 1
     print(f"  supervisord {socket_path(settings)}, logs in {services_dir(settings)}", file=out)
+    healthy &= _print_hosts(settings, running, out)
     nodes = worker_nodes(settings, [p.name for p in running])
     answering = workers_answering(settings, list(nodes)) if nodes else set()
     by_program = {name: node for node, name in nodes.items()}
@@ -586,6 +620,21 @@ def status(settings: Settings, out=sys.stdout, base_env=None) -> int:
         label = f"{program.name} (pid {program.pid})" if program.pid else program.name
         print(f"  {label:<30} {where:<55} {state}", file=out)
     return 0 if healthy else 1
+
+
+def _print_hosts(settings: Settings, running: list[Program], out) -> bool:
+    """One line per host with its workers; False when the second host's workers run without it."""
+    here = [p.name for p in running if p.name.startswith("worker-") and "-h2-" not in p.name]
+    there = [p.name for p in running if p.name.startswith("worker-h2-")]
+    listed = ", ".join(here) or "none"
+    print(f"  host {socket.gethostname()} (this one): workers {listed}", file=out)
+    if not there:
+        return True
+    host = hosts.second_host(settings)
+    ok = hosts.exists(host)
+    state = f"netns {host.netns}, {host.address(2)}" if ok else "ITS NAMESPACES ARE GONE"
+    print(f"  host {host.hostname} ({state}): workers {', '.join(there)}", file=out)
+    return ok
 
 
 def _program_health(settings, env, program: Program, nodes: dict, answering: set):
