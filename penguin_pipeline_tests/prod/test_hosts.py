@@ -1,0 +1,85 @@
+"""The production profile with its workers on a simulated second host (`make prod-up HOSTS=2`):
+a step runs there, over the link, without this host's files; `prod.down` removes the host."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from penguin_pipeline import hosts, prod
+from penguin_pipeline.settings import load_settings
+
+from ..processes import ROOT, services_missing
+from .conftest import finished_runs
+from .host_probe import MARKER
+from .test_profile import run_text, step_workers
+
+pytestmark = [pytest.mark.integration, pytest.mark.prod]
+
+
+@pytest.fixture
+def two_hosts(deployment, tmp_path):
+    """The deployment with HOSTS=2 and the probe's code location; skipped (failed on CI) where
+    namespaces cannot be made (not root, no `ip`/`nsenter`)."""
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "unshare")):
+        services_missing("the second host needs root with ip, nsenter and unshare")
+    deployment.env["PENGUIN_HOSTS"] = "2"
+    deployment.settings = load_settings(deployment.env)
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n"
+        "      module_name: penguin_pipeline_tests.prod.host_probe\n"
+        f"      location_name: host_probe\n      working_directory: {ROOT}\n"
+    )
+    return deployment, workspace
+
+
+def launch(port: int, job: str) -> str:
+    from dagster_graphql import DagsterGraphQLClient
+
+    return DagsterGraphQLClient("127.0.0.1", port_number=port).submit_job_execution(job)
+
+
+def test_a_worker_on_the_second_host_runs_a_step_without_this_hosts_files(two_hosts):
+    deployment, workspace = two_hosts
+    settings = deployment.settings
+    (deployment.data / MARKER).parent.mkdir(parents=True, exist_ok=True)
+    (deployment.data / MARKER).write_text("only on the first host")
+    processes = prod.commands(settings)
+    processes["daemon"] = [*prod.daemon_command()[:-1], str(workspace)]
+    processes["webserver"] = [*prod.webserver_command(settings)[:-1], str(workspace)]
+    deployment.up(processes)
+    host = hosts.second_host(settings)
+    assert hosts.exists(host) and host.hostname != socket.gethostname()
+    assert set(deployment.worker_names()) == {
+        f"{settings.celery_queue}-h2-{i}@{host.hostname}" for i in (1, 2)
+    }
+
+    run_id = launch(settings.dagster_port, "where_job")
+    with deployment.instance() as instance:
+        [run] = finished_runs(instance, 1, timeout=180)
+        assert run.run_id == run_id and run.is_success, run_text(instance, run_id)[-3000:]
+        # dagster-celery's event names the worker, and with it the host, in the UI's run view.
+        [worker] = step_workers(instance, run_id).values()
+        assert worker in deployment.worker_names(), worker
+        [event] = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        meta = event.dagster_event.event_specific_data.materialization.metadata
+    assert meta["host"].value == host.hostname
+    assert meta["sees_data"].value is False and meta["sees_dagster_home"].value is False
+    assert (deployment.data / MARKER).exists()  # it is there, on this host
+
+    out = io.StringIO()
+    assert prod.status(settings, out, base_env=deployment.env) == 0, out.getvalue()
+    [line] = [line for line in out.getvalue().splitlines() if f"host {host.hostname}" in line]
+    assert "worker-h2-1, worker-h2-2" in line, out.getvalue()
+
+    prod.down(settings, io.StringIO())
+    assert not hosts.exists(host) and not host.folder.exists()
+    assert not Path(f"/sys/class/net/{host.outer_veth}").exists()
+    assert not prod.programs(settings)
