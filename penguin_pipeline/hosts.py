@@ -163,6 +163,104 @@ def across_link(url: str, host: Host) -> str:
     return urlunsplit(parts._replace(netloc="@".join([*netloc[:-1], hostport])))
 
 
+# --- storage the second host reaches: S3 and the lake ---------------------------------------------
+
+BUCKET = "penguin-pipeline"
+# Where each store goes on S3 unless its variable says otherwise.
+_ON_S3 = {
+    "PENGUIN_LANDING": "raw",
+    "PENGUIN_BOARD": "board",
+    "PENGUIN_REPORTS": "reports",
+    "PENGUIN_QUARANTINE": "quarantine",
+    "PENGUIN_LAKE_DATA": "lake",
+}
+# moto's stand-in takes any credentials; a real S3 gets its own from the environment.
+_STAND_IN_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "penguin-stand-in",
+    "AWS_SECRET_ACCESS_KEY": "penguin-stand-in",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def on_s3(settings: Settings, env: dict[str, str], s3_port: int) -> dict[str, list[str]]:
+    """Move every store to S3 and the warehouse to a lake, in `env` (what the profile's processes
+    get), as the second host sees no disk of this one. Without AWS_ENDPOINT_URL the stand-in is
+    moto's server on 127.0.0.1:`s3_port`; returns the programs to run for it (the server, and the
+    forwarder the second host reaches it through)."""
+    from . import prod
+
+    programs = {}
+    if not env.get("AWS_ENDPOINT_URL"):
+        env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{s3_port}"
+        for name, value in _STAND_IN_CREDENTIALS.items():
+            env.setdefault(name, value)
+        bin_dir = Path(sys.executable).parent
+        programs["s3"] = [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)]
+    bucket = env.get("PENGUIN_S3_BUCKET", BUCKET)
+    for name, prefix in _ON_S3.items():
+        if not env.get(name):
+            env[name] = f"s3://{bucket}/{prefix}"
+    if not env.get("PENGUIN_WAREHOUSE"):
+        catalog = settings.pg_url.rsplit("/", 1)[0] + "/" + _lake_database(settings.pg_url)
+        prod.create_database(catalog)
+        env["PENGUIN_WAREHOUSE"] = "ducklake:postgres:" + _libpq_keywords(catalog)
+    endpoint = urlsplit(env["AWS_ENDPOINT_URL"])
+    if endpoint.hostname in ("127.0.0.1", "localhost"):
+        port = endpoint.port or 80
+        listen = f"{second_host(settings).address(1)}:{port}"
+        programs["forward-s3"] = [sys.executable, "-m", "penguin_pipeline.forward", listen]
+        programs["forward-s3"].append(f"127.0.0.1:{port}")
+    return programs
+
+
+def make_bucket(env: dict[str, str]) -> None:
+    """The bucket of the stores, created when missing (moto's stand-in starts empty)."""
+    import boto3
+
+    # With the processes' credentials, which this process's own environment may lack.
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+        region_name=env.get("AWS_DEFAULT_REGION"),
+    )
+    bucket = env.get("PENGUIN_S3_BUCKET", BUCKET)
+    try:
+        client.head_bucket(Bucket=bucket)
+    except client.exceptions.ClientError:
+        client.create_bucket(Bucket=bucket)
+
+
+def _lake_database(pg_url: str) -> str:
+    return urlsplit(pg_url).path.lstrip("/") + "_lake"
+
+
+def _libpq_keywords(url: str) -> str:
+    """A postgresql:// URL as DuckLake's ATTACH takes it: libpq keywords."""
+    from . import prod
+
+    parts = urlsplit(prod.libpq_url(url))
+    words = {
+        "dbname": parts.path.lstrip("/"),
+        "host": parts.hostname,
+        "port": parts.port,
+        "user": parts.username,
+        "password": parts.password,
+    }
+    return " ".join(f"{k}={v}" for k, v in words.items() if v)
+
+
+def libpq_across_link(conninfo: str, host: Host) -> str:
+    """A libpq keyword string (the lake's catalog) as the second host reaches it."""
+    words = [
+        f"host={host.address(1)}" if w in ("host=127.0.0.1", "host=localhost") else w
+        for w in conninfo.split()
+    ]
+    return " ".join(words)
+
+
 def _q(path: Path) -> str:
     import shlex
 
@@ -199,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
         PENGUIN_CELERY_BROKER=across_link(settings.celery_broker, host),
         PENGUIN_CELERY_BACKEND=across_link(settings.celery_backend, host),
     )
+    if env.get("AWS_ENDPOINT_URL"):
+        env["AWS_ENDPOINT_URL"] = across_link(env["AWS_ENDPOINT_URL"], host)
+    scheme = "ducklake:postgres:"
+    if env.get("PENGUIN_WAREHOUSE", "").startswith(scheme):
+        conninfo = env["PENGUIN_WAREHOUSE"].removeprefix(scheme)
+        env["PENGUIN_WAREHOUSE"] = scheme + libpq_across_link(conninfo, host)
     command = enter_command(host, prod.worker_command(settings, argv[1], host.hostname))
     os.execvpe(command[0], command, env)
     return 1  # not reached

@@ -520,6 +520,8 @@ def up(
     env = process_env(settings, base_env)
     link_instance(settings)
     processes = commands(settings) if processes is None else processes
+    if settings.hosts == 2:
+        processes = {**hosts.on_s3(settings, env, _free_port()), **processes}
     since = time.time() - _CLOCK_SLACK_SECONDS
     try:
         shutdown(settings)  # a supervisord left by a crash whose socket no longer answers
@@ -528,6 +530,8 @@ def up(
             hosts.create(hosts.second_host(settings), [settings.data_dir, settings.prod_home])
         start_supervisor(settings, processes, env)
         problem = wait_until_answering(settings, env, list(processes), since)
+        if settings.hosts == 2 and not problem:
+            hosts.make_bucket(env)
     except BaseException as exc:
         shutdown(settings)
         if not isinstance(exc, RuntimeError):
@@ -541,6 +545,8 @@ def up(
     print(f"prod-up: Dagster UI at http://127.0.0.1:{settings.dagster_port}", file=out)
     for program in programs(settings):
         print(f"  {program.name:<10} pid {program.pid}", file=out)
+    if "s3" in processes:
+        print(f"  S3 stand-in (moto, in memory) at {env['AWS_ENDPOINT_URL']}", file=out)
     print(f"  supervisord's config and logs in {services_dir(settings)}", file=out)
     print("  `make prod-status`, `make prod-down`", file=out)
     return 0
@@ -578,6 +584,12 @@ def wait_until_answering(
     if pending:
         return f"not answering after {START_TIMEOUT_SECONDS} s: {', '.join(sorted(pending))}"
     return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
 
+import boto3
 import dagster as dg
 import pytest
 
 from penguin_pipeline import hosts, prod
 from penguin_pipeline.settings import load_settings
 
-from ..processes import ROOT, services_missing
+from ..conftest import LTER_FILE
+from ..processes import ROOT, scratch_database, services_missing, wait_for
 from .conftest import finished_runs
 from .host_probe import MARKER
-from .test_profile import run_text, step_workers
+from .test_profile import STEPS, rows_found_by_load, run_text, step_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
@@ -83,3 +86,45 @@ def test_a_worker_on_the_second_host_runs_a_step_without_this_hosts_files(two_ho
     assert not hosts.exists(host) and not host.folder.exists()
     assert not Path(f"/sys/class/net/{host.outer_veth}").exists()
     assert not prod.programs(settings)
+
+
+@pytest.mark.timeout(600)
+def test_the_whole_graph_runs_on_the_second_host_with_every_store_on_s3(two_hosts):
+    """HOSTS=2 on its defaults: moto's S3 stand-in and a lake (catalog in Postgres, files on S3).
+    A landing file put on S3: the sensor's run executes every step on the second host's workers,
+    the model and the report land on S3, the lake holds every row, nothing on this host's disk."""
+    deployment, _ = two_hosts
+    with scratch_database("penguin_lake") as catalog:
+        deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
+        deployment.settings = load_settings(deployment.env)
+        said = deployment.up()
+        endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
+        client = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s"
+        )
+        wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
+        client.upload_file(str(LTER_FILE), hosts.BUCKET, "raw/penguins-raw.csv")
+
+        with deployment.instance() as instance:
+            runs = finished_runs(instance, 1, timeout=400)
+            assert all(r.is_success for r in runs), run_text(instance, runs[0].run_id)[-3000:]
+            [run] = runs
+            workers = step_workers(instance, run.run_id)
+            assert set(workers) == STEPS
+            assert set(workers.values()) <= deployment.worker_names(), workers
+            assert rows_found_by_load(instance, run.run_id) == (0, 344)
+        keys = {o["Key"] for o in client.list_objects_v2(Bucket=hosts.BUCKET)["Contents"]}
+        assert "reports/penguin_report.html" in keys, sorted(keys)
+        assert any(k.startswith("board/penguin_model/") for k in keys), sorted(keys)
+        assert any(k.startswith("lake/") and k.endswith(".parquet") for k in keys), sorted(keys)
+        on_disk = [p.name for p in deployment.data.iterdir()] if deployment.data.exists() else []
+        assert not set(on_disk) & {"penguins.duckdb", "board", "reports", "lake"}, on_disk
+        prod.shutdown(deployment.settings)  # before the catalog database is dropped
+
+
+def _bucket_exists(client) -> bool:
+    try:
+        client.head_bucket(Bucket=hosts.BUCKET)
+        return True
+    except client.exceptions.ClientError:
+        return False
