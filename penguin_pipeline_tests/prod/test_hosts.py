@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import boto3
@@ -128,3 +129,34 @@ def _bucket_exists(client) -> bool:
         return True
     except client.exceptions.ClientError:
         return False
+
+
+def test_down_removes_a_second_host_left_by_a_crash_half_way_through_up(tmp_path):
+    """`up` dead after the namespaces and the link were made, before supervisord started: plain
+    `prod.down` (no HOSTS) removes them, and a second `down` finds nothing."""
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "unshare")):
+        services_missing("the second host needs root with ip, nsenter and unshare")
+    settings = load_settings({"PENGUIN_PROD_HOME": str(tmp_path / "home")})
+    host = hosts.second_host(settings)
+    settings.prod_home.mkdir(parents=True)
+    (settings.prod_home / "dagster.yaml").write_text("only on the first host")
+    try:
+        hosts.create(host, [tmp_path / "data", settings.prod_home])
+        assert hosts.exists(host) and Path(f"/sys/class/net/{host.outer_veth}").exists()
+        hidden = subprocess.run(
+            hosts.enter_command(host, ["sh", "-c", f"hostname; ls -A {tmp_path / 'home'}"]),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        assert hidden == [host.hostname], hidden  # its own name, an empty DAGSTER_HOME
+        out = io.StringIO()
+        assert prod.down(settings, out) == 0
+        assert f"removed network namespace {host.netns}" in out.getvalue(), out.getvalue()
+        assert not hosts.exists(host) and not host.folder.exists()
+        assert not Path(f"/sys/class/net/{host.outer_veth}").exists()
+        again = io.StringIO()
+        prod.down(settings, again)
+        assert "removed" not in again.getvalue(), again.getvalue()
+    finally:
+        hosts.destroy(host)
