@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import boto3
@@ -160,3 +161,61 @@ def test_down_removes_a_second_host_left_by_a_crash_half_way_through_up(tmp_path
         assert "removed" not in again.getvalue(), again.getvalue()
     finally:
         hosts.destroy(host)
+
+
+@pytest.mark.timeout(600)
+def test_the_link_cut_for_20_s_mid_step_loses_nothing_and_loads_nothing_twice(two_hosts):
+    """The second host's link down for 20 s as raw_penguins starts there: the run fails or goes
+    on, retries finish the work, no run hangs, and the last successful run's tables hold the
+    file's rows once (raw_penguins and penguins: 344 each)."""
+    deployment, _ = two_hosts
+    with scratch_database("penguin_lake") as catalog:
+        deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
+        deployment.settings = load_settings(deployment.env)
+        said = deployment.up()
+        endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
+        client = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s"
+        )
+        wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
+        host = hosts.second_host(deployment.settings)
+        client.upload_file(str(LTER_FILE), hosts.BUCKET, "raw/penguins-raw.csv")
+        with deployment.instance() as instance:
+            wait_for(lambda: _step_started(instance, "raw_penguins"), timeout=180, interval=0.2)
+            subprocess.run(["ip", "link", "set", host.outer_veth, "down"], check=True)
+            try:
+                time.sleep(20)
+            finally:
+                subprocess.run(["ip", "link", "set", host.outer_veth, "up"], check=True)
+            runs = wait_for(
+                lambda: _settled_with_success(instance), timeout=400, what="a successful run"
+            )
+            last = next(r for r in runs if r.is_success)  # get_runs: the newest first
+            counts = _row_counts(instance, last.run_id)
+            texts = [f"{r.run_id[:8]} {r.status.value}" for r in runs]
+        assert counts == {"raw_penguins": 344, "penguins": 344}, (counts, texts)
+        print("runs:", texts)
+        prod.shutdown(deployment.settings)
+
+
+def _step_started(instance, key: str) -> bool:
+    return any(
+        e.step_key == key
+        for run in instance.get_runs()
+        for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+    )
+
+
+def _settled_with_success(instance):
+    runs = instance.get_runs()
+    return runs if all(r.is_finished for r in runs) and any(r.is_success for r in runs) else None
+
+
+def _row_counts(instance, run_id: str) -> dict[str, int]:
+    counts = {}
+    for event in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = event.dagster_event.event_specific_data.materialization
+        name = materialization.asset_key.to_user_string()
+        if name in ("raw_penguins", "penguins"):
+            counts[name] = materialization.metadata["dagster/row_count"].value
+    return counts

@@ -272,8 +272,11 @@ def test_five_runs_at_once_run_every_step_on_the_workers_within_the_limits(deplo
     out = io.StringIO()
     assert prod.status(deployment.settings, out, base_env=deployment.env) == 0, out.getvalue()
     report = out.getvalue()
+    [host] = [line for line in report.splitlines() if line.startswith("  host ")]
+    assert host.endswith("(this one): workers worker-1, worker-2"), report
+    processes = [line for line in report.splitlines() if not line.startswith("  host ")]
     for name in ("PostgreSQL", "RabbitMQ", "Redis", "worker-1", "worker-2", "daemon", "webserver"):
-        [line] = [line for line in report.splitlines() if name in line]
+        [line] = [line for line in processes if name in line]
         assert line.rstrip().endswith("answers"), report
     assert deployment.settings.celery_queue in report
 
