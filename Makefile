@@ -155,11 +155,14 @@ browser:  ## Chromium for the browser tests (apt-get install chromium, as root, 
 
 # The production profile (README, "Production profile"): the instance on PostgreSQL, steps on Celery
 # workers (RabbitMQ, Redis), its own DAGSTER_HOME (.dagster_home_prod); penguin_pipeline/prod.py
-# checks the services first and keeps each process's log and pid file in .dagster_home_prod/services.
-prod-up: setup  ## production profile: webserver (DAGSTER_PORT), daemon, PENGUIN_WORKERS Celery workers, in the background
-	@DAGSTER_PORT=$(DAGSTER_PORT) $(RUN) python -m penguin_pipeline.prod up
+# checks the services first, then runs every process under supervisord (instance/prod/supervisord.conf
+# rendered into .dagster_home_prod/services/, with each process's log).
+# HOSTS=2: the workers on a simulated second host (namespaces and a veth link; needs root).
+HOSTS ?= 1
+prod-up: setup  ## production profile: webserver (DAGSTER_PORT), daemon, PENGUIN_WORKERS Celery workers (HOSTS=2: on a second host), under supervisord
+	@DAGSTER_PORT=$(DAGSTER_PORT) PENGUIN_HOSTS=$(HOSTS) $(RUN) python -m penguin_pipeline.prod up
 
-prod-down: setup  ## stop exactly the processes prod-up started
+prod-down: setup  ## supervisord's shutdown and the second host's namespaces and link: all prod-up made, also after a crash half-way
 	@$(RUN) python -m penguin_pipeline.prod down
 
 prod-status: setup  ## what of the production profile runs, and whether each service answers

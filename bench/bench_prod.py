@@ -119,14 +119,15 @@ def embedded(tmp: Path) -> list[dict]:
     names = land(tmp / "data" / "raw")
     ws = workspace(tmp)
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        daemon = prod.start(
-            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(ws)], env, tmp / "services"
-        )
+        # The embedded instance's daemon under a supervisord of its own (its files in tmp/).
+        supervised = load_settings({"PENGUIN_PROD_HOME": str(tmp / "supervisor")})
+        daemon = {"daemon": [str(BIN / "dagster-daemon"), "run", "-w", str(ws)]}
+        prod.start_supervisor(supervised, daemon, env)
         try:
             time.sleep(5)  # the daemon's run queue loop has started
             return [backfill(instance, env, ws, names) for _ in range(2)]
         finally:
-            prod.stop([daemon])
+            prod.shutdown(supervised)
 
 
 def profile(tmp: Path) -> tuple[list[dict], int, int]:
@@ -163,7 +164,7 @@ def _profile(tmp: Path, database: str, url: str) -> tuple[list[dict], int, int]:
                     results = [backfill(instance, prod.process_env(settings, env), ws, names)]
                     results.append(backfill(instance, prod.process_env(settings, env), ws, names))
             finally:
-                prod.stop(prod.recorded(settings))
+                prod.shutdown(settings)
         return results, idle, max(sampler.samples)
     finally:
         with Connection(settings.celery_broker, connect_timeout=5) as con:

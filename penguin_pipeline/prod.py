@@ -7,47 +7,56 @@
 
 `up` first checks PostgreSQL (PENGUIN_PG_URL; the database is created if missing), RabbitMQ
 (PENGUIN_CELERY_BROKER) and Redis (PENGUIN_CELERY_BACKEND): each one that does not answer gets one
-line naming it, its URL (password masked) and what to do, and nothing starts. Then it starts the
-Celery workers (PENGUIN_WORKERS), the Dagster daemon and the webserver (DAGSTER_PORT) in the
-background, each in its own process group, with its log and pid file in one folder,
-`<DAGSTER_HOME>/services/`, and waits until each answers. The profile has its own DAGSTER_HOME
+line naming it, its URL (password masked) and what to do, and nothing starts. Then it renders
+instance/prod/supervisord.conf into `<DAGSTER_HOME>/services/` with one program per process (the
+Celery workers, PENGUIN_WORKERS of them; the Dagster daemon; the webserver on DAGSTER_PORT), starts
+supervisord on it, and waits until each process answers. The profile has its own DAGSTER_HOME
 (PENGUIN_PROD_HOME, default .dagster_home_prod/) with instance/prod/dagster.yaml linked in.
 
-`down` stops the process group of each pid file whose process is still the one `up` started (a
-process created after its pid file was written is someone else's, reusing the pid): SIGTERM, and
-SIGKILL for what is left after a grace period. The groups hold what those processes started: the
-daemon's code server and its run processes, the workers' pool processes.
+supervisord owns the processes: it restarts one that dies, stops each with its process group (the
+daemon's code server and run processes, a worker's pool process) and logs each to its own file.
+`down` is its shutdown, `status` its process list plus a look at whether each process answers.
 """
 
 from __future__ import annotations
 
+import configparser
+import hashlib
+import io
 import os
+import shlex
 import signal
 import socket
+import string
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import xmlrpc.client
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
+from . import hosts
 from .defs.workers import masked
 from .settings import PROJECT_ROOT, Settings, load_settings
 
 BIN = Path(sys.executable).parent
 INSTANCE_YAML = PROJECT_ROOT / "instance" / "prod" / "dagster.yaml"
+SUPERVISOR_TEMPLATE = PROJECT_ROOT / "instance" / "prod" / "supervisord.conf"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 CONNECT_TIMEOUT_SECONDS = 3
 # The daemon writes its heartbeats every 30 s (Dagster's DEFAULT_HEARTBEAT_INTERVAL_SECONDS).
 HEARTBEAT_FRESH_SECONDS = 90
 START_TIMEOUT_SECONDS = 120
-STOP_GRACE_SECONDS = 20
-# A process created after its pid file was written is not the one that file names (pid reused).
-_CLOCK_SLACK_SECONDS = 1.0
+_CLOCK_SLACK_SECONDS = 1.0  # heartbeats are stamped by other processes' clocks
+# A unix socket's path holds at most 107 bytes on Linux, and supervisord binds a temporary name
+# (the path plus ".<pid>") before renaming it.
+_MAX_SOCKET_PATH = 90
 
 
 # --- the services the profile needs ------------------------------------------------------------
@@ -167,12 +176,22 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-# --- the processes -------------------------------------------------------------------------------
+# --- the processes, under supervisord ------------------------------------------------------------
 
 
 def services_dir(settings: Settings) -> Path:
-    """Where `up` keeps each process's log and pid file."""
+    """Where supervisord keeps its config, socket, pid file and each process's log."""
     return settings.prod_home / "services"
+
+
+def socket_path(settings: Settings) -> Path:
+    """supervisord's control socket; a deep DAGSTER_HOME (a test's tmp folder) gets one in /tmp,
+    named after it, since a unix socket's path is short (_MAX_SOCKET_PATH)."""
+    path = services_dir(settings) / "supervisor.sock"
+    if len(str(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"penguin-supervisor-{digest}.sock"
 
 
 def process_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -192,17 +211,17 @@ def process_env(settings: Settings, base: Mapping[str, str] | None = None) -> di
     return env
 
 
-def worker_name(settings: Settings, index: int | str) -> str:
-    return f"{settings.celery_queue}-{index}@{socket.gethostname()}"
+def worker_name(settings: Settings, index: int | str, host: str | None = None) -> str:
+    return f"{settings.celery_queue}-{index}@{host or socket.gethostname()}"
 
 
-def worker_command(settings: Settings, index: int | str) -> list[str]:
+def worker_command(settings: Settings, index: int | str, host: str | None = None) -> list[str]:
     """One Celery worker process for this deployment's queue, executing one step at a time."""
     return [
         str(BIN / "celery"),
         "--app=penguin_pipeline.celery_worker",
         "worker",
-        f"--hostname={worker_name(settings, index)}",
+        f"--hostname={worker_name(settings, index, host)}",
         f"--queues={settings.celery_queue}",
         # A pool of one process: the worker's main process answers pings and reports a pool
         # process that dies (WorkerLostError) while that one executes the step.
@@ -232,10 +251,35 @@ def webserver_command(settings: Settings) -> list[str]:
 
 
 def commands(settings: Settings) -> dict[str, list[str]]:
-    """Every process `up` starts, by name (the names of the log and pid files)."""
-    named = {f"worker-{i}": worker_command(settings, i) for i in range(1, settings.workers + 1)}
+    """Every process `up` starts, by name (supervisord's program names and log files)."""
+    if settings.hosts == 2:
+        named = forwarder_commands(settings)
+        for i in range(1, settings.workers + 1):
+            # The URLs are rewritten for the link inside that process, never written down.
+            named[f"worker-h2-{i}"] = [sys.executable, "-m", "penguin_pipeline.hosts", "worker"]
+            named[f"worker-h2-{i}"].append(f"h2-{i}")
+    else:
+        named = {f"worker-{i}": worker_command(settings, i) for i in range(1, settings.workers + 1)}
     named["daemon"] = daemon_command()
     named["webserver"] = webserver_command(settings)
+    return named
+
+
+def forwarder_commands(settings: Settings) -> dict[str, list[str]]:
+    """One forwarder per service on 127.0.0.1, on this host's end of the second host's link."""
+    host = hosts.second_host(settings)
+    named = {}
+    for name, url, port in (
+        ("postgres", settings.pg_url, 5432),
+        ("rabbitmq", settings.celery_broker, 5672),
+        ("redis", settings.celery_backend, 6379),
+    ):
+        parts = urlsplit(url)
+        if parts.hostname in ("127.0.0.1", "localhost"):
+            port = parts.port or port
+            listen, target = f"{host.address(1)}:{port}", f"127.0.0.1:{port}"
+            named[f"forward-{name}"] = [sys.executable, "-m", "penguin_pipeline.forward"]
+            named[f"forward-{name}"] += [listen, target]
     return named
 
 
@@ -264,110 +308,120 @@ def init_instance(settings: Settings, env: Mapping[str, str]) -> None:
         )
 
 
+def supervisor_config(settings: Settings, processes: Mapping[str, list[str]]) -> str:
+    """instance/prod/supervisord.conf with the profile's paths, one program per process."""
+    folder = services_dir(settings)
+    text = string.Template(SUPERVISOR_TEMPLATE.read_text()).substitute(
+        services=folder, socket=socket_path(settings)
+    )
+    config = configparser.ConfigParser(interpolation=None)
+    config.read_string(text)
+    defaults = dict(config["program-defaults"])
+    config.remove_section("program-defaults")
+    for priority, (name, argv) in enumerate(processes.items(), start=1):
+        config[f"program:{name}"] = {
+            # supervisord expands %(...)s in its values: a literal % is written %%.
+            "command": shlex.join(argv).replace("%", "%%"),
+            "directory": str(PROJECT_ROOT),
+            "stdout_logfile": str(folder / f"{name}.log"),
+            "priority": str(priority),
+            **defaults,
+        }
+    out = io.StringIO()
+    config.write(out)
+    return out.getvalue()
+
+
+def start_supervisor(
+    settings: Settings, processes: Mapping[str, list[str]], env: Mapping[str, str]
+) -> None:
+    """supervisord (in the background, with `env` for every process) running `processes`."""
+    folder = services_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    conf = folder / "supervisord.conf"
+    conf.write_text(supervisor_config(settings, processes))
+    done = subprocess.run(
+        [str(BIN / "supervisord"), "-c", str(conf)],
+        env=dict(env),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"supervisord did not start: {_one_line_text(done.stderr)}")
+    # supervisord forks into the background first and opens its socket after.
+    if not _wait(lambda: supervisor(settings) is not None, START_TIMEOUT_SECONDS):
+        raise RuntimeError(f"supervisord does not answer on {socket_path(settings)}")
+
+
+def _one_line_text(data: bytes) -> str:
+    return " ".join(data.decode(errors="replace").split()) or "(no output)"
+
+
+def supervisor(settings: Settings):
+    """supervisord's XML-RPC interface (what supervisorctl speaks), or None when none answers."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{socket_path(settings)}")
+    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport)
+    try:
+        proxy.supervisor.getPID()
+        return proxy
+    except (OSError, xmlrpc.client.Error):
+        return None
+
+
 @dataclass(frozen=True)
-class Recorded:
-    """A process `up` started, as its pid file says."""
+class Program:
+    """One process supervisord runs for the profile, as supervisord reports it."""
 
     name: str
-    pid_file: Path
-
-    @property
-    def log(self) -> Path:
-        return self.pid_file.with_suffix(".log")
-
-    @property
-    def pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def process(self) -> psutil.Process | None:
-        """The process, if it is still the one this pid file was written for."""
-        pid = self.pid
-        if pid is None:
-            return None
-        try:
-            process = psutil.Process(pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return None
-            if process.create_time() > self.pid_file.stat().st_mtime + _CLOCK_SLACK_SECONDS:
-                return None
-            return process
-        except (psutil.NoSuchProcess, OSError):
-            return None
+    state: str  # RUNNING, STARTING, BACKOFF, FATAL, EXITED, STOPPED...
+    pid: int  # 0 when not running
+    log: Path
 
 
-def recorded(settings: Settings) -> list[Recorded]:
-    folder = services_dir(settings)
-    order = {name: i for i, name in enumerate(commands(settings))}
-    found = [Recorded(p.stem, p) for p in sorted(folder.glob("*.pid"))] if folder.is_dir() else []
-    return sorted(found, key=lambda r: (order.get(r.name, len(order)), r.name))
-
-
-def start(name: str, argv: list[str], env: Mapping[str, str], folder: Path) -> Recorded:
-    """Start one process in the background, in its own process group, logging to <name>.log."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.log", "ab") as log:
-        log.write(
-            f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} started: {' '.join(argv)}\n".encode()
-        )
-        log.flush()
-        process = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=PROJECT_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    pid_file = folder / f"{name}.pid"
-    pid_file.write_text(f"{process.pid}\n")
-    return Recorded(name, pid_file)
-
-
-def stop(entries: list[Recorded], grace: float = STOP_GRACE_SECONDS) -> list[str]:
-    """Stop the process group of each entry still running; remove every pid file. One line each."""
-    lines, groups = [], {}
-    for entry in entries:
-        process = entry.process()
-        if process is None:
-            lines.append(f"{entry.name}: not running")
-        else:
-            groups[entry.name] = process.pid
-            _signal_group(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_group_alive(g) for g in groups.values()):
-        time.sleep(0.2)
-    for name, group in groups.items():
-        forced = _group_alive(group)
-        if forced:
-            _signal_group(group, signal.SIGKILL)
-            _wait(lambda g=group: not _group_alive(g), 10)
-        how = f", killed after {grace:.0f} s" if forced else ""
-        lines.append(f"{name}: stopped (pid {group}{how})")
-    for entry in entries:
-        entry.pid_file.unlink(missing_ok=True)
-    return lines
-
-
-def _signal_group(pgid: int, sig: int) -> None:
+def programs(settings: Settings) -> list[Program]:
+    """What supervisord runs for the profile, in start order; empty when it does not answer."""
+    proxy = supervisor(settings)
+    if proxy is None:
+        return []
     try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
+        infos = proxy.supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error):
+        return []
+    return [Program(i["name"], i["statename"], i["pid"], Path(i["stdout_logfile"])) for i in infos]
 
 
-def _group_alive(pgid: int) -> bool:
-    """Any process left in the group (zombies, already dead and only unreaped, do not count)."""
-    for process in psutil.process_iter(["pid", "status"]):
+def shutdown(settings: Settings, timeout: float = 60) -> list[str]:
+    """Stop every process and supervisord itself; one line each. Also after a crash half-way
+    through `up`: a supervisord that started is found by its socket, or else by its pid file."""
+    lines = [f"{p.name}: stopped (pid {p.pid})" for p in programs(settings) if p.pid]
+    pid = _supervisord_pid(settings)
+    proxy = supervisor(settings)
+    if proxy is not None:
         try:
-            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
-                return True
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return False
+            proxy.supervisor.shutdown()
+        except (OSError, xmlrpc.client.Error):
+            pass  # it stopped answering between the two calls: the pid file still says who it is
+    elif pid is not None:
+        os.kill(pid, signal.SIGTERM)  # it runs but does not answer: SIGTERM is its shutdown
+        lines.append(f"supervisord (pid {pid}) did not answer: stopped it with SIGTERM")
+    if pid is not None and not _wait(lambda: not psutil.pid_exists(pid), timeout):
+        raise RuntimeError(f"supervisord (pid {pid}) still runs {timeout:.0f} s after shutdown")
+    socket_path(settings).unlink(missing_ok=True)
+    # After its workers: the second host's namespaces and link, whatever HOSTS says now.
+    return lines + [f"removed {what}" for what in hosts.destroy(hosts.second_host(settings))]
+
+
+def _supervisord_pid(settings: Settings) -> int | None:
+    """supervisord's pid from its pid file, if that process is still supervisord."""
+    try:
+        pid = int((services_dir(settings) / "supervisord.pid").read_text().strip())
+        if "supervisord" in " ".join(psutil.Process(pid).cmdline()):
+            return pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    return None
 
 
 def _wait(predicate: Callable[[], object], timeout: float, interval: float = 0.3):
@@ -427,16 +481,19 @@ def daemon_answers(settings: Settings, env: Mapping[str, str], since: float = 0.
     return f"no recent heartbeat from {late}" if late else None
 
 
+def worker_nodes(settings: Settings, names: list[str]) -> dict[str, str]:
+    """Celery node name -> program name, for the programs that are workers."""
+    nodes = {}
+    second = hosts.second_host(settings).hostname
+    for name in names:
+        if name.startswith("worker-h2-"):
+            nodes[worker_name(settings, name.removeprefix("worker-"), second)] = name
+        elif name.startswith("worker-"):
+            nodes[worker_name(settings, name.removeprefix("worker-"))] = name
+    return nodes
+
+
 # --- the commands --------------------------------------------------------------------------------
-
-
-@contextmanager
-def _stopping_on_failure(started: list[Recorded]) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        stop(started, grace=10)
-        raise
 
 
 def up(
@@ -446,12 +503,12 @@ def up(
     base_env: Mapping[str, str] | None = None,
     processes: Mapping[str, list[str]] | None = None,
 ) -> int:
-    """Check the services, then start `processes` (default: commands(settings)) and wait until
-    each answers. 0: all up; 1: already running, or something did not start (then nothing is
-    left running); 2: a service does not answer (nothing was started)."""
-    running = [r for r in recorded(settings) if r.process() is not None]
+    """Check the services, then start `processes` (default: commands(settings)) under supervisord
+    and wait until each answers. 0: all up; 1: already running, or something did not start (then
+    nothing is left running); 2: a service does not answer (nothing was started)."""
+    running = programs(settings)
     if running:
-        names = ", ".join(f"{r.name} (pid {r.pid})" for r in running)
+        names = ", ".join(f"{p.name} ({p.state.lower()})" for p in running)
         print(f"prod-up: already running: {names}; `make prod-down` first", file=err)
         return 1
     problems = [s for s in services(settings) if s.problem]
@@ -462,48 +519,51 @@ def up(
         return 2
     env = process_env(settings, base_env)
     link_instance(settings)
-    folder = services_dir(settings)
-    for stale in folder.glob("*.pid") if folder.is_dir() else []:
-        stale.unlink()
+    processes = commands(settings) if processes is None else processes
+    if settings.hosts == 2:
+        processes = {**hosts.on_s3(settings, env, _free_port()), **processes}
+    since = time.time() - _CLOCK_SLACK_SECONDS
     try:
+        shutdown(settings)  # a supervisord left by a crash whose socket no longer answers
         init_instance(settings, env)
-    except RuntimeError as exc:
-        print(f"prod-up: {exc}", file=err)
-        return 1
-    started: list[Recorded] = []
-    with _stopping_on_failure(started):
-        for name, argv in (commands(settings) if processes is None else processes).items():
-            started.append(start(name, argv, env, folder))
-        problem = wait_until_answering(settings, env, started)
+        if settings.hosts == 2:
+            hosts.create(hosts.second_host(settings), [settings.data_dir, settings.prod_home])
+        start_supervisor(settings, processes, env)
+        problem = wait_until_answering(settings, env, list(processes), since)
+        if settings.hosts == 2 and not problem:
+            hosts.make_bucket(env)
+    except BaseException as exc:
+        shutdown(settings)
+        if not isinstance(exc, RuntimeError):
+            raise
+        problem = str(exc)
     if problem:
         print(f"prod-up: {problem}", file=err)
-        for line in stop(started, grace=10):
+        for line in shutdown(settings):
             print(f"prod-up: {line}", file=err)
         return 1
     print(f"prod-up: Dagster UI at http://127.0.0.1:{settings.dagster_port}", file=out)
-    for entry in started:
-        print(f"  {entry.name:<10} pid {entry.pid}", file=out)
-    print(f"  logs and pid files in {folder}; `make prod-status`, `make prod-down`", file=out)
+    for program in programs(settings):
+        print(f"  {program.name:<10} pid {program.pid}", file=out)
+    if "s3" in processes:
+        print(f"  S3 stand-in (moto, in memory) at {env['AWS_ENDPOINT_URL']}", file=out)
+    print(f"  supervisord's config and logs in {services_dir(settings)}", file=out)
+    print("  `make prod-status`, `make prod-down`", file=out)
     return 0
 
 
 def wait_until_answering(
-    settings: Settings, env: Mapping[str, str], started: list[Recorded]
+    settings: Settings, env: Mapping[str, str], names: list[str], since: float
 ) -> str | None:
-    """None once every started process answers; else what did not, with its log's last lines."""
-    workers = {
-        worker_name(settings, e.name.removeprefix("worker-")): e.name
-        for e in started
-        if e.name.startswith("worker-")
-    }
-    since = min(entry.pid_file.stat().st_mtime for entry in started) - _CLOCK_SLACK_SECONDS
+    """None once every program answers; else what did not, with its log's last lines."""
+    workers = worker_nodes(settings, names)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    pending = {entry.name for entry in started}
+    pending = set(names)
     while pending and time.monotonic() < deadline:
-        for entry in started:
-            if entry.process() is None:
-                return f"{entry.name} exited while starting; its log {entry.log} ends:\n" + _tail(
-                    entry.log
+        for program in programs(settings):
+            if program.state in ("BACKOFF", "FATAL", "EXITED"):
+                return f"{program.name} exited while starting; its log {program.log} ends:\n" + (
+                    _tail(program.log)
                 )
         asked = [node for node, name in workers.items() if name in pending]
         if asked:
@@ -513,11 +573,23 @@ def wait_until_answering(
         # Last, and alone: each look at the instance starts a Python process.
         if pending == {"daemon"} and daemon_answers(settings, env, since) is None:
             pending.discard("daemon")
+        # Anything else (a test's own process) answers once supervisord says it is RUNNING.
+        pending -= {p.name for p in programs(settings) if p.state == "RUNNING"} - {
+            "webserver",
+            "daemon",
+            *workers.values(),
+        }
         if pending:
             time.sleep(1)
     if pending:
         return f"not answering after {START_TIMEOUT_SECONDS} s: {', '.join(sorted(pending))}"
     return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -528,20 +600,15 @@ def _tail(path: Path, lines: int = 15) -> str:
 
 
 def down(settings: Settings, out=sys.stdout) -> int:
-    entries = recorded(settings)
-    if not entries:
-        print(f"prod-down: nothing recorded in {services_dir(settings)}", file=out)
-        return 0
-    for line in stop(entries):
+    lines = shutdown(settings)
+    for line in lines or [f"nothing runs under supervisord ({socket_path(settings)})"]:
         print(f"prod-down: {line}", file=out)
     return 0
 
 
 def status(settings: Settings, out=sys.stdout, base_env=None) -> int:
     env = process_env(settings, base_env)
-    print(
-        f"prod-status: DAGSTER_HOME {settings.prod_home}, logs {services_dir(settings)}", file=out
-    )
+    print(f"prod-status: DAGSTER_HOME {settings.prod_home}", file=out)
     healthy = True
     for service in services(settings, create_database=False):
         healthy &= service.problem is None
@@ -549,41 +616,51 @@ def status(settings: Settings, out=sys.stdout, base_env=None) -> int:
         print(f"  {service.name:<30} {service.url:<55} {state}", file=out)
         if service.problem:
             print(f"  {'':<30} {service.todo}", file=out)
-    entries = recorded(settings)
-    if not entries:
+    running = programs(settings)
+    if not running:
         print("  no process of the profile is running (`make prod-up` starts them)", file=out)
         return 1
-    names = {
-        e.name: worker_name(settings, e.name.removeprefix("worker-"))
-        for e in entries
-        if e.name.startswith("worker-")
-    }
-    answering = workers_answering(settings, list(names.values())) if names else set()
-    for entry in entries:
-        process = entry.process()
-        if process is None:
-            healthy = False
-            print(
-                f"  {entry.name:<30} {'pid ' + str(entry.pid):<55} NOT RUNNING (log {entry.log})",
-                file=out,
-            )
-            continue
-        if entry.name == "webserver":
-            where, problem = (
-                f"http://127.0.0.1:{settings.dagster_port}",
-                webserver_answers(settings),
-            )
-        elif entry.name == "daemon":
-            where, problem = "heartbeats in the instance", daemon_answers(settings, env)
-        else:
-            where = names[entry.name]
-            problem = None if where in answering else "no answer to a ping through the broker"
+    print(f"  supervisord {socket_path(settings)}, logs in {services_dir(settings)}", file=out)
+    healthy &= _print_hosts(settings, running, out)
+    nodes = worker_nodes(settings, [p.name for p in running])
+    answering = workers_answering(settings, list(nodes)) if nodes else set()
+    by_program = {name: node for node, name in nodes.items()}
+    for program in running:
+        where, problem = _program_health(settings, env, program, by_program, answering)
         healthy &= problem is None
-        state = "answers" if problem is None else f"RUNNING, DOES NOT ANSWER: {problem}"
-        print(
-            f"  {entry.name + ' (pid ' + str(process.pid) + ')':<30} {where:<55} {state}", file=out
-        )
+        state = "answers" if problem is None else f"DOES NOT ANSWER: {problem}"
+        label = f"{program.name} (pid {program.pid})" if program.pid else program.name
+        print(f"  {label:<30} {where:<55} {state}", file=out)
     return 0 if healthy else 1
+
+
+def _print_hosts(settings: Settings, running: list[Program], out) -> bool:
+    """One line per host with its workers; False when the second host's workers run without it."""
+    here = [p.name for p in running if p.name.startswith("worker-") and "-h2-" not in p.name]
+    there = [p.name for p in running if p.name.startswith("worker-h2-")]
+    listed = ", ".join(here) or "none"
+    print(f"  host {socket.gethostname()} (this one): workers {listed}", file=out)
+    if not there:
+        return True
+    host = hosts.second_host(settings)
+    ok = hosts.exists(host)
+    state = f"netns {host.netns}, {host.address(2)}" if ok else "ITS NAMESPACES ARE GONE"
+    print(f"  host {host.hostname} ({state}): workers {', '.join(there)}", file=out)
+    return ok
+
+
+def _program_health(settings, env, program: Program, nodes: dict, answering: set):
+    """(where it answers, None or what is wrong) for one program."""
+    if program.state != "RUNNING":
+        return f"log {program.log}", f"{program.state} under supervisord"
+    if program.name == "webserver":
+        return f"http://127.0.0.1:{settings.dagster_port}", webserver_answers(settings)
+    if program.name == "daemon":
+        return "heartbeats in the instance", daemon_answers(settings, env)
+    if program.name in nodes:
+        node = nodes[program.name]
+        return node, None if node in answering else "no answer to a ping through the broker"
+    return "supervisord", None
 
 
 def worker(settings: Settings) -> int:

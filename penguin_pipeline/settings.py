@@ -79,6 +79,7 @@ class Settings:
     celery_backend: str = field(default=DEFAULT_CELERY_BACKEND, repr=False)
     celery_queue: str = "penguin_pipeline"  # each deployment's own queue: its workers, its steps
     workers: int = 2  # worker processes `make prod-up` starts
+    hosts: int = 1  # 2: the workers run on a simulated second host (penguin_pipeline/hosts.py)
     prod_home: Path = PROJECT_ROOT / ".dagster_home_prod"  # the profile's DAGSTER_HOME
     dagster_port: int = 3000  # the webserver of `make dev` and `make prod-up`
     # --- alerts (docs/how-to/operate.md) ---
@@ -146,6 +147,7 @@ def load_settings(env=None) -> Settings:
         celery_backend=_env(env, "PENGUIN_CELERY_BACKEND", DEFAULT_CELERY_BACKEND),
         celery_queue=_env(env, "PENGUIN_CELERY_QUEUE", "penguin_pipeline"),
         workers=int(_env(env, "PENGUIN_WORKERS", "2")),
+        hosts=int(_number(env, "PENGUIN_HOSTS", "1", 1, 2)),
         prod_home=Path(_env(env, "PENGUIN_PROD_HOME", str(PROJECT_ROOT / ".dagster_home_prod"))),
         dagster_port=int(_env(env, "DAGSTER_PORT", "3000")),
         # --- alerts ---

@@ -210,3 +210,14 @@ def scratch_database(prefix: str, server: str = PG_SERVER) -> Iterator[str]:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.close()
+
+
+def group_alive(pgid: int) -> bool:
+    """Any process left in the process group (zombies, dead and only unreaped, do not count)."""
+    for process in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False

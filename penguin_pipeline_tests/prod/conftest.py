@@ -27,7 +27,7 @@ from kombu import Connection
 from penguin_pipeline import prod
 from penguin_pipeline.settings import DEFAULT_PG_URL, Settings, load_settings
 
-from ..processes import free_port, services_missing, wait_for
+from ..processes import free_port, group_alive, services_missing, wait_for
 
 # The services' default URLs on this machine; the server's own `postgres` database (the tests
 # create their own databases).
@@ -106,11 +106,8 @@ class Deployment:
             yield instance
 
     def worker_names(self) -> set[str]:
-        return {
-            prod.worker_name(self.settings, e.name.removeprefix("worker-"))
-            for e in prod.recorded(self.settings)
-            if e.name.startswith("worker-")
-        }
+        names = [p.name for p in prod.programs(self.settings)]
+        return set(prod.worker_nodes(self.settings, names))
 
 
 @pytest.fixture
@@ -134,10 +131,11 @@ def deployment(tmp_path, database, queue, monkeypatch) -> Deployment:
     try:
         yield deployment
     finally:
-        entries = prod.recorded(settings)
-        groups = [e.pid for e in entries if e.process() is not None]
-        prod.stop(entries, grace=10)
-        assert not [g for g in groups if prod._group_alive(g)], "a process group outlived stop()"
+        # supervisord starts each program as the leader of its own process group.
+        groups = [p.pid for p in prod.programs(settings) if p.pid]
+        prod.shutdown(settings)
+        assert not [g for g in groups if group_alive(g)], "a process group outlived shutdown()"
+        assert not prod.programs(settings) and not prod.socket_path(settings).exists()
 
 
 class ConnectionSampler:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 
+import psutil
 import pytest
 import yaml
 
@@ -12,7 +14,7 @@ from penguin_pipeline import prod
 from penguin_pipeline.defs.workers import masked
 from penguin_pipeline.settings import load_settings
 
-from ..processes import free_port, instance_yaml_elsewhere
+from ..processes import free_port, group_alive, instance_yaml_elsewhere, wait_for
 from .conftest import require_services
 
 
@@ -85,23 +87,70 @@ def test_an_unknown_profile_is_refused_naming_the_variable():
         load_settings({"PENGUIN_PROFILE": "production"})
 
 
-def test_each_process_is_started_in_its_folder_and_stopped_with_its_group(tmp_path):
-    """`stop` ends the whole group (what the process started too) and only processes whose pid
-    file was written for them."""
+def test_supervisord_runs_each_process_and_shutdown_ends_its_whole_group(tmp_path):
+    """supervisord (from instance/prod/supervisord.conf) runs a process that starts a child;
+    `prod.down` ends both (the whole group) and supervisord itself, keeping the log."""
     settings = load_settings({"PENGUIN_PROD_HOME": str(tmp_path / "home")})
-    folder = prod.services_dir(settings)
     script = (
         "import subprocess, sys, time\n"
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
         "time.sleep(60)\n"
     )
-    entry = prod.start("sleeper", [sys.executable, "-c", script], {}, folder)
-    assert prod.recorded(settings) == [entry] and entry.process() is not None
-    group = entry.pid
-    [line] = prod.stop(prod.recorded(settings), grace=5)
-    assert line == f"sleeper: stopped (pid {group})"
-    assert not prod._group_alive(group) and not entry.pid_file.exists()
-    assert entry.log.exists()
+    try:
+        prod.start_supervisor(settings, {"sleeper": [sys.executable, "-c", script]}, {})
+        [program] = wait_for(
+            lambda: [p for p in prod.programs(settings) if p.state == "RUNNING"], timeout=30
+        )
+        assert program.name == "sleeper" and program.log.parent == prod.services_dir(settings)
+        wait_for(lambda: len(_group(program.pid)) == 2, timeout=10, what="the child started")
+        supervisord = int((prod.services_dir(settings) / "supervisord.pid").read_text())
+        out = io.StringIO()
+        assert prod.down(settings, out) == 0
+        assert out.getvalue() == f"prod-down: sleeper: stopped (pid {program.pid})\n"
+        assert not group_alive(program.pid) and not psutil.pid_exists(supervisord)
+        assert not prod.programs(settings) and not prod.socket_path(settings).exists()
+        assert program.log.exists()
+    finally:
+        prod.shutdown(settings)
+
+
+@pytest.mark.parametrize("socket_lost", [False, True])
+def test_down_after_a_crash_half_way_through_up_stops_what_started(tmp_path, socket_lost):
+    """`up` dead after supervisord started (its programs run, nobody waits for them), even with
+    supervisord's socket gone: `down` still finds supervisord (by its pid file) and stops all."""
+    settings = load_settings({"PENGUIN_PROD_HOME": str(tmp_path / "home")})
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    try:
+        prod.start_supervisor(settings, {"a": sleeper, "b": sleeper}, {})
+        running = wait_for(lambda: _all_running(settings, 2), timeout=30, what="a and b running")
+        if socket_lost:
+            prod.socket_path(settings).unlink()
+            assert prod.supervisor(settings) is None
+        assert prod.down(settings, io.StringIO()) == 0
+        assert not [pid for pid in running if psutil.pid_exists(pid)]
+        out = io.StringIO()
+        assert prod.down(settings, out) == 0  # again: nothing left, and it says so
+        assert "nothing runs under supervisord" in out.getvalue()
+    finally:
+        prod.shutdown(settings)
+
+
+def _all_running(settings, count: int) -> list[int] | None:
+    found = prod.programs(settings)
+    if len(found) == count and all(p.state == "RUNNING" for p in found):
+        return [p.pid for p in found]
+    return None
+
+
+def _group(pgid: int) -> list[int]:
+    return [p.pid for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def test_dagster_celery_still_polls_at_the_interval_we_set():

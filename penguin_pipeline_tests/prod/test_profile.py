@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psutil
 import pytest
 
 from penguin_pipeline import prod, synth
@@ -19,7 +20,14 @@ from penguin_pipeline.settings import load_settings
 from penguin_pipeline.storage import boards
 
 from ..conftest import LTER_FILE, PIPELINE_ASSETS
-from ..processes import alive, free_port, most_at_once, run_step_spans, wait_for
+from ..processes import (
+    alive,
+    free_port,
+    group_alive,
+    most_at_once,
+    run_step_spans,
+    wait_for,
+)
 from .conftest import ConnectionSampler, finished_runs
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
@@ -93,7 +101,7 @@ def test_the_broker_down_at_launch_fails_the_run_naming_it(deployment):
     prod.link_instance(settings)
     process_env = prod.process_env(settings, env)
     prod.init_instance(settings, process_env)
-    prod.start("daemon", prod.daemon_command(), process_env, prod.services_dir(settings))
+    prod.start_supervisor(settings, {"daemon": prod.daemon_command()}, process_env)
 
     with deployment.instance() as instance:
         runs = finished_runs(instance, 3, timeout=240)  # the run and its two retries
@@ -131,11 +139,13 @@ def start_with_stalling_workers(deployment, tmp_path) -> int:
 
 def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployment, tmp_path):
     """SIGKILL to the worker (its main and pool process) while raw_penguins has inserted a file's
-    rows, uncommitted: the run fails within the heartbeat bound instead of waiting forever, run
-    retries re-run it on the remaining worker, and every row is there exactly once."""
+    rows, uncommitted: the run fails within the heartbeat bound instead of waiting forever,
+    supervisord starts the killed worker again, run retries re-run the run on the workers (never
+    in a killed process), and every row is there exactly once."""
     stalled_pid = start_with_stalling_workers(deployment, tmp_path)
     killed = os.getpgid(stalled_pid)  # the worker's process group: its main and pool process
-    killed_name = next(e.name for e in prod.recorded(deployment.settings) if e.pid == killed)
+    killed_pids = {p.pid for p in psutil.process_iter() if _group_of(p.pid) == killed}
+    [killed_name] = [p.name for p in prod.programs(deployment.settings) if p.pid == killed]
     os.killpg(killed, signal.SIGKILL)
     killed_node = prod.worker_name(deployment.settings, killed_name.removeprefix("worker-"))
 
@@ -150,13 +160,18 @@ def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployme
         ]
         retries = [r for r in runs if r.tags.get("dagster/parent_run_id") == first.run_id]
         assert [r.status for r in retries] == [dg.DagsterRunStatus.SUCCESS], deployment.logs()
-        assert set(step_workers(instance, retries[0].run_id).values()) == (
-            deployment.worker_names() - {killed_node}
+        assert set(step_workers(instance, retries[0].run_id)) == STEPS
+        assert set(step_workers(instance, retries[0].run_id).values()) <= (
+            deployment.worker_names()
         )
+        starts = instance.all_logs(retries[0].run_id, of_type=dg.DagsterEventType.STEP_START)
+        assert not {e.dagster_event.pid for e in starts} & killed_pids
         # In between, the warehouse kept its last good state (empty): the killed step's inserted
         # rows never committed, so the retry found none and loaded the whole file itself.
         assert rows_found_by_load(instance, retries[0].run_id) == (0, 344)
         slots_freed(instance)
+    [restarted] = [p for p in prod.programs(deployment.settings) if p.name == killed_name]
+    assert restarted.state == "RUNNING" and restarted.pid not in killed_pids, restarted
     per_file = warehouse(
         deployment.data, "SELECT source_file, count(*) FROM raw_penguins GROUP BY 1"
     )
@@ -169,6 +184,13 @@ def test_a_worker_killed_mid_step_fails_the_run_and_a_retry_finishes_it(deployme
     assert warehouse(
         deployment.data, "SELECT source_file, rows_loaded FROM landed_files ORDER BY 1"
     ) == [("penguins-raw.csv", 344)]
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
 
 
 def test_a_step_whose_run_died_stops_and_the_retry_writes_alone(deployment, tmp_path):
@@ -250,12 +272,16 @@ def test_five_runs_at_once_run_every_step_on_the_workers_within_the_limits(deplo
     out = io.StringIO()
     assert prod.status(deployment.settings, out, base_env=deployment.env) == 0, out.getvalue()
     report = out.getvalue()
+    [host] = [line for line in report.splitlines() if line.startswith("  host ")]
+    assert host.endswith("(this one): workers worker-1, worker-2"), report
+    processes = [line for line in report.splitlines() if not line.startswith("  host ")]
     for name in ("PostgreSQL", "RabbitMQ", "Redis", "worker-1", "worker-2", "daemon", "webserver"):
-        [line] = [line for line in report.splitlines() if name in line]
+        [line] = [line for line in processes if name in line]
         assert line.rstrip().endswith("answers"), report
     assert deployment.settings.celery_queue in report
 
-    groups = [e.process().pid for e in prod.recorded(deployment.settings)]
+    groups = [p.pid for p in prod.programs(deployment.settings)]
+    assert len(groups) == 4 and all(groups)
     prod.down(deployment.settings, io.StringIO())
-    assert not [g for g in groups if prod._group_alive(g)]
-    assert not list(prod.services_dir(deployment.settings).glob("*.pid"))
+    assert not [g for g in groups if group_alive(g)]
+    assert not prod.programs(deployment.settings)
