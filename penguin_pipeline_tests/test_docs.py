@@ -92,6 +92,7 @@ def build(root: Path) -> subprocess.CompletedProcess:
     zensical = Path(sys.executable).with_name("zensical")
     return subprocess.run(
         [str(zensical), "build", "--strict", "--clean", "-f", str(root / "mkdocs.yml")],
+        cwd=root,  # the snippets' base_path (docs) is read from the working folder, as make does
         capture_output=True,
         text=True,
         timeout=240,

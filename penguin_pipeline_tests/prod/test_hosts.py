@@ -10,6 +10,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -43,6 +45,22 @@ def two_hosts(deployment, tmp_path):
         f"      location_name: host_probe\n      working_directory: {ROOT}\n"
     )
     return deployment, workspace
+
+
+@contextmanager
+def lake_on_s3(deployment) -> Iterator:
+    """HOSTS=2 on its defaults, up: a lake (catalog in a scratch Postgres database) with its files
+    on moto's S3 stand-in; an S3 client of the stand-in once its bucket exists."""
+    with scratch_database("penguin_lake") as catalog:
+        deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
+        deployment.settings = load_settings(deployment.env)
+        said = deployment.up()
+        endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
+        client = boto3.client(
+            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s"
+        )
+        wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
+        yield client
 
 
 def launch(port: int, job: str) -> str:
@@ -96,15 +114,7 @@ def test_the_whole_graph_runs_on_the_second_host_with_every_store_on_s3(two_host
     A landing file put on S3: the sensor's run executes every step on the second host's workers,
     the model and the report land on S3, the lake holds every row, nothing on this host's disk."""
     deployment, _ = two_hosts
-    with scratch_database("penguin_lake") as catalog:
-        deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
-        deployment.settings = load_settings(deployment.env)
-        said = deployment.up()
-        endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s"
-        )
-        wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
+    with lake_on_s3(deployment) as client:
         client.upload_file(str(LTER_FILE), hosts.BUCKET, "raw/penguins-raw.csv")
 
         with deployment.instance() as instance:
@@ -169,15 +179,7 @@ def test_the_link_cut_for_20_s_mid_step_loses_nothing_and_loads_nothing_twice(tw
     on, retries finish the work, no run hangs, and the last successful run's tables hold the
     file's rows once (raw_penguins and penguins: 344 each)."""
     deployment, _ = two_hosts
-    with scratch_database("penguin_lake") as catalog:
-        deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
-        deployment.settings = load_settings(deployment.env)
-        said = deployment.up()
-        endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s"
-        )
-        wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
+    with lake_on_s3(deployment) as client:
         host = hosts.second_host(deployment.settings)
         client.upload_file(str(LTER_FILE), hosts.BUCKET, "raw/penguins-raw.csv")
         with deployment.instance() as instance:
