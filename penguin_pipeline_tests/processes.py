@@ -76,19 +76,22 @@ def project_env(home: Path, data_dir: Path, **extra: str) -> dict:
 def running_daemon(home: Path, env: dict, log: Path):
     """`dagster-daemon run` (sensors, schedules, run queue) until the block ends; killed with its
     children."""
+    process = start_logged(
+        [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")], env, log
+    )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def start_logged(command: list[str], env: dict, log: Path) -> subprocess.Popen:
+    """`command` from the project root in a session of its own (stopped as a group, children
+    too), its output and errors to `log`."""
     with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", str(home / "workspace.yaml")],
-            env=env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        return subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
-        try:
-            yield process
-        finally:
-            _stop(process)
 
 
 def run_at_once(commands: list[list[str]], env: dict, timeout: float = 280) -> list[str]:

@@ -4,13 +4,12 @@ stopped. Shared by the browser tests and bench/bench_explorer.py."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..processes import ROOT, free_port, wait_for
+from ..processes import free_port, start_logged, wait_for
 from .conftest import answers, stop_group
 
 
@@ -23,15 +22,9 @@ def running_explorer(api_url: str, key: str | None, log: Path) -> Iterator[str]:
     if key:
         env["PENGUIN_API_KEY"] = key
     url = f"http://127.0.0.1:{port}"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "penguin_pipeline.explorer", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_logged(
+        [sys.executable, "-m", "penguin_pipeline.explorer", "--port", str(port)], env, log
+    )
     try:
         wait_for(
             lambda: process.poll() is not None or answers(url),
