@@ -598,10 +598,6 @@ Loaded = FileAccount | LandingFileError
 WaitTurn = Callable[[], object]
 
 
-def _no_wait() -> None:
-    return None
-
-
 def _load_or_unreadable(
     con: duckdb.DuckDBPyConnection,
     paths: dict,
@@ -689,7 +685,7 @@ def _load_claimed(
     path: Path,
     f: LandingInput,
     force: bool,
-    wait_turn: WaitTurn = _no_wait,
+    wait_turn: WaitTurn,
 ) -> FileAccount:
     if not force and is_unchanged(con, f.source_file, f.file_hash):
         return FileAccount(f.source_file, f.file_hash, note=LOADED_MEANWHILE)
@@ -700,7 +696,7 @@ def _load_one(
     con: duckdb.DuckDBPyConnection,
     path: Path,
     f: LandingInput,
-    wait_turn: WaitTurn = _no_wait,
+    wait_turn: WaitTurn,
 ) -> FileAccount:
     """One file in one transaction: all of its rows (loaded and rejected) and its ledger line, or
     nothing."""
