@@ -85,6 +85,11 @@ class KeyRing(HTTPBearer):
         by_scope = ", ".join(f"{sum(s in sc for _, sc in self.entries)} with {s}" for s in SCOPES)
         return f"{len(self.entries)} API key(s) configured ({by_scope})"
 
+    def requirement(self, scopes: SecurityScopes) -> dict:
+        """OpenAPI's security requirement of a route that calls the ring itself (what
+        `Security(keys, scopes=...)` would declare)."""
+        return {"security": [{self.scheme_name: list(scopes.scopes)}]}
+
     async def __call__(self, request: Request, security_scopes: SecurityScopes) -> None:
         """401 without or with an unknown key, 403 for a key without one of the route's scopes."""
         if self.open:
