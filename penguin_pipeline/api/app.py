@@ -317,6 +317,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         static_url="/docs-static",
         swagger_ui_parameters={"validatorUrl": None},
+        # The API's metrics are Prometheus' (GET /metrics); OpenTelemetry traces and logs stay
+        # FastAPI's, for a deployment that configures a provider.
+        telemetry={"metrics": False},
     )
     app.state.holder, app.state.max_batch = holder, limit
     # a larger body is refused (413) before it is parsed
