@@ -92,7 +92,7 @@ def build(root: Path) -> subprocess.CompletedProcess:
     zensical = Path(sys.executable).with_name("zensical")
     return subprocess.run(
         [str(zensical), "build", "--strict", "--clean", "-f", str(root / "mkdocs.yml")],
-        cwd=root,  # the snippets' base_path (docs) is read from the working folder, as make does
+        cwd=root,  # the snippets' base_path (docs, .) is read from the working folder, as make does
         capture_output=True,
         text=True,
         timeout=240,
@@ -104,6 +104,7 @@ def docs_copy(tmp_path) -> Path:
     shutil.copytree(PROJECT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("generated"))
     for source in ("mkdocs.yml", ".env.example", "Makefile"):  # what gen.py reads beside docs/
         shutil.copy(PROJECT / source, tmp_path)
+    shutil.copytree(PROJECT / "deploy", tmp_path / "deploy")  # files pages show as they are
     return tmp_path
 
 
