@@ -97,7 +97,7 @@ wrk:  ## wrk for bench-api (apt-get install wrk, as root, when absent)
 		echo "wrk: not found and cannot install it (not root, or no apt-get); bench-api uses bench/api_loadgen.py" >&2; \
 	fi
 
-bench-freshness: setup  ## median time from a landed file to its model version pinned, real daemon
+bench-freshness: setup  ## a landed file to its model version listed on the board, watched from another process while make dev runs (median)
 	$(RUN) python bench/bench_freshness.py
 
 bench-ui: setup browser  ## "Materialize all" in the Dagster UI -> every asset refreshed, per way of launching (Chromium)
