@@ -3,6 +3,8 @@ within seconds on a real daemon (Dagster's own backfill loop sleeps 30 s)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import dagster as dg
 import pytest
 from dagster._daemon import controller
@@ -130,7 +132,12 @@ def launch_backfill(graphql, partitions: list[str]) -> str:
     from dagster_graphql.test.utils import execute_dagster_graphql
 
     params = {"assetSelection": [{"path": ["raw_penguins"]}], "partitionNames": partitions}
-    result = execute_dagster_graphql(graphql, LAUNCH_BACKFILL, {"params": params})
+    # It runs the query with asyncio.run, which refuses a thread where an event loop is running
+    # (one an earlier test in this process left behind, Playwright's): a thread of its own.
+    with ThreadPoolExecutor(1) as thread:
+        result = thread.submit(
+            execute_dagster_graphql, graphql, LAUNCH_BACKFILL, {"params": params}
+        ).result()
     launched = result.data["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", (launched, result.errors)
     return launched["backfillId"]
