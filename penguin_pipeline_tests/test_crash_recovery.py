@@ -1,13 +1,16 @@
 """A run killed with SIGKILL anywhere loses nothing and blocks nothing.
 
 Each case kills `penguin-pipeline run` at one point of a three-file load (staging, insert, cleaning,
-summary, model pin, report; see crashing_run.POINTS), then runs the pipeline again as `make run`
-would. The dead run must not hold the `duckdb` pool (the next run would wait forever), and the
-warehouse, the board and the report must equal those of a run that was never interrupted.
+summary, model pin, champion decision, report; see crashing_run.POINTS), checks that the kill
+landed there (the step the dead run's event log shows unfinished, the product functions on the
+stack, the files left), then runs the pipeline again as `make run` would. The dead run must not
+hold the `duckdb` pool (the next run would wait forever), and the warehouse, the board and the
+report must equal those of a run that was never interrupted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -21,6 +24,7 @@ import duckdb
 import pytest
 
 from penguin_pipeline import cli
+from penguin_pipeline.definitions import defs
 from penguin_pipeline.defs.runs import (
     HOST_TAG,
     PID_TAG,
@@ -37,8 +41,14 @@ from .processes import ROOT, instance_home, project_env, running_daemon, wait_fo
 
 pytestmark = pytest.mark.integration
 
-# Timer kills land wherever the run is then (Dagster's own event writes included).
+# Timer kills, counted from the run's creation, land wherever the run is then: inside a step or
+# between two (Dagster's own event writes), depending on the machine's load; each case prints it.
 TIMED = ["run+0.3", "run+1.0", "run+1.8"]
+STEP_EVENTS = {
+    dg.DagsterEventType.STEP_START,
+    dg.DagsterEventType.STEP_SUCCESS,
+    dg.DagsterEventType.STEP_FAILURE,
+}
 TABLES = {
     "raw_penguins": "loaded_at",
     "rejected_penguins": "rejected_at",
@@ -132,16 +142,75 @@ def outcome(data) -> dict:
     }
 
 
-def run_killed_at(point: str, env: dict) -> None:
-    """`penguin-pipeline run` that SIGKILLs itself at `point` (crashing_run.POINTS, or a timer)."""
+def run_killed_at(point: str, env: dict, record: Path) -> dict:
+    """`penguin-pipeline run` that SIGKILLs itself at `point` (crashing_run.POINTS, or a timer);
+    what it recorded as it died."""
     killed = subprocess.run(
-        [sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point],
+        [sys.executable, "-m", "penguin_pipeline_tests.crashing_run", point, str(record)],
         env=env,
         cwd=ROOT,
         capture_output=True,
         timeout=180,
     )
-    assert killed.returncode == -9, killed.stderr.decode()[-3000:]
+    assert killed.returncode == -9 and record.exists(), (
+        f"the kill at {point} did not happen (exit code {killed.returncode}):\n"
+        + killed.stderr.decode()[-3000:]
+    )
+    return json.loads(record.read_text())
+
+
+def killed_where_named(point: str, env: dict, record: Path) -> tuple[dg.DagsterRun, str]:
+    """`penguin-pipeline run` killed at `point`: its dead run, and where the kill landed (checked
+    against the point's name, see where_it_landed)."""
+    killed = run_killed_at(point, env, record)
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        dead = [run for run in instance.get_runs() if not run.is_finished]
+        assert len(dead) == 1, (point, killed, dead)
+        return dead[0], where_it_landed(
+            point, killed, dead[0], instance, Path(env["PENGUIN_DATA_DIR"])
+        )
+
+
+def steps_of(instance, run_id: str) -> tuple[list[str], list[str]]:
+    """The run's steps that started, and those of them that never finished, in order (its event
+    log)."""
+    started, finished = [], set()
+    for entry in instance.all_logs(run_id, of_type=STEP_EVENTS):
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            started.append(entry.step_key)
+        else:
+            finished.add(entry.step_key)
+    return started, [step for step in started if step not in finished]
+
+
+def steps_on_stack(stack: list[str]) -> list[str]:
+    """The job's steps on a stack (its assets' functions bear their names)."""
+    steps = {node.name for node in defs().resolve_job_def("penguin_job").nodes_in_topological_order}
+    return [name for name in stack if name in steps]
+
+
+def where_it_landed(point: str, record: dict, run: dg.DagsterRun, instance, data: Path) -> str:
+    """What the kill hit, as a line for the test's output; fails unless that is where `point` is
+    named to land."""
+    started, unfinished = steps_of(instance, run.run_id)
+    landed = (
+        f"{point}: {record['fired']}, in step(s) {unfinished or 'none'} (started: {started}); "
+        f"stack on {record['thread']}: {' > '.join(record['stack'])}"
+    )
+    if point in TIMED:
+        assert record["run_id"] == run.run_id, landed
+        # The stack was taken just before the kill: a step it names had started by then.
+        assert set(steps_on_stack(record["stack"])) <= set(started), landed
+        return landed
+    named = POINTS[point]
+    wrong = []
+    if unfinished != [named.step]:
+        wrong.append(f"step {named.step} expected unfinished, the event log has {unfinished}")
+    wrong += [f"{name} not on the stack" for name in named.on_stack if name not in record["stack"]]
+    wrong += [f"no {pattern} left" for pattern in named.present if not any(data.glob(pattern))]
+    wrong += [f"{pattern} left" for pattern in named.absent if any(data.glob(pattern))]
+    assert not wrong, f"the kill did not land where named ({'; '.join(wrong)}):\n{landed}"
+    return landed
 
 
 @pytest.fixture(scope="module")
@@ -153,26 +222,19 @@ def uninterrupted(tmp_path_factory):
 
 
 @pytest.mark.parametrize("point", list(POINTS) + TIMED)
-def test_a_killed_run_loses_nothing_and_blocks_nothing(
+def test_a_run_killed_where_named_loses_nothing_and_blocks_nothing(
     point, uninterrupted, tmp_path, monkeypatch, capsys
 ):
     home, data, env = project(tmp_path, monkeypatch)
-    run_killed_at(point, env)
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        dead = instance.get_runs()
-    # A timed kill may land before the run is created: then there is nothing to release.
-    assert len(dead) == 1 or (point in TIMED and not dead)
-    assert not any(run.is_finished for run in dead)
+    dead, landed = killed_where_named(point, env, tmp_path / "kill.json")
 
-    assert (
-        cli.main(["run"]) == 0
-    )  # `make run` again: before the fix this waited forever on the pool
+    # `make run` again: before the fix this waited forever on the pool
+    assert cli.main(["run"]) == 0, landed
 
-    assert ("had died without finishing: marked it failed" in capsys.readouterr().err) == bool(dead)
+    assert "had died without finishing: marked it failed" in capsys.readouterr().err
+    print(f"killed at {landed}")  # shown with -rP, and when the test fails
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert all(
-            instance.get_run_by_id(r.run_id).status == dg.DagsterRunStatus.FAILURE for r in dead
-        )
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
         assert not instance.event_log_storage.get_concurrency_run_ids()
     assert outcome(data) == uninterrupted
 

@@ -10,9 +10,9 @@ anything ran, and a Lineage-page backfill, which takes three iterations, 60-90 s
 `RunQueue` is Dagster's QueuedRunCoordinator with one more setting, `backfill_interval_seconds`,
 that shortens that sleep in the process that loads the instance. The daemon builds the run
 coordinator before it starts its daemons (`DagsterInstance.get_required_daemon_types`), so its
-backfill loop, which reads the interval once when it starts, gets the new value. A test checks
-that Dagster's loop still reads it there, so an upgrade that moves it fails loudly instead of
-silently going back to 30 s.
+backfill loop, which reads the interval once when it starts, gets the new value. A test times a
+backfill on a real daemon (penguin_pipeline_tests/test_run_queue.py): an upgrade that moves the
+constant fails it loudly instead of silently going back to 30 s.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from penguin_pipeline.storage.warehouse import current_snapshot
 
 from ..conftest import lter_lines, write_lines
 from ..processes import BIN, ROOT, instance_home, project_env, wait_for
-from ..test_crash_recovery import run_killed_at, tables_state
+from ..test_crash_recovery import killed_where_named, tables_state
 from .lake_tools import lake_query, rows_per_file
 
 pytestmark = pytest.mark.integration
@@ -59,14 +59,16 @@ def lake_project(lake_env, tmp_path, monkeypatch):
     return env, settings, header, rows
 
 
-def test_a_run_killed_before_its_commit_leaves_the_last_snapshot(lake_project, monkeypatch, capsys):
+def test_a_run_killed_before_its_commit_leaves_the_last_snapshot(
+    lake_project, monkeypatch, capsys, tmp_path
+):
     env, settings, header, rows = lake_project
     landing = Path(settings.landing_url)
     before, files_before = snapshot_now(), parquet_files(settings)
 
     for i in (1, 2):
         write_lines(landing / f"part-{i}.csv", [header] + rows[i::3])
-    run_killed_at("inserted-file-1-uncommitted", env)
+    killed_where_named("inserted-file-1-uncommitted", env, tmp_path / "kill.json")
     assert snapshot_now() == before
     assert rows_per_file() == {"part-0.csv": 115}
     written_by_the_dead = parquet_files(settings) - files_before
@@ -83,10 +85,10 @@ def test_a_run_killed_before_its_commit_leaves_the_last_snapshot(lake_project, m
     assert rows_per_file() == {"part-0.csv": 115, "part-1.csv": 115, "part-2.csv": 114}
 
 
-def test_a_run_killed_before_swapping_the_clean_table_leaves_no_candidate(lake_project):
+def test_a_run_killed_before_swapping_the_clean_table_leaves_no_candidate(lake_project, tmp_path):
     env, settings, header, rows = lake_project
     write_lines(Path(settings.landing_url) / "part-1.csv", [header] + rows[1::3])
-    run_killed_at("clean-candidate-built", env)
+    killed_where_named("clean-candidate-built", env, tmp_path / "kill.json")
     assert lake_state()["candidate tables left"] == []
     assert lake_query("SELECT count(*) FROM penguins") == [(115,)]  # the last good one
 
