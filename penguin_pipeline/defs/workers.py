@@ -214,6 +214,10 @@ def worker_app(settings: Settings):
     """The Celery app `celery -A penguin_pipeline.celery_worker worker` serves: dagster-celery's
     step task on this deployment's queue, with a heartbeat while a step executes."""
     app = make_app(app_args(settings))
+    # Celery replaces sys.stdout/stderr by a logger that has no file descriptor, and Dagster
+    # captures a step's own output (its compute logs, the UI's stdout/stderr) by redirecting the
+    # descriptors: with Celery's, every step's captured log was empty.
+    app.conf.worker_redirect_stdouts = False
     create_task(app, track_started=True)
     heart = _Heart(settings.celery_backend)
     signals.task_prerun.connect(heart.start, weak=False)
