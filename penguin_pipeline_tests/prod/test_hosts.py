@@ -46,13 +46,18 @@ def two_hosts(deployment, tmp_path, monkeypatch):
     for name, value in hosts._STAND_IN_CREDENTIALS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    workspace = tmp_path / "workspace.yaml"
+    return deployment, probe_workspace(tmp_path)
+
+
+def probe_workspace(folder: Path) -> Path:
+    """A workspace.yaml in `folder` that loads the probe's code location (host_probe.py)."""
+    workspace = folder / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n"
         "      module_name: penguin_pipeline_tests.prod.host_probe\n"
         f"      location_name: host_probe\n      working_directory: {ROOT}\n"
     )
-    return deployment, workspace
+    return workspace
 
 
 def up_with_stand_in(deployment, processes=None) -> str:
