@@ -70,13 +70,13 @@ def up_with_stand_in(deployment, processes=None) -> str:
 
 
 @contextmanager
-def lake_on_s3(deployment, processes=None) -> Iterator:
+def lake_on_s3(deployment) -> Iterator:
     """HOSTS=2 on its defaults, up: a lake (catalog in a scratch Postgres database) with its files
     on moto's S3 stand-in; an S3 client of the stand-in once its bucket exists."""
     with scratch_database("penguin_lake") as catalog:
         deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
         deployment.settings = load_settings(deployment.env)
-        client = boto3.client("s3", endpoint_url=up_with_stand_in(deployment, processes))
+        client = boto3.client("s3", endpoint_url=up_with_stand_in(deployment))
         wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
         yield client
 
