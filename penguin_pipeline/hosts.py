@@ -5,9 +5,10 @@ The host is three Linux namespaces, made once by `create` and entered by each wo
 - network: its own namespace with one veth pair to this host, 10.231.X.2/30 inside and
   10.231.X.1/30 on this host's end (X from the profile's DAGSTER_HOME, so a test beside
   `make prod-up` gets its own link). It reaches nothing but that link;
-- mount: this host's data folder and the profile's DAGSTER_HOME are covered by empty tmpfs mounts,
-  so a worker sees none of their files (the code and the virtualenv stay visible, as an image
-  carries them);
+- mount: this host's data folder, the profile's DAGSTER_HOME and the folder of PostgreSQL's unix
+  socket are covered by empty tmpfs mounts, so a worker sees none of their files and reaches
+  PostgreSQL only over the link (the code and the virtualenv stay visible, as an image carries
+  them);
 - UTS: its own hostname, which the workers' names and their steps' events carry.
 
 PostgreSQL, RabbitMQ and Redis listen on 127.0.0.1 here; the workers reach them at 10.231.X.1
@@ -131,12 +132,37 @@ def destroy(host: Host) -> list[str]:
         for name in ("mnt", "uts"):
             (host.folder / name).unlink(missing_ok=True)
         host.folder.rmdir()
+    try:
+        RUN_DIR.rmdir()  # when no other deployment's host is kept there
+    except OSError:
+        pass
     if _quiet("ip", "netns", "del", host.netns):
         removed.append(f"network namespace {host.netns}")
     # The pair goes with the namespace; a link left from a crash before the move is removed here.
     if _quiet("ip", "link", "del", host.outer_veth):
         removed.append(f"link {host.outer_veth}")
     return removed
+
+
+def postgres_sockets(pg_url: str) -> list[Path]:
+    """The folders of this host's PostgreSQL unix sockets, when the profile's PostgreSQL is on this
+    host: the second host must not see them (it reaches PostgreSQL over its link only). Abstract
+    sockets ('@...') live in the network namespace, which the second host does not share."""
+    from . import prod
+
+    if urlsplit(pg_url).hostname not in ("127.0.0.1", "localhost"):
+        return []
+    import psycopg2
+
+    con = psycopg2.connect(prod.libpq_url(pg_url), connect_timeout=prod.CONNECT_TIMEOUT_SECONDS)
+    try:
+        with con.cursor() as cur:
+            cur.execute("SHOW unix_socket_directories")
+            folders = cur.fetchone()[0]
+    finally:
+        con.close()
+    paths = [Path(f.strip()) for f in folders.split(",") if f.strip()]
+    return [p for p in paths if not str(p).startswith("@") and p.is_dir()]
 
 
 def enter_command(host: Host, argv: list[str]) -> list[str]:
@@ -197,10 +223,9 @@ def on_s3(settings: Settings, env: dict[str, str], s3_port: int) -> dict[str, li
             env.setdefault(name, value)
         bin_dir = Path(sys.executable).parent
         programs["s3"] = [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)]
-    bucket = env.get("PENGUIN_S3_BUCKET", BUCKET)
     for name, prefix in _ON_S3.items():
         if not env.get(name):
-            env[name] = f"s3://{bucket}/{prefix}"
+            env[name] = f"s3://{bucket(env)}/{prefix}"
     if not env.get("PENGUIN_WAREHOUSE"):
         catalog = settings.pg_url.rsplit("/", 1)[0] + "/" + _lake_database(settings.pg_url)
         prod.create_database(catalog)
@@ -212,6 +237,11 @@ def on_s3(settings: Settings, env: dict[str, str], s3_port: int) -> dict[str, li
         programs["forward-s3"] = [sys.executable, "-m", "penguin_pipeline.forward", listen]
         programs["forward-s3"].append(f"127.0.0.1:{port}")
     return programs
+
+
+def bucket(env: dict[str, str]) -> str:
+    """The bucket of the stores and the compute logs (PENGUIN_S3_BUCKET)."""
+    return env.get("PENGUIN_S3_BUCKET", BUCKET)
 
 
 def make_bucket(env: dict[str, str]) -> None:
@@ -226,11 +256,10 @@ def make_bucket(env: dict[str, str]) -> None:
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         region_name=env.get("AWS_DEFAULT_REGION"),
     )
-    bucket = env.get("PENGUIN_S3_BUCKET", BUCKET)
     try:
-        client.head_bucket(Bucket=bucket)
+        client.head_bucket(Bucket=bucket(env))
     except client.exceptions.ClientError:
-        client.create_bucket(Bucket=bucket)
+        client.create_bucket(Bucket=bucket(env))
 
 
 def _lake_database(pg_url: str) -> str:

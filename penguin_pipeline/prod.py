@@ -9,9 +9,10 @@
 (PENGUIN_CELERY_BROKER) and Redis (PENGUIN_CELERY_BACKEND): each one that does not answer gets one
 line naming it, its URL (password masked) and what to do, and nothing starts. Then it renders
 instance/prod/supervisord.conf into `<DAGSTER_HOME>/services/` with one program per process (the
-Celery workers, PENGUIN_WORKERS of them; the Dagster daemon; the webserver on DAGSTER_PORT), starts
-supervisord on it, and waits until each process answers. The profile has its own DAGSTER_HOME
-(PENGUIN_PROD_HOME, default .dagster_home_prod/) with instance/prod/dagster.yaml linked in.
+Celery workers, PENGUIN_WORKERS of them on each host; the Dagster daemon; the webserver on
+DAGSTER_PORT), starts supervisord on it, and waits until each process answers. The profile has
+its own DAGSTER_HOME (PENGUIN_PROD_HOME, default .dagster_home_prod/) with
+instance/prod/dagster.yaml linked in.
 
 supervisord owns the processes: it restarts one that dies, stops each with its process group (the
 daemon's code server and run processes, a worker's pool process) and logs each to its own file.
@@ -47,6 +48,7 @@ from .settings import PROJECT_ROOT, Settings, load_settings
 
 BIN = Path(sys.executable).parent
 INSTANCE_YAML = PROJECT_ROOT / "instance" / "prod" / "dagster.yaml"
+COMPUTE_LOGS_YAML = PROJECT_ROOT / "instance" / "prod" / "compute_logs_s3.yaml"
 SUPERVISOR_TEMPLATE = PROJECT_ROOT / "instance" / "prod" / "supervisord.conf"
 WORKSPACE = PROJECT_ROOT / "workspace.yaml"
 CONNECT_TIMEOUT_SECONDS = 3
@@ -252,14 +254,16 @@ def webserver_command(settings: Settings) -> list[str]:
 
 def commands(settings: Settings) -> dict[str, list[str]]:
     """Every process `up` starts, by name (supervisord's program names and log files)."""
+    named = forwarder_commands(settings) if settings.hosts == 2 else {}
+    # PENGUIN_WORKERS on each host: with two, a lost host's runs are retried on the other's.
+    named.update(
+        {f"worker-{i}": worker_command(settings, i) for i in range(1, settings.workers + 1)}
+    )
     if settings.hosts == 2:
-        named = forwarder_commands(settings)
         for i in range(1, settings.workers + 1):
             # The URLs are rewritten for the link inside that process, never written down.
             named[f"worker-h2-{i}"] = [sys.executable, "-m", "penguin_pipeline.hosts", "worker"]
             named[f"worker-h2-{i}"].append(f"h2-{i}")
-    else:
-        named = {f"worker-{i}": worker_command(settings, i) for i in range(1, settings.workers + 1)}
     named["daemon"] = daemon_command()
     named["webserver"] = webserver_command(settings)
     return named
@@ -283,10 +287,16 @@ def forwarder_commands(settings: Settings) -> dict[str, list[str]]:
     return named
 
 
-def link_instance(settings: Settings) -> None:
-    """The profile's DAGSTER_HOME with instance/prod/dagster.yaml linked in."""
+def link_instance(settings: Settings, bucket: str | None = None) -> None:
+    """The profile's DAGSTER_HOME with instance/prod/dagster.yaml linked in; with a `bucket`
+    (HOSTS=2) a copy of it instead, with the compute logs on S3 in that bucket."""
     settings.prod_home.mkdir(parents=True, exist_ok=True)
     target = settings.prod_home / "dagster.yaml"
+    if bucket is not None:
+        target.unlink(missing_ok=True)
+        on_s3 = string.Template(COMPUTE_LOGS_YAML.read_text()).substitute(bucket=bucket)
+        target.write_text(INSTANCE_YAML.read_text() + on_s3)
+        return
     if target.is_symlink() or target.exists():
         if target.resolve() == INSTANCE_YAML.resolve():
             return
@@ -518,16 +528,21 @@ def up(
         print("prod-up: nothing started", file=err)
         return 2
     env = process_env(settings, base_env)
-    link_instance(settings)
     processes = commands(settings) if processes is None else processes
     if settings.hosts == 2:
         processes = {**hosts.on_s3(settings, env, _free_port()), **processes}
+    link_instance(settings, hosts.bucket(env) if settings.hosts == 2 else None)
     since = time.time() - _CLOCK_SLACK_SECONDS
     try:
         shutdown(settings)  # a supervisord left by a crash whose socket no longer answers
         init_instance(settings, env)
         if settings.hosts == 2:
-            hosts.create(hosts.second_host(settings), [settings.data_dir, settings.prod_home])
+            hidden = [
+                settings.data_dir,
+                settings.prod_home,
+                *hosts.postgres_sockets(settings.pg_url),
+            ]
+            hosts.create(hosts.second_host(settings), hidden)
         start_supervisor(settings, processes, env)
         problem = wait_until_answering(settings, env, list(processes), since)
         if settings.hosts == 2 and not problem:

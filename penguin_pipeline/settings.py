@@ -78,8 +78,8 @@ class Settings:
     celery_broker: str = field(default=DEFAULT_CELERY_BROKER, repr=False)
     celery_backend: str = field(default=DEFAULT_CELERY_BACKEND, repr=False)
     celery_queue: str = "penguin_pipeline"  # each deployment's own queue: its workers, its steps
-    workers: int = 2  # worker processes `make prod-up` starts
-    hosts: int = 1  # 2: the workers run on a simulated second host (penguin_pipeline/hosts.py)
+    workers: int = 2  # worker processes `make prod-up` starts on each host
+    hosts: int = 1  # 2: workers also on a simulated second host (penguin_pipeline/hosts.py)
     prod_home: Path = PROJECT_ROOT / ".dagster_home_prod"  # the profile's DAGSTER_HOME
     dagster_port: int = 3000  # the webserver of `make dev` and `make prod-up`
     # --- alerts (docs/how-to/operate.md) ---

@@ -55,6 +55,7 @@ POLL_SECONDS = 0.2  # how often the run's process looks at its steps' results (D
 # Long enough for a worker starved of CPU (two cores, eight runs) to beat in time; short enough
 # that a run with a dead worker fails within half a minute.
 LOST_AFTER_SECONDS = 20
+BROKER_HEARTBEAT_SECONDS = 10  # the workers' AMQP heartbeat (worker_app)
 _BEAT_KEY = "penguin:celery:heartbeat:{task_id}"
 
 
@@ -214,6 +215,15 @@ def worker_app(settings: Settings):
     """The Celery app `celery -A penguin_pipeline.celery_worker worker` serves: dagster-celery's
     step task on this deployment's queue, with a heartbeat while a step executes."""
     app = make_app(app_args(settings))
+    # Celery replaces sys.stdout/stderr by a logger that has no file descriptor, and Dagster
+    # captures a step's own output (its compute logs, the UI's stdout/stderr) by redirecting the
+    # descriptors: with Celery's, every step's captured log was empty.
+    app.conf.worker_redirect_stdouts = False
+    # A worker's host that dies sends no goodbye: RabbitMQ keeps its connection, with a step it had
+    # already taken from the queue (one at a time, acknowledged when it starts, so one more waits
+    # in its prefetch), until the AMQP heartbeats stop. Celery's 120 s held a lost host's retried
+    # step that long; at 10 s RabbitMQ gives it back to the queue within about 20 s.
+    app.conf.broker_heartbeat = BROKER_HEARTBEAT_SECONDS
     create_task(app, track_started=True)
     heart = _Heart(settings.celery_backend)
     signals.task_prerun.connect(heart.start, weak=False)

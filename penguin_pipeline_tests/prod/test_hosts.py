@@ -3,10 +3,12 @@ a step runs there, over the link, without this host's files; `prod.down` removes
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import boto3
 import dagster as dg
+import psutil
 import pytest
 
 from penguin_pipeline import hosts, prod
@@ -24,27 +27,46 @@ from penguin_pipeline.settings import load_settings
 from ..conftest import LTER_FILE
 from ..processes import ROOT, scratch_database, services_missing, wait_for
 from .conftest import finished_runs
-from .host_probe import MARKER
+from .host_probe import MARKER, SAYS
 from .test_profile import STEPS, rows_found_by_load, run_text, step_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
 
 
 @pytest.fixture
-def two_hosts(deployment, tmp_path):
-    """The deployment with HOSTS=2 and the probe's code location; skipped (failed on CI) where
-    namespaces cannot be made (not root, no `ip`/`nsenter`)."""
+def two_hosts(deployment, tmp_path, monkeypatch):
+    """The deployment with HOSTS=2, one worker on each host, and the probe's code location;
+    skipped (failed on CI) where namespaces cannot be made (not root, no `ip`/`nsenter`)."""
     if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "unshare")):
         services_missing("the second host needs root with ip, nsenter and unshare")
-    deployment.env["PENGUIN_HOSTS"] = "2"
+    deployment.env.update(PENGUIN_HOSTS="2", PENGUIN_WORKERS="1")
     deployment.settings = load_settings(deployment.env)
-    workspace = tmp_path / "workspace.yaml"
+    # This process reads the steps' compute logs from moto's stand-in through the instance;
+    # up_with_stand_in sets the endpoint, which the monkeypatch then restores too.
+    for name, value in hosts._STAND_IN_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    return deployment, probe_workspace(tmp_path)
+
+
+def probe_workspace(folder: Path) -> Path:
+    """A workspace.yaml in `folder` that loads the probe's code location (host_probe.py)."""
+    workspace = folder / "workspace.yaml"
     workspace.write_text(
         "load_from:\n  - python_module:\n"
         "      module_name: penguin_pipeline_tests.prod.host_probe\n"
         f"      location_name: host_probe\n      working_directory: {ROOT}\n"
     )
-    return deployment, workspace
+    return workspace
+
+
+def up_with_stand_in(deployment, processes=None) -> str:
+    """`deployment.up`, then the S3 stand-in's endpoint (from `up`'s output) set for this process;
+    returns that endpoint."""
+    said = deployment.up(processes)
+    endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint  # the fixture's monkeypatch restores it
+    return endpoint
 
 
 @contextmanager
@@ -54,11 +76,7 @@ def lake_on_s3(deployment) -> Iterator:
     with scratch_database("penguin_lake") as catalog:
         deployment.env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{catalog}"
         deployment.settings = load_settings(deployment.env)
-        said = deployment.up()
-        endpoint = re.search(r"S3 stand-in \(moto, in memory\) at (\S+)", said).group(1)
-        client = boto3.client(
-            "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s"
-        )
+        client = boto3.client("s3", endpoint_url=up_with_stand_in(deployment))
         wait_for(lambda: _bucket_exists(client), timeout=30, what="the bucket")
         yield client
 
@@ -69,49 +87,85 @@ def launch(port: int, job: str) -> str:
     return DagsterGraphQLClient("127.0.0.1", port_number=port).submit_job_execution(job)
 
 
+def probe_processes(settings, workspace: Path) -> dict[str, list[str]]:
+    """The profile's programs, with the daemon and the webserver serving the probe's location."""
+    processes = prod.commands(settings)
+    processes["daemon"] = [*prod.daemon_command()[:-1], str(workspace)]
+    processes["webserver"] = [*prod.webserver_command(settings)[:-1], str(workspace)]
+    return processes
+
+
 def test_a_worker_on_the_second_host_runs_a_step_without_this_hosts_files(two_hosts):
+    """One worker on each host; this host's stopped: the step runs on the second host, which sees
+    neither this host's data folder, nor DAGSTER_HOME, nor PostgreSQL's unix socket, and whose
+    step's stdout is read back through the instance (compute logs on S3)."""
     deployment, workspace = two_hosts
     settings = deployment.settings
     (deployment.data / MARKER).parent.mkdir(parents=True, exist_ok=True)
     (deployment.data / MARKER).write_text("only on the first host")
-    processes = prod.commands(settings)
-    processes["daemon"] = [*prod.daemon_command()[:-1], str(workspace)]
-    processes["webserver"] = [*prod.webserver_command(settings)[:-1], str(workspace)]
-    deployment.up(processes)
+    sockets = hosts.postgres_sockets(settings.pg_url)
+    assert any(any(f.glob(".s.PGSQL.*")) for f in sockets), sockets  # seen on this host
+    deployment.env["PENGUIN_TEST_PG_SOCKETS"] = os.pathsep.join(map(str, sockets))
+    up_with_stand_in(deployment, probe_processes(settings, workspace))
     host = hosts.second_host(settings)
-    assert hosts.exists(host) and host.hostname != socket.gethostname()
+    here = socket.gethostname()
+    assert hosts.exists(host) and host.hostname != here
     assert set(deployment.worker_names()) == {
-        f"{settings.celery_queue}-h2-{i}@{host.hostname}" for i in (1, 2)
+        f"{settings.celery_queue}-1@{here}",
+        f"{settings.celery_queue}-h2-1@{host.hostname}",
     }
+    out = io.StringIO()
+    assert prod.status(settings, out, base_env=deployment.env) == 0, out.getvalue()
+    listed = [line.strip() for line in out.getvalue().splitlines() if line.startswith("  host ")]
+    assert listed == [
+        f"host {here} (this one): workers worker-1",
+        f"host {host.hostname} (netns {host.netns}, {host.address(2)}): workers worker-h2-1",
+    ], out.getvalue()
 
+    prod.supervisor(settings).supervisor.stopProcess("worker-1")  # the step can go only there
     run_id = launch(settings.dagster_port, "where_job")
     with deployment.instance() as instance:
         [run] = finished_runs(instance, 1, timeout=180)
         assert run.run_id == run_id and run.is_success, run_text(instance, run_id)[-3000:]
         # dagster-celery's event names the worker, and with it the host, in the UI's run view.
         [worker] = step_workers(instance, run_id).values()
-        assert worker in deployment.worker_names(), worker
+        assert worker == f"{settings.celery_queue}-h2-1@{host.hostname}", worker
         [event] = instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
         meta = event.dagster_event.event_specific_data.materialization.metadata
+        assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+        stdout = _step_stdout(instance, run_id)
     assert meta["host"].value == host.hostname
     assert meta["sees_data"].value is False and meta["sees_dagster_home"].value is False
+    assert meta["sees_postgres_socket"].value is False
     assert (deployment.data / MARKER).exists()  # it is there, on this host
-
-    out = io.StringIO()
-    assert prod.status(settings, out, base_env=deployment.env) == 0, out.getvalue()
-    [line] = [line for line in out.getvalue().splitlines() if f"host {host.hostname}" in line]
-    assert "worker-h2-1, worker-h2-2" in line, out.getvalue()
+    assert f"{SAYS} {host.hostname}" in stdout, stdout
 
     prod.down(settings, io.StringIO())
     assert not hosts.exists(host) and not host.folder.exists()
     assert not Path(f"/sys/class/net/{host.outer_veth}").exists()
+    assert run_dir_gone_or_in_use()
     assert not prod.programs(settings)
+
+
+def run_dir_gone_or_in_use() -> bool:
+    """/run/penguin_pipeline is removed with the last host kept there (another deployment on
+    this machine, a `make prod-up HOSTS=2` beside the tests, may keep its own)."""
+    return not hosts.RUN_DIR.exists() or any(hosts.RUN_DIR.iterdir())
+
+
+def _step_stdout(instance, run_id: str) -> str:
+    """The step's stdout as the UI reads it: through the instance's compute log manager."""
+    [event] = instance.all_logs(run_id, of_type=dg.DagsterEventType.LOGS_CAPTURED)
+    file_key = event.dagster_event.event_specific_data.file_key
+    manager = instance.compute_log_manager
+    data = manager.get_log_data(manager.build_log_key_for_run(run_id, file_key))
+    return (data.stdout or b"").decode(errors="replace")
 
 
 @pytest.mark.timeout(600)
 def test_the_whole_graph_runs_on_the_second_host_with_every_store_on_s3(two_hosts):
     """HOSTS=2 on its defaults: moto's S3 stand-in and a lake (catalog in Postgres, files on S3).
-    A landing file put on S3: the sensor's run executes every step on the second host's workers,
+    A landing file put on S3: the sensor's run executes every step on the two hosts' workers,
     the model and the report land on S3, the lake holds every row, nothing on this host's disk."""
     deployment, _ = two_hosts
     with lake_on_s3(deployment) as client:
@@ -166,6 +220,7 @@ def test_down_removes_a_second_host_left_by_a_crash_half_way_through_up(tmp_path
         assert f"removed network namespace {host.netns}" in out.getvalue(), out.getvalue()
         assert not hosts.exists(host) and not host.folder.exists()
         assert not Path(f"/sys/class/net/{host.outer_veth}").exists()
+        assert run_dir_gone_or_in_use()
         again = io.StringIO()
         prod.down(settings, again)
         assert "removed" not in again.getvalue(), again.getvalue()
@@ -175,12 +230,13 @@ def test_down_removes_a_second_host_left_by_a_crash_half_way_through_up(tmp_path
 
 @pytest.mark.timeout(600)
 def test_the_link_cut_for_20_s_mid_step_loses_nothing_and_loads_nothing_twice(two_hosts):
-    """The second host's link down for 20 s as raw_penguins starts there: the run fails or goes
-    on, retries finish the work, no run hangs, and the last successful run's tables hold the
-    file's rows once (raw_penguins and penguins: 344 each)."""
+    """The second host's link down for 20 s as raw_penguins starts there (this host's worker
+    stopped): the run fails or goes on, retries finish the work, no run hangs, and the last
+    successful run's tables hold the file's rows once (raw_penguins and penguins: 344 each)."""
     deployment, _ = two_hosts
     with lake_on_s3(deployment) as client:
         host = hosts.second_host(deployment.settings)
+        prod.supervisor(deployment.settings).supervisor.stopProcess("worker-1")  # steps go there
         client.upload_file(str(LTER_FILE), hosts.BUCKET, "raw/penguins-raw.csv")
         with deployment.instance() as instance:
             wait_for(lambda: _step_started(instance, "raw_penguins"), timeout=180, interval=0.2)
@@ -220,4 +276,102 @@ def _row_counts(instance, run_id: str) -> dict[str, int]:
         name = materialization.asset_key.to_user_string()
         if name in ("raw_penguins", "penguins"):
             counts[name] = materialization.metadata["dagster/row_count"].value
+    return counts
+
+
+@pytest.mark.timeout(600)
+def test_the_second_host_killed_its_run_waits_for_a_worker_and_retries_on_the_first(two_hosts):
+    """The second host dies as a machine does while raw_penguins executes there (this host's worker
+    stopped): its link deleted, every process in its namespaces SIGKILLed, the namespaces gone, so
+    supervisord cannot start its worker again. The run fails (its worker stopped reporting); its
+    retry's step waits in the queue while no worker is left; this host's worker, started again,
+    runs it to success; the lake holds the file's rows once; no run hangs."""
+    deployment, _ = two_hosts
+    with lake_on_s3(deployment) as client:
+        settings = deployment.settings
+        supervisor = prod.supervisor(settings).supervisor
+        supervisor.stopProcess("worker-1")
+        client.upload_file(str(LTER_FILE), hosts.BUCKET, "raw/penguins-raw.csv")
+        with deployment.instance() as instance:
+            wait_for(lambda: _step_started(instance, "raw_penguins"), timeout=180, interval=0.2)
+            killed = kill_host(hosts.second_host(settings))
+            [first] = instance.get_runs()
+            retry = wait_for(
+                lambda: _retry_submitted(instance, first.run_id), timeout=120, what="a retry"
+            )
+            # No worker anywhere: the retry's step stays queued, the run neither fails nor ends.
+            time.sleep(5)
+            assert not instance.get_run_by_id(retry).is_finished
+            assert not step_workers(instance, retry), step_workers(instance, retry)
+            assert supervisor.startProcess("worker-1")
+            runs = wait_for(
+                lambda: _settled_with_success(instance), timeout=300, what="a successful run"
+            )
+            texts = [f"{r.run_id[:8]} {r.status.value}" for r in runs]
+            assert instance.get_run_by_id(first.run_id).status == dg.DagsterRunStatus.FAILURE
+            text = run_text(instance, first.run_id)
+            h2 = f"{settings.celery_queue}-h2-1@{hosts.second_host(settings).hostname}"
+            assert f"its Celery worker {h2}" in text and "stopped reporting" in text, text[-3000:]
+            [last] = [r for r in runs if r.is_success]
+            here = f"{settings.celery_queue}-1@{socket.gethostname()}"
+            assert set(step_workers(instance, last.run_id).values()) == {here}, texts
+            starts = instance.all_logs(last.run_id, of_type=dg.DagsterEventType.STEP_START)
+            assert not {e.dagster_event.pid for e in starts} & killed
+            counts = _latest_row_counts(instance)
+        assert counts == {"raw_penguins": 344, "penguins": 344}, (counts, texts)
+        states = {p.name: p.state for p in prod.programs(settings)}
+        assert states["worker-h2-1"] in ("BACKOFF", "FATAL"), states  # a dead host stays dead
+        print("runs:", texts)
+        prod.shutdown(settings)
+
+
+def kill_host(host: hosts.Host) -> set[int]:
+    """The second host dies as a machine does: its link deleted, then every process in its network
+    namespace SIGKILLed (the namespaces' files removed first, so supervisord's restart of its
+    worker finds no host to enter). Returns the pids killed."""
+    netns = os.stat(f"/run/netns/{host.netns}")
+    subprocess.run(["ip", "link", "del", host.outer_veth], check=True)
+    hosts.destroy(host)
+    killed: set[int] = set()
+
+    def inside() -> list[int]:
+        return [p for p in psutil.pids() if _netns(p) == (netns.st_dev, netns.st_ino)]
+
+    def kill_all() -> bool:
+        for pid in inside():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+        return not inside()
+
+    wait_for(kill_all, timeout=30, interval=0.1, what="every process of the second host killed")
+    assert killed, "no process ran on the second host"
+    return killed
+
+
+def _netns(pid: int) -> tuple[int, int] | None:
+    try:
+        found = os.stat(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _retry_submitted(instance, parent_id: str) -> str | None:
+    """The retry of `parent_id` once it has sent a step to the queue."""
+    for run in instance.get_runs():
+        if run.tags.get("dagster/parent_run_id") == parent_id and any(
+            "Submitting celery task" in (e.message or "")
+            for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        ):
+            return run.run_id
+    return None
+
+
+def _latest_row_counts(instance) -> dict[str, int]:
+    """The tables' row counts as their newest materializations (of any run) recorded them."""
+    counts = {}
+    for name in ("raw_penguins", "penguins"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        counts[name] = event.asset_materialization.metadata["dagster/row_count"].value
     return counts
