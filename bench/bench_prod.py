@@ -58,7 +58,7 @@ from penguin_pipeline_tests.prod.conftest import ConnectionSampler  # noqa: E402
 FILES = 8
 ROWS_PER_FILE = 2000
 WORKERS = 2
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_PROD_ROUNDS", "3"))
 BIN = Path(sys.executable).parent
 
 
