@@ -9,7 +9,12 @@ nothing new to load (every file skipped by content hash).
 
 - embedded: SQLite instance (dagster.yaml), the daemon, steps in the run's own process;
 - profile: PostgreSQL (a fresh database, dropped after), the daemon and the webserver, steps on two
-  Celery workers (RabbitMQ, Redis), everything as `make prod-up` starts it.
+  Celery workers (RabbitMQ, Redis), everything as `make prod-up` starts it;
+- two hosts: the same with the two workers on the simulated second host only (`make prod-up
+  HOSTS=2` without this host's workers), so that every step crosses the link: Postgres, RabbitMQ,
+  Redis and S3 through the forwarders; the landing files, the board and the reports on S3 (moto's
+  stand-in) and the warehouse a DuckLake (catalog in a fresh database, data on S3), as HOSTS=2
+  has it, since the second host sees no disk of this one. Root only (namespaces); skipped else.
 
 Per backfill: queued -> started (dequeue and launch of the run's process), started -> finished,
 the steps' own time (STEP_START to STEP_SUCCESS, summed), and per-step overhead: (started ->
@@ -38,7 +43,8 @@ import dagster as dg  # noqa: E402
 from kombu import Connection  # noqa: E402
 
 from bench.results_file import append_results, machine  # noqa: E402
-from penguin_pipeline import prod, synth  # noqa: E402
+from penguin_pipeline import hosts, prod, synth  # noqa: E402
+from penguin_pipeline.cli import landing_zone  # noqa: E402
 from penguin_pipeline.defs.automation import register_new_partitions, whole_landing_tags  # noqa: E402
 from penguin_pipeline.settings import DEFAULT_PG_URL, load_settings  # noqa: E402
 from penguin_pipeline_tests.processes import (  # noqa: E402
@@ -52,7 +58,7 @@ from penguin_pipeline_tests.prod.conftest import ConnectionSampler  # noqa: E402
 FILES = 8
 ROWS_PER_FILE = 2000
 WORKERS = 2
-ROUNDS = 3
+ROUNDS = int(os.environ.get("BENCH_PROD_ROUNDS", "3"))
 BIN = Path(sys.executable).parent
 
 
@@ -65,15 +71,27 @@ def workspace(folder: Path) -> Path:
     return path
 
 
+def seasons() -> dict[str, bytes]:
+    profile = synth.shipped_profile()
+    return {
+        f"season-{year}.csv": synth.season_csv(profile, ROWS_PER_FILE, year, seed=year)
+        for year in range(2010, 2010 + FILES)
+    }
+
+
 def land(landing: Path) -> list[str]:
     landing.mkdir(parents=True, exist_ok=True)
-    profile = synth.shipped_profile()
-    names = []
-    for year in range(2010, 2010 + FILES):
-        name = f"season-{year}.csv"
-        (landing / name).write_bytes(synth.season_csv(profile, ROWS_PER_FILE, year, seed=year))
-        names.append(name)
-    return names
+    for name, data in seasons().items():
+        (landing / name).write_bytes(data)
+    return list(seasons())
+
+
+def land_on_s3(env: dict) -> list[str]:
+    """The same files through the landing zone the profile's processes use (S3)."""
+    zone = landing_zone(load_settings(env))
+    for name, data in seasons().items():
+        zone.land(name, data)
+    return list(seasons())
 
 
 def backfill(instance: dg.DagsterInstance, env: dict, ws: Path, names: list[str]) -> dict:
@@ -107,6 +125,7 @@ def backfill(instance: dg.DagsterInstance, env: dict, ws: Path, names: list[str]
         "steps_own": steps,
         "per_step_overhead": (running - steps) / len(spans),
         "steps": len(spans),
+        "per_step": {key: end - start for key, (start, end) in sorted(spans.items())},
     }
 
 
@@ -130,13 +149,14 @@ def embedded(tmp: Path) -> list[dict]:
             prod.shutdown(supervised)
 
 
-def profile(tmp: Path) -> tuple[list[dict], int, int]:
-    with scratch_database("penguin_bench") as libpq:
+def profile(tmp: Path, hosts: int = 1) -> tuple[list[dict], int, int]:
+    with scratch_database("penguin_bench") as libpq, scratch_database("penguin_bench_lake") as lake:
         database = libpq.split()[0].removeprefix("dbname=")
-        return _profile(tmp, database, DEFAULT_PG_URL.rsplit("/", 1)[0] + f"/{database}")
+        url = DEFAULT_PG_URL.rsplit("/", 1)[0] + f"/{database}"
+        return _profile(tmp, database, url, lake if hosts == 2 else None)
 
 
-def _profile(tmp: Path, database: str, url: str) -> tuple[list[dict], int, int]:
+def _profile(tmp: Path, database: str, url: str, lake: str | None) -> tuple[list[dict], int, int]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PENGUIN_", "DAGSTER_"))}
     env.update(
         PENGUIN_PROD_HOME=str(tmp / "home"),
@@ -146,13 +166,22 @@ def _profile(tmp: Path, database: str, url: str) -> tuple[list[dict], int, int]:
         PENGUIN_WORKERS=str(WORKERS),
         DAGSTER_PORT=str(free_port()),
     )
+    if lake:
+        env.update(PENGUIN_HOSTS="2", PENGUIN_WAREHOUSE=f"ducklake:postgres:{lake}")
     settings = load_settings(env)
-    names = land(tmp / "data" / "raw")
     ws = workspace(tmp)
-    processes = {n: a for n, a in prod.commands(settings).items() if n.startswith("worker-")}
+    # One host: its workers. Two: the second host's workers only, with their forwarders, and the
+    # S3 stand-in (set here, so that this process knows where the stores are).
+    on_host = "worker-h2-" if lake else "worker-"
+    processes = hosts.on_s3(settings, env, free_port()) if lake else {}
+    for name, command in prod.commands(settings).items():
+        if name.startswith((on_host, "forward-")):
+            processes[name] = command
     processes["daemon"] = [str(BIN / "dagster-daemon"), "run", "-w", str(ws)]
     processes["webserver"] = prod.webserver_command(settings)[:-1] + [str(ws)]
     os.environ["PENGUIN_PG_URL"] = prod.dagster_pg_url(url)  # this process reads the instance too
+    os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})  # S3 compute logs
+    names = [] if lake else land(tmp / "data" / "raw")
     try:
         with ConnectionSampler(url) as sampler:
             err = io.StringIO()
@@ -160,6 +189,7 @@ def _profile(tmp: Path, database: str, url: str) -> tuple[list[dict], int, int]:
                 raise RuntimeError(err.getvalue())
             idle = max(sampler.samples[-10:] or [0])
             try:
+                names = names or land_on_s3(prod.process_env(settings, env))
                 with dg.DagsterInstance.from_config(str(settings.prod_home)) as instance:
                     results = [backfill(instance, prod.process_env(settings, env), ws, names)]
                     results.append(backfill(instance, prod.process_env(settings, env), ws, names))
@@ -186,17 +216,27 @@ def main() -> int:
         "each profile fresh in each, alternating; medians (every round's figure in brackets)",
         flush=True,
     )
-    runs: dict[str, list[list[dict]]] = {"embedded": [], "profile": []}
+    cases = ["embedded", "profile"] + (["two hosts"] if os.geteuid() == 0 else [])
+    if "two hosts" not in cases:
+        print("bench-prod: not root, so no second host (network namespaces): two cases only")
+    runs: dict[str, list[list[dict]]] = {case: [] for case in cases}
     peaks, idles = [], []
     for _ in range(ROUNDS):
-        with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-            runs["embedded"].append(embedded(Path(a)))
-            results, idle, peak = profile(Path(b))
-            runs["profile"].append(results)
-            peaks.append(peak)
-            idles.append(idle)
-    columns = f"{'embedded (SQLite, in-process)':>36}{f'profile (Postgres, {WORKERS} workers)':>36}"
-    print(f"\n{'':32}{columns}")
+        for case in cases:
+            with tempfile.TemporaryDirectory() as tmp:
+                if case == "embedded":
+                    runs[case].append(embedded(Path(tmp)))
+                    continue
+                results, idle, peak = profile(Path(tmp), hosts=2 if case == "two hosts" else 1)
+                runs[case].append(results)
+                peaks.append(peak)
+                idles.append(idle)
+    titles = {
+        "embedded": "embedded (SQLite, in-process)",
+        "profile": f"profile (Postgres, {WORKERS} workers)",
+        "two hosts": f"two hosts ({WORKERS} workers on host 2)",
+    }
+    print(f"\n{'':32}" + "".join(f"{titles[case]:>36}" for case in cases))
     rows = [
         ("queued -> started (s)", "queued_to_started"),
         ("started -> finished (s)", "started_to_finished"),
@@ -207,22 +247,26 @@ def main() -> int:
     for i, title in enumerate(["first backfill (loads every file)", "again, nothing new"]):
         print(title)
         for label, key in rows:
-            cells = [_cell([r[i][key] for r in runs[name]]) for name in ("embedded", "profile")]
-            print(f"  {label:<30}{cells[0]:>36}{cells[1]:>36}")
+            cells = [_cell([r[i][key] for r in runs[name]]) for name in cases]
+            print(f"  {label:<30}" + "".join(f"{cell:>36}" for cell in cells))
     print(f"{'peak Postgres connections':<32}{'n/a (SQLite)':>36}{max(peaks):>36}")
     print(f"{'  the same, all up and idle':<32}{'':>36}{max(idles):>36}")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     table = [
         {"case": f"{title}: {label}"}
-        | {name: _cell([r[i][key] for r in runs[name]]) for name in ("embedded", "profile")}
+        | {name: _cell([r[i][key] for r in runs[name]]) for name in cases}
         for i, title in enumerate(["first backfill", "again, nothing new"])
         for label, key in rows
     ]
     table.append({"case": "peak Postgres connections", "embedded": "-", "profile": max(peaks)})
+    for step in runs[cases[0]][0][0]["per_step"]:
+        cells = {case: _cell([r[0]["per_step"][step] for r in runs[case]]) for case in cases}
+        print(f"  first backfill, {step:<14}" + "".join(f"{cell:>36}" for cell in cells.values()))
+        table.append({"case": f"first backfill: {step} (s)"} | cells)
     entry = {
         "date": started.isoformat(timespec="minutes"),
         "machine": machine(),
-        "peer": "the embedded default (SQLite, steps in the run's process)",
+        "peer": "the embedded default (SQLite, steps in the run's process), the one-host profile",
         "note": f"{FILES} landing files x {ROWS_PER_FILE} rows, {ROUNDS} rounds, medians "
         "(every round's figure in brackets)",
         "rows": table,
