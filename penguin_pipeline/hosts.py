@@ -23,6 +23,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -192,6 +193,7 @@ def across_link(url: str, host: Host) -> str:
 # --- storage the second host reaches: S3 and the lake ---------------------------------------------
 
 BUCKET = "penguin-pipeline"
+BUCKET_WAIT_SECONDS = 30
 # Where each store goes on S3 unless its variable says otherwise.
 _ON_S3 = {
     "PENGUIN_LANDING": "raw",
@@ -247,6 +249,7 @@ def bucket(env: dict[str, str]) -> str:
 def make_bucket(env: dict[str, str]) -> None:
     """The bucket of the stores, created when missing (moto's stand-in starts empty)."""
     import boto3
+    from botocore.exceptions import EndpointConnectionError
 
     # With the processes' credentials, which this process's own environment may lack.
     client = boto3.client(
@@ -256,10 +259,19 @@ def make_bucket(env: dict[str, str]) -> None:
         aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
         region_name=env.get("AWS_DEFAULT_REGION"),
     )
-    try:
-        client.head_bucket(Bucket=bucket(env))
-    except client.exceptions.ClientError:
-        client.create_bucket(Bucket=bucket(env))
+    # supervisord calls the stand-in RUNNING before it listens: give it a few seconds to answer.
+    deadline = time.monotonic() + BUCKET_WAIT_SECONDS
+    while True:
+        try:
+            client.head_bucket(Bucket=bucket(env))
+            return
+        except client.exceptions.ClientError:
+            client.create_bucket(Bucket=bucket(env))
+            return
+        except EndpointConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def _lake_database(pg_url: str) -> str:
