@@ -51,12 +51,11 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 	@# penguin_pipeline/dev.py runs `dg dev` and, on Ctrl-C, ends the code servers it leaves behind.
 	$(RUN) python -m penguin_pipeline.dev -h 127.0.0.1 -p $(DAGSTER_PORT)
 
-# Whole files on 4 pytest-xdist workers, whatever the CPUs: most of the suite's time is real
-# processes (daemons, workers, browsers) starting and waiting, which overlaps well, also on 2
-# cores (one worker per core left them idle for much of the 14.5 min it then took). Plain
-# `pytest` runs it in one process.
-test: setup browser  ## set up (Chromium included), then the whole test suite (whole files on 4 workers at once)
-	$(RUN) pytest -n 4 --dist loadfile --durations 15
+# Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
+# (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
+# in one process.
+test: setup browser  ## set up (Chromium included), then the whole test suite (files in parallel over the CPUs, at most 4)
+	$(RUN) pytest -n auto --maxprocesses 4 --dist loadfile --durations 15
 
 test-fast: setup  ## the suite without tests that start real processes
 	$(RUN) pytest -m "not integration"
