@@ -36,10 +36,8 @@ from .metrics import EXPOSITION_TYPES, ApiMetrics, Instrumented
 from .registry import NO_SUCH_VERSION, ModelHolder, SummaryHolder
 
 log = logging.getLogger("penguin_pipeline.api")
-BYTES_PER_RECORD = 512
-PREDICT_SCOPE = SecurityScopes(
-    ["predict"]
-)  # room per record for field names, spaces and extra fields sent along
+BYTES_PER_RECORD = 512  # room per record for field names, spaces and extra fields sent along
+PREDICT_SCOPE = SecurityScopes(["predict"])  # what /predict asks of a key (it checks it itself)
 
 public = APIRouter(tags=["public"])
 # Every route behind a key may be refused 401 or 403.
