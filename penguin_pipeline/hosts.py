@@ -268,9 +268,11 @@ def make_bucket(env: dict[str, str]) -> None:
         except client.exceptions.ClientError:
             client.create_bucket(Bucket=bucket(env))
             return
-        except EndpointConnectionError:
+        except EndpointConnectionError as exc:
             if time.monotonic() > deadline:
-                raise
+                raise RuntimeError(
+                    f"S3 at {env['AWS_ENDPOINT_URL']} does not answer after {BUCKET_WAIT_SECONDS} s"
+                ) from exc
             time.sleep(0.3)
 
 

@@ -25,6 +25,7 @@ import configparser
 import hashlib
 import io
 import os
+import random
 import shlex
 import signal
 import socket
@@ -55,6 +56,9 @@ CONNECT_TIMEOUT_SECONDS = 3
 # The daemon writes its heartbeats every 30 s (Dagster's DEFAULT_HEARTBEAT_INTERVAL_SECONDS).
 HEARTBEAT_FRESH_SECONDS = 90
 START_TIMEOUT_SECONDS = 120
+# Servers the profile starts on a port of its choosing (moto's S3 stand-in) take one from here up
+# to the kernel's range for outgoing connections.
+_PORTS_FROM = 20000
 _CLOCK_SLACK_SECONDS = 1.0  # heartbeats are stamped by other processes' clocks
 # A unix socket's path holds at most 107 bytes on Linux, and supervisord binds a temporary name
 # (the path plus ".<pid>") before renaming it.
@@ -530,7 +534,7 @@ def up(
     env = process_env(settings, base_env)
     processes = commands(settings) if processes is None else processes
     if settings.hosts == 2:
-        processes = {**hosts.on_s3(settings, env, _free_port()), **processes}
+        processes = {**hosts.on_s3(settings, env, free_port()), **processes}
     link_instance(settings, hosts.bucket(env) if settings.hosts == 2 else None)
     since = time.time() - _CLOCK_SLACK_SECONDS
     try:
@@ -546,7 +550,7 @@ def up(
         start_supervisor(settings, processes, env)
         problem = wait_until_answering(settings, env, list(processes), since)
         if settings.hosts == 2 and not problem:
-            hosts.make_bucket(env)
+            problem = _bucket_made(settings, env)
     except BaseException as exc:
         shutdown(settings)
         if not isinstance(exc, RuntimeError):
@@ -565,6 +569,19 @@ def up(
     print(f"  supervisord's config and logs in {services_dir(settings)}", file=out)
     print("  `make prod-status`, `make prod-down`", file=out)
     return 0
+
+
+def _bucket_made(settings: Settings, env: Mapping[str, str]) -> str | None:
+    """None once the stores' bucket exists; else why not, with the stand-in's state and log."""
+    try:
+        hosts.make_bucket(dict(env))
+    except RuntimeError as exc:
+        stand_in = [p for p in programs(settings) if p.name == "s3"]
+        if not stand_in:
+            return str(exc)
+        [s3] = stand_in
+        return f"{exc}; s3 is {s3.state}, its log {s3.log} ends:\n{_tail(s3.log)}"
+    return None
 
 
 def wait_until_answering(
@@ -601,10 +618,27 @@ def wait_until_answering(
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing holds now, below the kernel's range for outgoing
+    connections: a port from that range (bind to 0) can be taken, before our server binds it, as
+    the local end of any connection, e.g. to PostgreSQL, and the server then never starts."""
+    low = _ephemeral_low()
+    candidates = random.sample(range(_PORTS_FROM, low), 64) if low > _PORTS_FROM + 64 else [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 in {_PORTS_FROM}-{low - 1}")
+
+
+def _ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _tail(path: Path, lines: int = 15) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import sys
 
 import psutil
@@ -85,6 +86,26 @@ def test_an_unknown_profile_is_refused_naming_the_variable():
 
     with pytest.raises(ValueError, match="PENGUIN_PROFILE='production'"):
         load_settings({"PENGUIN_PROFILE": "production"})
+
+
+def test_a_port_for_a_server_is_free_and_outside_the_range_of_outgoing_connections():
+    """A port from that range could be taken by any connection's local end before the server
+    binds it (moto's stand-in then never answered: prod-up HOSTS=2 failed now and then)."""
+    low = prod._ephemeral_low()
+    for port in {free_port() for _ in range(20)}:
+        assert prod._PORTS_FROM <= port < low, (port, low)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_s3_that_never_answers_is_named_with_its_endpoint(monkeypatch):
+    from penguin_pipeline import hosts
+
+    monkeypatch.setattr(hosts, "BUCKET_WAIT_SECONDS", 0.5)
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    with pytest.raises(RuntimeError, match=f"S3 at {endpoint} does not answer after 0.5 s"):
+        hosts.make_bucket({**env, "AWS_DEFAULT_REGION": "us-east-1"})
 
 
 def test_supervisord_runs_each_process_and_shutdown_ends_its_whole_group(tmp_path):
