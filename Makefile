@@ -168,7 +168,7 @@ prod-down: setup  ## supervisord's shutdown and the second host's namespaces and
 prod-status: setup  ## what of the production profile runs, and whether each service answers
 	@DAGSTER_PORT=$(DAGSTER_PORT) $(RUN) python -m penguin_pipeline.prod status
 
-bench-prod: setup  ## one backfill under the embedded default and the production profile (2 workers), side by side
+bench-prod: setup  ## one backfill: embedded default, the profile (2 workers), it with lake + S3, and (root) two hosts, side by side
 	$(RUN) python bench/bench_prod.py
 
 lock: $(UV)  ## re-resolve uv.lock after a change to pyproject.toml
