@@ -21,6 +21,7 @@ from fastapi.responses import (
 )
 from fastapi.security import SecurityScopes
 from fastapi_offline import FastAPIOffline
+from opentelemetry import trace
 from pydantic import BaseModel, Field
 
 from penguin_pipeline.processing.features import InputError
@@ -103,7 +104,7 @@ async def predict(request: Request):
     except InputError as exc:
         request.state.refusal = "too_many_records" if exc.too_many else "invalid_input"
         raise HTTPException(413 if exc.too_many else 422, exc.errors) from None
-    state.metrics.predictions.inc(len(records))
+    state.metrics.predicted += len(records)
     answer = {"predict": served.predictor.predict(records), "model_version": served.version}
     answer["data_snapshot"] = served.data_snapshot
     headers = {"X-Model-Version": served.version, "X-Data-Snapshot": served.data_snapshot or ""}
@@ -287,6 +288,15 @@ async def poll_forever(holder: ModelHolder, seconds: float) -> None:
             log.exception("model poll failed")
 
 
+def telemetry() -> dict:
+    """FastAPI's own OpenTelemetry: traces and logs when this process has a tracer provider as the
+    app is made (`opentelemetry-instrument`, or a deployment's own set-up), else none. Asking for
+    an unset provider on every request cost ~2 us of a prediction's ~45; the API's metrics are
+    Prometheus' (GET /metrics), so FastAPI's OpenTelemetry metrics are always off."""
+    configured = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+    return {"tracing": configured, "logs": configured, "metrics": False}
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     keys = KeyRing(settings.api_keys, settings.api_keys_file)
@@ -315,17 +325,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         static_url="/docs-static",
         swagger_ui_parameters={"validatorUrl": None},
-        # The API's metrics are Prometheus' (GET /metrics); OpenTelemetry traces and logs stay
-        # FastAPI's, for a deployment that configures a provider.
-        telemetry={"metrics": False},
+        telemetry=telemetry(),
     )
     app.state.holder, app.state.max_batch = holder, limit
     # a larger body is refused (413) before it is parsed
     app.state.max_body = limit * BYTES_PER_RECORD + 65_536
     app.state.summaries = SummaryHolder(board)
-    # /predict first (routes are matched in order) and on the app's own router, checking its key
-    # itself: an included router and a route dependency cost FastAPI 0.165 ~17 us of the ~60 us
-    # a prediction takes in the app (py-spy under wrk; docs/benchmarks/api.md). Same document.
+    # /predict first (routes are matched in order; also before the docs' routes, ~1 us) and on
+    # the app's own router, checking its key itself: an included router and a route dependency
+    # cost FastAPI 0.165 ~17 us of the ~60 us a prediction took in the app (py-spy under wrk;
+    # docs/benchmarks/api.md). Same document.
     app.state.keys = keys
     app.add_api_route(
         "/predict",
@@ -336,6 +345,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["model"],
         openapi_extra=keys.requirement(PREDICT_SCOPE),
     )
+    app.router.routes.insert(0, app.router.routes.pop())
     app.include_router(model, dependencies=[Security(keys, scopes=PREDICT_SCOPE.scopes)])
     app.include_router(public)
     app.include_router(admin, dependencies=[Security(keys, scopes=["admin"])])

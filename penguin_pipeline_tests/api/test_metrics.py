@@ -92,3 +92,15 @@ def test_the_served_version_and_refresh_age_follow_a_swap(client, fitted):
     assert value(scrape(client), "penguin_api_model_refresh_age_seconds") < 60
     served = [labels for name, labels in scrape(client) if name == "penguin_api_served_model"]
     assert served == [(("data_snapshot", "swapped"), ("pinned", "false"), ("version", new))]
+
+
+def test_fastapi_traces_and_logs_are_on_only_with_a_tracer_provider_set(monkeypatch):
+    """No provider (this process): FastAPI's OpenTelemetry is off, so requests do not ask for one;
+    a deployment's provider (any set one, here OpenTelemetry's no-op) turns traces and logs on."""
+    from opentelemetry import trace
+
+    from penguin_pipeline.api.app import telemetry
+
+    assert telemetry() == {"tracing": False, "logs": False, "metrics": False}
+    monkeypatch.setattr(trace, "get_tracer_provider", trace.NoOpTracerProvider)
+    assert telemetry() == {"tracing": True, "logs": True, "metrics": False}
