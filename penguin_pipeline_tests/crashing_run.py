@@ -122,7 +122,7 @@ POINTS = {
         "before",
         "penguin_champion",
         ("write_decision",),
-        present=(DECISION_PIN + "/.penguin_model_champion.json.partial",),
+        present=(DECISION_PIN + "/.penguin_model_champion.json.*.partial",),
         absent=(DECISION_PIN + "/penguin_model_champion.json",),
     ),
     "report-half-written": Point(
@@ -132,7 +132,7 @@ POINTS = {
         "before",
         "penguin_report",
         ("publish_if_changed", "Location.write"),
-        present=("reports/.penguin_report.html.partial",),
+        present=("reports/.penguin_report.html.*.partial",),
         absent=(REPORT,),
     ),
     "report-written-not-pinned": Point(

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import time
+import uuid
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,7 +181,9 @@ class Folder:
 
     def put_whole(self, path: str, content: Content) -> None:
         directory, _, name = path.rpartition("/")
-        partial = f"{directory}/.{name}.partial"  # hidden: listings and landing skip it
+        # Hidden (listings and landing skip it) and the writer's own: two runs publishing the same
+        # file at once (the lake's concurrent runs) must not rename each other's.
+        partial = f"{directory}/.{name}.{uuid.uuid4().hex[:12]}.partial"
         put(self.fs, partial, content)
         os.replace(partial, path)  # a rename: readers see the whole file or the old one
 

@@ -35,3 +35,25 @@ def test_a_folder_landing_quarantines_beside_itself_when_the_quarantine_names_an
         "missing column(s): Species\n"
     )
     assert zone.files() == [] and not any((tmp_path / "raw").iterdir())
+
+
+def test_two_writers_of_one_folder_file_at_once_each_rename_their_own_partial(
+    tmp_path, monkeypatch
+):
+    """Two runs publishing the same report at once (the lake's runs are not serialised): the
+    second's whole write lands while the first's copy is still being written. Each renames its
+    own partial file, so both succeed and the file is whole (one shared partial name made the
+    first's rename fail: the second had already moved it)."""
+    where = locations.open_location(str(tmp_path))
+    write, nested = locations.put, []
+
+    def put_with_another_writer_meanwhile(fs, path, content):
+        write(fs, path, content)
+        if not nested:
+            nested.append(path)
+            where.write("report.html", b"<html>second</html>")
+
+    monkeypatch.setattr(locations, "put", put_with_another_writer_meanwhile)
+    where.write("report.html", b"<html>first</html>")
+    assert (tmp_path / "report.html").read_bytes() == b"<html>first</html>"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]  # no partial left behind
