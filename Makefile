@@ -55,7 +55,9 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 # (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
 # in one process.
 test: setup browser  ## set up (Chromium included), then the whole test suite (files in parallel over the CPUs, at most 4)
-	$(RUN) pytest -n auto --maxprocesses 4 --dist loadfile --durations 15
+	@# --no-loadscope-reorder: keep conftest's order (the longest files first); pytest-xdist would
+	@# hand out files by their number of tests, leaving the few long profile tests for the end.
+	$(RUN) pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations 15
 
 test-fast: setup  ## the suite without tests that start real processes
 	$(RUN) pytest -m "not integration"

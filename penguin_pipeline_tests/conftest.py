@@ -31,8 +31,8 @@ PIPELINE_ASSETS = [
 
 def pytest_collection_modifyitems(items):
     """Tests that start real processes first, the longest kinds first: `make test` hands whole
-    files to its CPUs as they come free (pytest-xdist, --dist loadfile), and a long file handed out
-    last would run alone at the end."""
+    files to its CPUs as they come free (pytest-xdist, --dist loadfile, in this order with
+    --no-loadscope-reorder), and a long file handed out last would run alone at the end."""
 
     def rank(item) -> int:
         kinds = ("prod", "browser", "integration")
