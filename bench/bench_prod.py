@@ -181,7 +181,8 @@ def _profile(
         DAGSTER_PORT=str(free_port()),
     )
     if lake:
-        env.update(PENGUIN_HOSTS="2", PENGUIN_WAREHOUSE=f"ducklake:postgres:{lake}")
+        env["PENGUIN_WAREHOUSE"] = f"ducklake:postgres:{lake}"
+    env["PENGUIN_HOSTS"] = str(host_count)
     settings = load_settings(env)
     ws = workspace(tmp)
     # The S3 stand-in (set here, so that this process knows where the stores are). One host: its
@@ -190,8 +191,6 @@ def _profile(
     processes = hosts.on_s3(settings, env, free_port()) if lake else {}
     if host_count == 1:
         processes.pop("forward-s3", None)
-        env["PENGUIN_HOSTS"] = "1"
-        settings = load_settings(env)
     on_host = "worker-h2-" if host_count == 2 else "worker-"
     for name, command in prod.commands(settings).items():
         if name.startswith((on_host, "forward-")):

@@ -576,10 +576,9 @@ def _bucket_made(settings: Settings, env: Mapping[str, str]) -> str | None:
     try:
         hosts.make_bucket(dict(env))
     except RuntimeError as exc:
-        stand_in = [p for p in programs(settings) if p.name == "s3"]
-        if not stand_in:  # the user's own S3
+        s3 = next((p for p in programs(settings) if p.name == "s3"), None)
+        if s3 is None:  # the user's own S3
             return f"{exc} (AWS_ENDPOINT_URL names it, so no stand-in was started)"
-        [s3] = stand_in
         return f"{exc}; s3 is {s3.state}, its log {s3.log} ends:\n{_tail(s3.log)}"
     return None
 
