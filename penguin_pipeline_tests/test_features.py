@@ -4,6 +4,7 @@ pydantic model accepts), and the predictor built from pinned numbers (bit-equal 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import msgspec
@@ -85,6 +86,31 @@ def test_scikit_learn_and_duckdb_normal_equations_give_the_same_coefficients(shi
     sql = modeling.fit_all_rows_sql(con, tables.CLEAN, 1, 0.0, fitted.spec)  # every row, no holdout
     assert sql == pytest.approx(fitted.coefficients, rel=1e-9)
     assert list(sql) == ["intercept", *fitted.spec.encoded_names]
+
+
+def test_normal_equations_from_stratum_sums_equal_the_per_row_sums_of_the_design(shipped):
+    """Per-stratum sums stand in for a scan of the design: the same X'X, X'y, y'y and count as
+    summing spec.sql_design row by row, held-out part too, with a category the spec has never
+    seen (a species left out of it encodes as the baseline, all dummies 0, as in SQL)."""
+    con, fitted = shipped
+    spec = dataclasses.replace(
+        fitted.spec, categories={**fitted.spec.categories, "species": ("Adelie", "Gentoo")}
+    )
+    pool, held = modeling.normal_equations(con, tables.CLEAN, 7, 0.3, spec)
+    design = list(spec.sql_design().values())
+    columns = [*design, "body_mass_g::DOUBLE"]
+    sums = [f"sum(({a}) * ({b}))" for a in columns for b in columns]
+    complete = modeling._complete(tables.CLEAN, 7)  # the rows both fits see, u included
+    for part, held_out in ((pool, False), (held, True)):
+        *products, rows = con.execute(
+            f"SELECT {', '.join(sums)}, count(*) FROM {complete} WHERE (u < 0.3) = {held_out}"
+        ).fetchall()[0]
+        k = len(columns)
+        every = np.array(products, dtype=float).reshape(k, k)
+        assert part.rows == rows > 0
+        assert part.xtx == pytest.approx(every[:-1, :-1], rel=1e-9)
+        assert part.xty == pytest.approx(every[:-1, -1], rel=1e-9)
+        assert part.yty == pytest.approx(every[-1, -1], rel=1e-9)
 
 
 def test_the_pin_carries_spec_and_coefficients_and_stock_vetiver_reads_it(shipped, tmp_path):

@@ -236,6 +236,25 @@ def test_the_holdout_condition_means_season_and_bucket_also_negated_and_on_null(
         assert chosen > 0 and differ == 0, form
 
 
+def test_the_marked_holdout_is_true_on_exactly_the_holdouts_rows_also_negated(seasons):
+    con, _ = seasons
+    holdout = monitoring.Holdout(SHIFTED, 0.2, 42)
+    for null_seasons in (False, True):  # without them its one lookup; with them, NULL where due
+        if null_seasons:
+            con.execute(
+                f"INSERT INTO {tables.CLEAN} SELECT * REPLACE (NULL AS year) FROM {tables.CLEAN}"
+            )
+        marked = monitoring.mark_held_out(con, tables.CLEAN, holdout)
+        assert ("CASE" in marked) == null_seasons
+        for form in ("{}", "NOT {}", "({}) IS NULL"):
+            ours, theirs = form.format(marked), form.format(holdout.sql())
+            chosen, differ = con.execute(
+                f"SELECT count(*) FILTER ({theirs}), count(*) FILTER (({ours}) IS DISTINCT FROM "
+                f"({theirs})) FROM {tables.CLEAN}"
+            ).fetchall()[0]
+            assert differ == 0 and (chosen > 0 or form == "({}) IS NULL" and not null_seasons)
+
+
 def test_a_better_challenger_is_promoted(seasons):
     con, _ = seasons
     decision, champion_rmse, challenger_rmse, n = challenge(con, 100_000, 0.02, block=10.0)

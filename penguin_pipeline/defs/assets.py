@@ -298,12 +298,13 @@ def penguin_model(
         holdout = monitoring.newest_season_holdout(con, clean, share, seed)
         if holdout is None:
             raise dg.Failure(description=modeling.NO_COMPLETE_ROWS)
+        held = monitoring.mark_held_out(con, clean, holdout)
         sample = modeling.draw_training_sample(
             con,
             clean,
             config.sample_rows or training_sample.rows,
             training_sample.seed,
-            exclude=holdout.sql(),
+            exclude=held,
         )
         frame = sample.frame
         pins_board = board.board()
@@ -315,11 +316,9 @@ def penguin_model(
             return
         fitted = modeling.fit_model(frame)
         fitted.warehouse_snapshot = snapshot
-        fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(
-            con, clean, sample, fitted
-        )
+        fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(sample, fitted)
         fitted.monitoring = monitoring.training_facts(
-            con, clean, holdout, fitted.predictor, frame, _trained_by(context)
+            con, clean, holdout, held, fitted.predictor, frame, _trained_by(context)
         )
     yield _sample_check(fitted.sample_vs_all_rows)
     failures = modeling.r2_below_floor(fitted.r2, config.r2_floor)

@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .features import FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
+from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 
 # scikit-learn is imported inside the functions that fit: a run whose training data did not
 # change (the snapshot id matches the latest pin) never pays its import.
@@ -183,6 +183,7 @@ class TrainingSample:
     seed: int
     holdout_share: float
     exclude: str = "FALSE"  # SQL condition: rows kept out of training altogether (held out)
+    moments: list = field(default_factory=list, repr=False)  # StratumMoments of the counting scan
 
 
 def _uniform_sql(seed: int) -> str:
@@ -217,17 +218,16 @@ def draw_training_sample(
     is held out (the small shipped data trains exactly as before). Otherwise a hash-chosen share
     is held out for the comparison, and each stratum's quota is drawn from the rest.
     """
-    # One scan counts every stratum's complete rows and those outside the held-out share.
-    per_stratum = con.execute(
-        f"SELECT {', '.join(STRATA)}, count(*), count(*) FILTER (WHERE u >= {holdout_share!r}) "
-        f"FROM {_complete(table, seed, exclude)} GROUP BY ALL ORDER BY ALL"
-    ).fetchall()
-    total = sum(every for *_, every, _ in per_stratum)
+    # One scan counts every stratum's complete rows, held out or not, and sums what the all-rows
+    # fit needs (compare_sample_with_all_rows).
+    moments = stratum_moments(con, table, seed, holdout_share, exclude)
+    every, pooled = _stratum_counts(moments)
+    total = sum(every.values())
     if total <= rows:
         frame = load_training_frame(con, table, exclude)
-        strata = sorted(("/".join(key), every) for *key, every, _ in per_stratum)
-        return TrainingSample(frame, total, False, dict(strata), seed, 0.0, exclude)
-    counts = [(*key, pooled) for *key, _, pooled in per_stratum if pooled]  # the pool's strata
+        strata = sorted(("/".join(key), n) for key, n in every.items())
+        return TrainingSample(frame, total, False, dict(strata), seed, 0.0, exclude, moments)
+    counts = [(*key, n) for key, n in sorted(pooled.items())]  # the pool's strata
     pool = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u >= {holdout_share!r})"
     quotas = _proportional([n for *_, n in counts], rows)
     con.execute(
@@ -259,7 +259,19 @@ def draw_training_sample(
             "SELECT concat_ws('/', species, sex, island), quota FROM sample_quotas ORDER BY 1"
         ).fetchall()
     )
-    return TrainingSample(frame, total, True, drawn, seed, holdout_share, exclude)
+    return TrainingSample(frame, total, True, drawn, seed, holdout_share, exclude, moments)
+
+
+def _stratum_counts(moments: list[StratumMoments]) -> tuple[dict, dict]:
+    """Complete rows per stratum (a tuple of STRATA's values): all of them, and those in the pool
+    (not held out); a stratum with no pooled row is not in the second."""
+    every, pooled = {}, {}
+    for m in moments:
+        key = tuple(m.key[s] for s in STRATA)
+        every[key] = every.get(key, 0) + m.rows
+        if not m.held and m.rows:
+            pooled[key] = m.rows
+    return every, pooled
 
 
 def _proportional(sizes: list[int], total: int) -> list[int]:
@@ -297,6 +309,105 @@ class NormalEquations:
         return float(np.sqrt(max(sse, 0.0) / self.rows))
 
 
+# Within one stratum every categorical column is a constant, so the design columns are constants or
+# numeric columns: the stratum's row count and the sums of its numbers and of their products build
+# X'X and X'y for any encoding. The sample's one counting scan sums them, and the all-rows fit
+# needs no scan of its own.
+assert set(CATEGORICAL) <= set(STRATA), "a categorical feature must be a stratum"
+NUMBERS = [*NUMERIC, TARGET]
+
+
+def _product(a: str, b: str) -> str:
+    first, second = sorted((a, b), key=NUMBERS.index)
+    return f"{first}*{second}"
+
+
+def _moment_sums() -> dict[str, str]:
+    """name -> SQL of each sum kept per stratum: every number, every product of two."""
+    sums = {n: f"{n}::DOUBLE" for n in NUMBERS}
+    sums |= {_product(a, b): f"{a}::DOUBLE * {b}::DOUBLE" for a in NUMBERS for b in NUMBERS}
+    return sums
+
+
+@dataclass
+class StratumMoments:
+    """One stratum's complete rows, held out (u < holdout share) or not: count and sums."""
+
+    key: dict[str, str]  # species, sex, island
+    held: bool
+    rows: int
+    sums: dict[str, float]
+
+    def total(self, a: str | None, b: str | None) -> float:
+        """The sum over the rows of a x b, each a number's name or None for 1."""
+        if a is None and b is None:
+            return float(self.rows)
+        if a is None or b is None:
+            return self.sums[a or b]
+        return self.sums[_product(a, b)]
+
+
+def _moments_select(seed: int, holdout_share: float, table: str, exclude: str) -> str:
+    sums = ", ".join(f"sum({sql})" for sql in _moment_sums().values())
+    return (
+        f"SELECT {', '.join(STRATA)}, u < {holdout_share!r} AS held, count(*), {sums} "
+        f"FROM {_complete(table, seed, exclude)} GROUP BY ALL ORDER BY ALL"
+    )
+
+
+def stratum_moments(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    seed: int,
+    holdout_share: float,
+    exclude: str = "FALSE",
+) -> list[StratumMoments]:
+    """In one DuckDB scan, each stratum's complete rows, held out or not: their count and sums."""
+    names = list(_moment_sums())
+    rows = con.execute(_moments_select(seed, holdout_share, table, exclude)).fetchall()
+    return [
+        StratumMoments(
+            dict(zip(STRATA, row[: len(STRATA)], strict=True)),
+            bool(row[len(STRATA)]),
+            int(row[len(STRATA) + 1]),
+            {n: float(v or 0.0) for n, v in zip(names, row[len(STRATA) + 2 :], strict=True)},
+        )
+        for row in rows
+    ]
+
+
+def _design_in(spec: FeatureSpec, key: dict[str, str]) -> list[tuple[float, str | None]]:
+    """Each design column (spec.sql_design's order) in a stratum as (factor, number or None): its
+    value on every row there is factor x that number (x 1 for None)."""
+    columns = [(1.0, None)]  # the intercept
+    for f, values in spec.categories.items():
+        columns += [(float(key[f] == v), None) for v in values[1:]]
+    return columns + [(1.0, f) for f in spec.bounds]
+
+
+def equations_from_moments(
+    moments: list[StratumMoments], spec: FeatureSpec
+) -> tuple[NormalEquations, NormalEquations]:
+    """The training pool's (not held) and the held-out rows' normal equations, in spec's encoding
+    (that of spec.sql_design and of the fitted pipeline: coefficients match by name)."""
+    names = list(spec.sql_design())
+    parts = {held: _zero_equations(names) for held in (False, True)}
+    for m in moments:
+        part, design = parts[m.held], _design_in(spec, m.key)
+        for i, (fi, ni) in enumerate(design):
+            part.xty[i] += fi * m.total(ni, TARGET)
+            for j, (fj, nj) in enumerate(design):
+                part.xtx[i, j] += fi * fj * m.total(ni, nj)
+        part.yty += m.total(TARGET, TARGET)
+        part.rows += m.rows
+    return parts[False], parts[True]
+
+
+def _zero_equations(names: list[str]) -> NormalEquations:
+    k = len(names)
+    return NormalEquations(names, np.zeros((k, k)), np.zeros(k), 0.0, 0)
+
+
 def normal_equations(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -306,34 +417,9 @@ def normal_equations(
     exclude: str = "FALSE",
 ) -> tuple[NormalEquations, NormalEquations]:
     """The sums of the training pool's complete rows (u >= holdout_share) and of the held-out ones
-    (u < holdout_share), in one DuckDB scan; no row reaches Python.
-
-    Same encoding as the pipeline (spec.sql_design), so a fit gives the same coefficients, by name.
-    """
-    design = spec.sql_design()
-    names = list(design)
-    pairs = [(i, j) for i in range(len(names)) for j in range(i, len(names))]
-    sums = [f"{design[names[i]]} * {design[names[j]]}" for i, j in pairs]
-    sums += [f"{design[n]} * {TARGET}::DOUBLE" for n in names]
-    sums += [f"{TARGET}::DOUBLE * {TARGET}::DOUBLE", "1"]
-    # Two groups (pool, held out) of one aggregate: cheaper than a FILTER on every sum.
-    rows = con.execute(
-        f"SELECT u < {holdout_share!r} AS held, {', '.join(f'sum({x})' for x in sums)} "
-        f"FROM {_complete(table, seed, exclude)} GROUP BY held"
-    ).fetchall()
-    by_part = {held: [float(v or 0.0) for v in values] for held, *values in rows}
-    empty = [0.0] * len(sums)
-    pool, held = by_part.get(False, empty), by_part.get(True, empty)
-    return _equations(names, pairs, pool), _equations(names, pairs, held)
-
-
-def _equations(names: list[str], pairs: list, sums: list[float]) -> NormalEquations:
-    """The sums in normal_equations' order: the upper triangle of X'X, X'y, y'y, the count."""
-    xtx = np.zeros((len(names), len(names)))
-    for (i, j), value in zip(pairs, sums, strict=False):
-        xtx[i, j] = xtx[j, i] = value
-    xty = np.array(sums[len(pairs) : len(pairs) + len(names)])
-    return NormalEquations(names, xtx, xty, sums[-2], int(sums[-1]))
+    (u < holdout_share), in one DuckDB scan; no row reaches Python."""
+    moments = stratum_moments(con, table, seed, holdout_share, exclude)
+    return equations_from_moments(moments, spec)
 
 
 def fit_all_rows_sql(
@@ -350,9 +436,7 @@ def fit_all_rows_sql(
     return pool.solve()
 
 
-def compare_sample_with_all_rows(
-    con: duckdb.DuckDBPyConnection, table: str, sample: TrainingSample, fitted: FittedModel
-) -> dict:
+def compare_sample_with_all_rows(sample: TrainingSample, fitted: FittedModel) -> dict:
     """How far the sample-trained model is from the all-rows one: coefficients and held-out RMSE."""
     if not sample.sampled:
         return {
@@ -363,10 +447,9 @@ def compare_sample_with_all_rows(
             "rmse_holdout_ratio": 1.0,
             "note": "every complete row fits in the sample: the model is the all-rows model",
         }
-    # One scan: the all-rows fit from the pool's sums, both models scored on the held-out sums.
-    pool, held = normal_equations(
-        con, table, sample.seed, sample.holdout_share, fitted.spec, sample.exclude
-    )
+    # No scan: the all-rows fit from the pool's sums (summed while sampling), both models scored on
+    # the held-out sums.
+    pool, held = equations_from_moments(sample.moments, fitted.spec)
     full = pool.solve()
     rmse_sample, rmse_full, n_holdout = held.rmse(fitted.coefficients), held.rmse(full), held.rows
     diffs = {n: fitted.coefficients[n] - full[n] for n in full}

@@ -62,7 +62,7 @@ def carded(tmp_path_factory):
     frame = modeling.load_training_frame(con, tables.CLEAN, holdout.sql())
     fitted = modeling.fit_model(frame)
     fitted.monitoring = monitoring.training_facts(
-        con, tables.CLEAN, holdout, fitted.predictor, frame, "the test"
+        con, tables.CLEAN, holdout, holdout.sql(), fitted.predictor, frame, "the test"
     )
     complete = "sex IS NOT NULL AND body_mass_g IS NOT NULL AND bill_length_mm IS NOT NULL"
     held_out = con.execute(

@@ -68,7 +68,7 @@ def test_small_tables_train_on_every_row(warehouse):
 def test_sample_model_is_compared_with_the_all_rows_fit(warehouse):
     sample = modeling.draw_training_sample(warehouse, tables.CLEAN, 3_000, seed=1)
     fitted = modeling.fit_model(sample.frame)
-    comparison = modeling.compare_sample_with_all_rows(warehouse, tables.CLEAN, sample, fitted)
+    comparison = modeling.compare_sample_with_all_rows(sample, fitted)
     assert comparison["sampled"] and comparison["holdout_rows"] > 500
     every = modeling.load_training_frame(warehouse, tables.CLEAN)
     # The SQL normal equations give sklearn's all-rows coefficients (on the same rows: no holdout).
@@ -85,7 +85,7 @@ def test_the_held_out_rmses_from_the_scans_sums_equal_scoring_the_held_out_rows(
     training pool and scoring the held-out rows one by one with scikit-learn."""
     sample = modeling.draw_training_sample(warehouse, tables.CLEAN, 3_000, seed=1)
     fitted = modeling.fit_model(sample.frame)
-    comparison = modeling.compare_sample_with_all_rows(warehouse, tables.CLEAN, sample, fitted)
+    comparison = modeling.compare_sample_with_all_rows(sample, fitted)
     rows = warehouse.execute(f"SELECT * FROM {modeling._complete(tables.CLEAN, 1)}").df()
     held, pool = rows[rows.u < sample.holdout_share], rows[rows.u >= sample.holdout_share]
     all_rows_model = modeling.fit_model(pool).pipeline
