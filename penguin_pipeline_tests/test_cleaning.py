@@ -48,14 +48,32 @@ def test_invalid_values_name_the_column_and_the_values(con):
     con.execute(
         "CREATE TABLE t AS SELECT * FROM (VALUES "
         "('Emperor', 'Dream', 40.0, 18.0, 190, 3800, 'male', 2008),"
-        "('Adelie', 'Dream', 400.0, 18.0, 190, 3800, 'x', 2008)) "
+        "('Adelie', 'Dream', 400.0, 18.0, 190, 3800, 'x', 2008),"
+        "('Adelie', NULL, 40.0, 'nan'::DOUBLE, 20, NULL, NULL, NULL),"
+        "('Gentoo', 'Biscoe', 40.0, 18.0, 190, 3800, 'female', 2008)) "
         "v(species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, "
         "sex, year)"
     )
     failures = cleaning.invalid_values(con, "t")
     assert any("species in [Emperor]" in f and "Adelie, Chinstrap, Gentoo" in f for f in failures)
-    assert any("bill_length_mm in [400.0]" in f for f in failures)
+    assert "1 row(s) with bill_length_mm in [400.0] (allowed: 20..80)" in failures
     assert any("sex in [x]" in f for f in failures)
+    assert any(f.startswith("1 row(s) with island in [NULL]") for f in failures)
+    assert any(f.startswith("1 row(s) with bill_depth_mm in [nan]") for f in failures)
+    assert any(f.startswith("1 row(s) with flipper_length_mm in [20]") for f in failures)
+    assert any(f.startswith("1 row(s) with year in [NULL]") for f in failures)
+    assert len(failures) == 7  # a missing body mass or sex is allowed: nothing about them
+
+
+def test_values_within_every_rule_are_no_failure(con):
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES "
+        "('Adelie', 'Dream', 40.0, 18.0, 190, NULL, NULL, 2008),"
+        "('Gentoo', 'Biscoe', 40.0, 18.0, 190, 3800, 'female', 2009)) "
+        "v(species, island, bill_length_mm, bill_depth_mm, flipper_length_mm, body_mass_g, "
+        "sex, year)"
+    )
+    assert cleaning.invalid_values(con, "t") == []
 
 
 def test_duplicate_individuals_point_at_file_and_line(con):
