@@ -112,10 +112,13 @@ def _columns_with_invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> 
     ).fetchall()
     failing = set()
     for species, island, sex, without_year, *lows_and_highs in groups:
-        failing |= {"species"} if species not in SPECIES else set()
-        failing |= {"island"} if island not in ISLANDS else set()
-        failing |= {"sex"} if sex is not None and sex not in SEXES else set()
-        failing |= {"year"} if without_year else set()
+        invalid_here = {
+            "species": species not in SPECIES,
+            "island": island not in ISLANDS,
+            "sex": sex is not None and sex not in SEXES,
+            "year": without_year > 0,
+        }
+        failing |= {column for column, invalid in invalid_here.items() if invalid}
         for (name, low, high), least, most in zip(
             MEASUREMENTS.values(), lows_and_highs[::2], lows_and_highs[1::2], strict=True
         ):

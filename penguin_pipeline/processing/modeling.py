@@ -269,7 +269,7 @@ def _stratum_counts(moments: list[StratumMoments]) -> tuple[dict, dict]:
     for m in moments:
         key = tuple(m.key[s] for s in STRATA)
         every[key] = every.get(key, 0) + m.rows
-        if not m.held and m.rows:
+        if not m.held:
             pooled[key] = m.rows
     return every, pooled
 
@@ -325,7 +325,8 @@ def _product(a: str, b: str) -> str:
 def _moment_sums() -> dict[str, str]:
     """name -> SQL of each sum kept per stratum: every number, every product of two."""
     sums = {n: f"{n}::DOUBLE" for n in NUMBERS}
-    sums |= {_product(a, b): f"{a}::DOUBLE * {b}::DOUBLE" for a in NUMBERS for b in NUMBERS}
+    pairs = [(a, b) for i, a in enumerate(NUMBERS) for b in NUMBERS[i:]]
+    sums |= {_product(a, b): f"{a}::DOUBLE * {b}::DOUBLE" for a, b in pairs}
     return sums
 
 
