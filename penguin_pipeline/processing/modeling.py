@@ -183,7 +183,7 @@ class TrainingSample:
     seed: int
     holdout_share: float
     exclude: str = "FALSE"  # SQL condition: rows kept out of training altogether (held out)
-    moments: list = field(default_factory=list, repr=False)  # StratumMoments of the counting scan
+    moments: list[StratumMoments] = field(default_factory=list, repr=False)  # of its counting scan
 
 
 def _uniform_sql(seed: int) -> str:
