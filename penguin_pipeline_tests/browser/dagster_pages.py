@@ -107,12 +107,28 @@ def materialize_all(page: Page, screenshot: Path | None = None) -> Launched:
         page.screenshot(path=str(screenshot))
     launch = dialog.get_by_role("button", name=re.compile(r"^Launch (1 run|backfill)$"))
     launched_at = time.time()
-    launch.click()
     toast = page.get_by_text(re.compile(r"^(Launched run [0-9a-f]{8}|Created backfill \w+)$"))
-    expect(toast).to_be_visible()
+    click_until_launched(launch, toast)
     words = toast.inner_text().split()
     kind = "run" if words[0] == "Launched" else "backfill"
     return Launched(kind, words[-1], clicked_at, launched_at)
+
+
+def click_until_launched(launch: Locator, toast: Locator, attempts: int = 3) -> None:
+    """Click the dialog's launch button until the launch toast shows.
+
+    On a busy machine a click can land while the dialog is still re-rendering after "All" and be
+    lost: the dialog then stays open with its button idle (seen in CI). A click that did launch
+    disables the button and closes the dialog, so clicking again only while the button is still
+    there and enabled cannot launch twice."""
+    for attempt in range(attempts):
+        launch.click()
+        try:
+            expect(toast).to_be_visible(timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == attempts - 1 or not (launch.is_visible() and launch.is_enabled()):
+                raise
 
 
 def pick_all_partitions(dialog: Locator, timeout_s: float = 15) -> None:
