@@ -62,6 +62,7 @@ class FaultProxy:
         self.upstream = (upstream.hostname, upstream.port)
         self.rules: list[Rule] = []
         self.seen: list[Seen] = []
+        self.in_flight = 0  # requests being handled (a "slow" one is still held, then forwarded)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -135,6 +136,16 @@ class FaultProxy:
             for s in self.seen
         )
 
+    def settle(self, timeout_s: float = 15) -> None:
+        """Wait until every request the proxy took has been answered: a request held by a "slow"
+        fault reaches the upstream after its client gave up, and could otherwise land later (in
+        another test's assertions, or after the bucket was emptied)."""
+        deadline = time.monotonic() + timeout_s
+        while self.in_flight:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.in_flight} request(s) still in the proxy")
+            time.sleep(0.05)
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -148,6 +159,15 @@ def _handler_for(proxy: FaultProxy):
         )
 
         def _serve(self):
+            with proxy._lock:
+                proxy.in_flight += 1
+            try:
+                self._serve_counted()
+            finally:
+                with proxy._lock:
+                    proxy.in_flight -= 1
+
+        def _serve_counted(self):
             body = self._read_body()
             self.close_connection = True  # one request per connection keeps the relay simple
             rule = proxy.take(self.command, self.path)
