@@ -325,7 +325,6 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m penguin_pipeline.hosts worker <index>`: supervisord's command for one worker on
     the second host. The URLs are rewritten here, from the environment, so none is written into
     supervisord's config."""
-    from . import prod
     from .settings import load_settings
 
     argv = sys.argv[1:] if argv is None else argv
@@ -334,6 +333,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     settings = load_settings()
     host = second_host(settings)
+    # A dead host's worker must fail within supervisord's startsecs (3 s), or supervisord counts
+    # it as started and starts it again forever: so before the profile's imports (1.5 s idle).
+    if not exists(host):
+        print(
+            f"the second host {host.hostname} is gone: no /run/netns/{host.netns}", file=sys.stderr
+        )
+        return 1
+    from . import prod
+
     env = prod.process_env(settings)
     env.update(
         PENGUIN_PG_URL=across_link(env["PENGUIN_PG_URL"], host),

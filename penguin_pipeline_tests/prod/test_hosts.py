@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -168,6 +169,27 @@ def _bucket_exists(client) -> bool:
         return True
     except client.exceptions.ClientError:
         return False
+
+
+def test_a_worker_of_a_second_host_that_is_gone_fails_at_once_without_the_profiles_imports(
+    tmp_path,
+):
+    """supervisord's command for a second-host worker, with no such host: it must exit well inside
+    supervisord's startsecs, or a dead host's worker counts as started and is restarted forever
+    (seen under load: RUNNING after the host was killed). So it fails before importing the
+    profile (~1.5 s on an idle machine here)."""
+    env = {**os.environ, "PENGUIN_PROD_HOME": str(tmp_path / "home")}
+    check = (
+        "import sys; from penguin_pipeline import hosts; "
+        "code = hosts.main(['worker', 'h2-1']); "
+        "print(code, 'penguin_pipeline.prod' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=60
+    )
+    host = hosts.second_host(load_settings({"PENGUIN_PROD_HOME": str(tmp_path / "home")}))
+    assert done.stdout.split() == ["1", "False"], (done.stdout, done.stderr)
+    assert f"the second host {host.hostname} is gone" in done.stderr, done.stderr
 
 
 def test_down_removes_a_second_host_left_by_a_crash_half_way_through_up(tmp_path):
