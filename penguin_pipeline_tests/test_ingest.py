@@ -389,6 +389,32 @@ def test_two_files_loaded_side_by_side_give_what_one_at_a_time_gives_in_its_orde
     assert warehouse_contents(two) == warehouse_contents(one)
 
 
+def threads_seen_while_staging(monkeypatch) -> list[int]:
+    """DuckDB's thread count as each stage_file call sees it on its own connection."""
+    seen, staged = [], ingest_module.stage_file
+
+    def stage(con, path, source_file, file_hash):
+        seen.append(int(con.execute("SELECT current_setting('threads')").fetchall()[0][0]))
+        return staged(con, path, source_file, file_hash)
+
+    monkeypatch.setattr(ingest_module, "stage_file", stage)
+    return seen
+
+
+def test_files_loaded_side_by_side_share_duckdbs_threads_and_get_them_back_after(
+    tmp_path, monkeypatch
+):
+    con = duckdb.connect(config={"threads": 4})
+    tables.ensure_schema(con)
+    seen = threads_seen_while_staging(monkeypatch)
+    ingest_files(con, run_files(None, tmp_path, count=3), at_once=2)
+    assert seen == [2, 2, 2]
+    assert con.execute("SELECT current_setting('threads')").fetchall() == [(4,)]
+    (tmp_path / "alone").mkdir()
+    ingest_files(con, run_files(None, tmp_path / "alone", count=1), force=True, at_once=2)
+    assert seen[3:] == [4]  # a file loading alone keeps every thread
+
+
 def test_a_failure_beside_another_file_names_it_and_no_file_starts_after(
     con, tmp_path, monkeypatch
 ):
