@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,11 +88,20 @@ def run_log(settings) -> Iterator[logging.FileHandler]:
         handler.close()
 
 
-def _event_log_to(handler: logging.Handler) -> dg.LoggerDefinition:
-    """Dagster's event log of a run (DEBUG and up) to `handler`, in place of its console logger."""
+def _event_log_to(
+    handler: logging.Handler, on_run_start: Callable[[], object] | None = None
+) -> dg.LoggerDefinition:
+    """Dagster's event log of a run (DEBUG and up) to `handler`, in place of its console logger.
+
+    `on_run_start` is called when Dagster first sets the logger up (it does so twice per run):
+    after it has recorded the run and its planned events, just before the first step."""
+    started = threading.Event()
 
     @dg.logger(description="the run's event log, written to the run's log file")
     def run_log_file(_init_context) -> logging.Logger:
+        if on_run_start is not None and not started.is_set():
+            started.set()
+            on_run_start()
         # Not registered with logging: it writes to this handler only.
         log = logging.Logger("dagster", logging.DEBUG)
         log.addHandler(handler)
@@ -103,9 +112,10 @@ def _event_log_to(handler: logging.Handler) -> dg.LoggerDefinition:
 
 # What the later steps import on first use (scikit-learn, vetiver, matplotlib: ~2 s). Imported on a
 # side thread while raw_penguins runs, whose time is spent inside DuckDB with the GIL released,
-# they are off the run's critical path (10^7 rows: penguin_model 5.1 -> 3.8 s). With little to
-# load the thread only competes with Dagster's own start for the GIL (the shipped file: +3.6%),
-# so it starts only when the landing zone holds at least PREWARM_BYTES.
+# they are off the run's critical path (10^7 rows: penguin_model 5.1 -> 3.8 s). The thread starts
+# once Dagster has recorded the run's planned events, ~0.3 s of Python that it slowed to ~1.3 s
+# when it started before them. With little to load it only competes with Dagster for the GIL
+# (the shipped file: +3.6%), so it starts only when the landing zone holds PREWARM_BYTES.
 PREWARM_BYTES = 16 * 2**20
 LATE_IMPORTS = (
     "sklearn.compose",
@@ -155,13 +165,14 @@ def run_pipeline(
         **(tags or {}),
     }
     job = defs().resolve_job_def("penguin_job")
-    if sum(f.size for f in landed) >= PREWARM_BYTES:
-        import_in_background()
+    prewarm = import_in_background if sum(f.size for f in landed) >= PREWARM_BYTES else None
     run_config = None
     if log is not None:
         # Dagster uses only the loggers the run config names; its console logger is then not used.
-        job = job.with_logger_defs({"run_log_file": _event_log_to(log)})
+        job = job.with_logger_defs({"run_log_file": _event_log_to(log, on_run_start=prewarm)})
         run_config = {"loggers": {"run_log_file": {}}}
+    elif prewarm is not None:
+        prewarm()
     return job.execute_in_process(
         run_config=run_config, instance=instance, tags=run_tags, raise_on_error=False
     )
