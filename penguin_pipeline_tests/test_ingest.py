@@ -415,6 +415,19 @@ def test_files_loaded_side_by_side_share_duckdbs_threads_and_get_them_back_after
     assert seen[3:] == [4]  # a file loading alone keeps every thread
 
 
+def test_a_file_larger_than_its_share_of_the_bytes_loads_with_every_thread(tmp_path, monkeypatch):
+    con = duckdb.connect(config={"threads": 4})
+    tables.ensure_schema(con)
+    seen = threads_seen_while_staging(monkeypatch)
+    lines = lter_lines()
+    big, small = (
+        write_lines(tmp_path / "big.csv", lines),
+        write_lines(tmp_path / "small.csv", lines[:11]),
+    )
+    ingest_files(con, [LandingInput(p, p.name, file_hash(p)) for p in (big, small)], at_once=2)
+    assert seen == [4, 4]
+
+
 def test_a_failure_beside_another_file_names_it_and_no_file_starts_after(
     con, tmp_path, monkeypatch
 ):
