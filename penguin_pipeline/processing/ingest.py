@@ -16,7 +16,7 @@ import codecs
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -704,7 +704,10 @@ def threads_shared_out(con: duckdb.DuckDBPyConnection, side_by_side: int) -> Ite
     try:
         yield
     finally:
-        con.execute(f"SET threads = {threads}")
+        # A connection DuckDB has invalidated refuses even this: the load's own error is the one
+        # to report.
+        with suppress(duckdb.Error):
+            con.execute(f"SET threads = {threads}")
 
 
 def _load_claimed(
