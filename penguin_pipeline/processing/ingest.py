@@ -623,12 +623,11 @@ def _load_all(
     files: list[LandingInput],
     load: Callable[[LandingInput, duckdb.DuckDBPyConnection, WaitTurn], Loaded],
     at_once: int,
-    sizes: list[int] | None = None,
+    sizes: list[int],
 ) -> dict[str, Loaded]:
     """load(file, connection, wait_turn) for every file, `at_once` at a time (one on `con`, the
-    others on cursors of it), leaving the warehouse as loading them one at a time would. With the
-    files' `sizes`, DuckDB's threads are shared out between them when no file is too large a share
-    of the bytes (threads_shared_out).
+    others on cursors of it), leaving the warehouse as loading them one at a time would. `sizes`:
+    the files' bytes, in their order (threads_shared_out).
 
     Files commit in their order (wait_turn), whichever finishes first: DuckDB appends a
     transaction's rows at commit, so the raw table's row order, and with it the clean table's
@@ -668,8 +667,7 @@ def _load_all(
                 results[f.source_file] = result
 
     side_by_side = min(at_once, len(files))
-    share = side_by_side if sizes and max(sizes) * side_by_side <= sum(sizes) else 1
-    with ExitStack() as cursors, threads_shared_out(con, share):
+    with ExitStack() as cursors, threads_shared_out(con, side_by_side, sizes):
         helpers = [
             threading.Thread(target=worker, args=(cursors.enter_context(con.cursor()),))
             for _ in range(side_by_side - 1)
@@ -687,7 +685,9 @@ def _load_all(
 
 
 @contextmanager
-def threads_shared_out(con: duckdb.DuckDBPyConnection, side_by_side: int) -> Iterator[None]:
+def threads_shared_out(
+    con: duckdb.DuckDBPyConnection, side_by_side: int, sizes: list[int]
+) -> Iterator[None]:
     """While `side_by_side` files load at once, DuckDB's threads are shared out between them
     instead of each load using all of them (the setting is the database's, so every cursor sees
     it): one file on one thread each writes the same rows with ~15% less CPU than two threads
@@ -696,7 +696,8 @@ def threads_shared_out(con: duckdb.DuckDBPyConnection, side_by_side: int) -> Ite
     load alone on its share of the threads for most of the run (one 1.2M-row file: 3.0 s on one
     thread, 1.9 s on two)."""
     threads = int(scalar(con, "SELECT current_setting('threads')"))
-    share = max(1, threads // max(1, side_by_side))
+    even = side_by_side > 1 and max(sizes) * side_by_side <= sum(sizes)
+    share = max(1, threads // side_by_side) if even else threads
     if share == threads:
         yield
         return
