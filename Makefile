@@ -7,35 +7,48 @@ UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.venv-uv/bin/uv)
 # under .dagster_home/.
 export DAGSTER_HOME := $(CURDIR)
 DAGSTER_STORAGE := $(CURDIR)/.dagster_home
-export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+# Two environments from one uv.lock (pyproject.toml: the extras `file` and `lake`). The DuckDB file
+# runs on the newest DuckDB in .venv; the DuckLake needs extensions built for DuckDB 1.5.5 only, so
+# with PENGUIN_WAREHOUSE=ducklake:... every target runs in .venv-lake instead (`make setup-lake`).
+FILE_ENV := $(CURDIR)/.venv
+LAKE_ENV := $(CURDIR)/.venv-lake
+ifneq ($(filter ducklake:%,$(PENGUIN_WAREHOUSE)),)
+export UV_PROJECT_ENVIRONMENT := $(LAKE_ENV)
+else
+export UV_PROJECT_ENVIRONMENT := $(FILE_ENV)
+endif
+DUCKDB_EXTRA = $(if $(filter $(LAKE_ENV),$(1)),lake,file)
 # Compile .pyc at install time: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
 # process would otherwise recompile dagster, sklearn and vetiver from source (~10 s per start).
 export UV_COMPILE_BYTECODE := 1
 RUN := $(UV) run --locked --no-sync
+RUN_LAKE := UV_PROJECT_ENVIRONMENT=$(LAKE_ENV) $(RUN)
 PORT ?= 8080
 # The stamp of the last `uv sync`: syncing again only when pyproject.toml or uv.lock is newer
 # spares every target the ~2 s it takes uv to re-check the installed files.
 SYNCED := $(UV_PROJECT_ENVIRONMENT)/.synced
-SYNC_LOG := $(UV_PROJECT_ENVIRONMENT)/sync.log
 
-.PHONY: docs setup run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare app bench-explorer
+.PHONY: docs setup setup-lake run dev test test-fast lint browser bench bench-freshness bench-ui bench-executor new-data chart clean-data lock serve bench-api wrk prod-up prod-down prod-status bench-prod bench-lake-writers bench-raw-layouts bench-compare app bench-explorer
 
 $(UV):
 	@echo "setup: no uv found, installing it with pip into .venv-uv"
 	@$(PY_BOOTSTRAP) -m venv $(CURDIR)/.venv-uv
 	@$(CURDIR)/.venv-uv/bin/pip install -qq --disable-pip-version-check uv
 
-# Installs exactly what uv.lock says (dev tools included); uv's output goes to $(SYNC_LOG) (kept in
-# a temp file until uv has made the environment: uv refuses a .venv folder that is not one yet).
-$(SYNCED): pyproject.toml uv.lock | $(UV)
-	@echo "setup: installing uv.lock into .venv (log: $(SYNC_LOG))"
-	@log=$$(mktemp); $(UV) sync --locked >$$log 2>&1; status=$$?; \
-	if [ -d $(UV_PROJECT_ENVIRONMENT) ]; then mv -f $$log $(SYNC_LOG); log=$(SYNC_LOG); fi; \
+# Installs exactly what uv.lock says (dev tools included) with the environment's DuckDB; uv's output
+# goes to the environment's sync.log (kept in a temp file until uv has made the environment: uv
+# refuses a folder that is not one yet).
+$(FILE_ENV)/.synced $(LAKE_ENV)/.synced: pyproject.toml uv.lock | $(UV)
+	@echo "setup: installing uv.lock into $(notdir $(@D)) (log: $(@D)/sync.log)"
+	@log=$$(mktemp); UV_PROJECT_ENVIRONMENT=$(@D) $(UV) sync --locked --extra $(call DUCKDB_EXTRA,$(@D)) >$$log 2>&1; status=$$?; \
+	if [ -d $(@D) ]; then mv -f $$log $(@D)/sync.log; log=$(@D)/sync.log; fi; \
 	if [ $$status != 0 ]; then tail -n 20 $$log >&2; echo "setup: uv sync failed (whole log: $$log)" >&2; exit 1; fi
 	@touch $@
 
 # The environment from uv.lock (DAGSTER_HOME needs nothing: dagster.yaml is in the project root).
 setup: $(SYNCED)  ## the environment from uv.lock (uv bootstrapped if absent); every target runs it first
+
+setup-lake: $(LAKE_ENV)/.synced  ## the DuckLake's environment .venv-lake (DuckDB 1.5.5 and its extensions); `make test` and the lake benchmarks make it
 
 run: setup  ## set up, then materialize the whole graph once on the embedded defaults
 	@$(RUN) penguin-pipeline run
@@ -54,13 +67,18 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 # Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
 # (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
 # in one process.
-test: setup browser  ## set up (Chromium included), then the whole test suite (files in parallel over the CPUs, at most 4)
+PYTEST_PARALLEL := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations 15
+test: setup setup-lake browser  ## set up (Chromium included), then the whole test suite (files in parallel over the CPUs, at most 4)
 	@# --no-loadscope-reorder: keep conftest's order (the longest files first); pytest-xdist would
 	@# hand out files by their number of tests, leaving the few long profile tests for the end.
-	$(RUN) pytest -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations 15
+	@# Then the DuckLake's tests (marker lake) in its own environment, whatever the first part did.
+	@status=0; \
+	$(RUN) pytest -m "not lake" $(PYTEST_PARALLEL) || status=1; \
+	$(RUN_LAKE) pytest -m lake $(PYTEST_PARALLEL) || status=1; \
+	exit $$status
 
 test-fast: setup  ## the suite without tests that start real processes
-	$(RUN) pytest -m "not integration"
+	$(RUN) pytest -m "not integration and not lake"
 
 lint: $(SYNCED)  ## ruff check, ruff format --check, deptry (imports vs declared dependencies); all three run
 	@status=0; \
@@ -116,19 +134,20 @@ FORMAT ?= parquet
 synth: setup  ## write N (default 10^6) synthetic penguin rows as season x island landing files (FORMAT=parquet|csv)
 	$(RUN) penguin-pipeline synth --rows $(N) --format $(FORMAT)
 
-bench-scale: setup  ## the pipeline vs plain pandas and polars scripts at N = 10^4 .. 10^8: wall time, peak memory, ratios
-	@$(UV) sync --locked --group bench -q  # polars, for its peer script only
+bench-scale: setup setup-lake  ## the pipeline vs plain pandas and polars scripts at N = 10^4 .. 10^8: wall time, peak memory, ratios
+	@$(UV) sync --locked --extra $(call DUCKDB_EXTRA,$(UV_PROJECT_ENVIRONMENT)) --group bench -q  # polars, for its peer script only
 	$(RUN) python bench/bench_scale.py
 
-bench-lake-writers: setup  ## four landing files as four runs at once, on the DuckDB file and on the DuckLake (Postgres catalog)
+bench-lake-writers: setup setup-lake  ## four landing files as four runs at once, on the DuckDB file and on the DuckLake (Postgres catalog)
 	$(RUN) python bench/bench_lake_writers.py
 
 BASE ?=
-bench-compare: setup  ## an earlier commit's `make run` beside today's on the same landing files (BASE=<commit>, N via BENCH_COMPARE_N, default 10^7)
+bench-compare: setup setup-lake  ## an earlier commit's `make run` beside today's on the same landing files (BASE=<commit>, N via BENCH_COMPARE_N, default 10^7)
 	BENCH_BASE=$(BASE) $(RUN) python bench/bench_compare.py
 
-bench-raw-layouts: setup  ## what writing the raw layer costs per row in other layouts (typed, unchecked, registered without a copy), lake and file
-	$(RUN) python bench/bench_raw_layouts.py
+bench-raw-layouts: setup-lake  ## what writing the raw layer costs per row in other layouts (typed, unchecked, registered without a copy), lake and file
+	@# in the lake's environment: it opens the file and the lake in one process (DuckDB 1.5.5 for both)
+	$(RUN_LAKE) python bench/bench_raw_layouts.py
 
 # The generated pages first (docs/gen.py: variables, targets, CLI, API routes, benchmark tables and
 # plots), then the site in strict mode: a broken link or anchor fails the build.
@@ -170,8 +189,9 @@ prod-down: setup  ## supervisord's shutdown and the second host's namespaces and
 prod-status: setup  ## what of the production profile runs, and whether each service answers
 	@DAGSTER_PORT=$(DAGSTER_PORT) $(RUN) python -m penguin_pipeline.prod status
 
-bench-prod: setup  ## one backfill: embedded default, the profile (2 workers), it with lake + S3, and (root) two hosts, side by side
-	$(RUN) python bench/bench_prod.py
+bench-prod: setup-lake  ## one backfill: embedded default, the profile (2 workers), it with lake + S3, and (root) two hosts, side by side
+	@# in the lake's environment: one of its profiles runs on the lake (every one on DuckDB 1.5.5 alike)
+	$(RUN_LAKE) python bench/bench_prod.py
 
 lock: $(UV)  ## re-resolve uv.lock after a change to pyproject.toml
 	$(UV) lock

@@ -56,18 +56,30 @@ def default_base() -> str:
     raise SystemExit("bench-compare: name the earlier commit: make bench-compare BASE=<commit>")
 
 
+def environment(tree: Path) -> tuple[Path, list[str]]:
+    """A checkout's environment for this comparison and the extra it is synced with: since the
+    DuckDB split (pyproject's extras `file` and `lake`) the lake runs in .venv-lake and the file
+    in .venv; before it one .venv served both."""
+    if "\nlake = [" not in (tree / "pyproject.toml").read_text():
+        return tree / ".venv", []
+    name, extra = (".venv-lake", "lake") if ON_LAKE else (".venv", "file")
+    return tree / name, ["--extra", extra]
+
+
 def base_checkout(sha: str) -> Path:
-    """A worktree of `sha` with its own .venv synced from its own uv.lock (made once)."""
+    """A worktree of `sha` with its own environment synced from its own uv.lock (made once)."""
     tree = COMPARE / f"base-{sha[:10]}"
-    if not (tree / ".venv" / ".synced").exists():
+    if not (tree / "pyproject.toml").exists():
         shutil.rmtree(tree, ignore_errors=True)
         git("worktree", "prune")
         git("worktree", "add", "--detach", str(tree), sha)
+    venv, extra = environment(tree)
+    if not (venv / ".synced").exists():
         uv = shutil.which("uv") or str(ROOT / ".venv-uv" / "bin" / "uv")
-        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(tree / ".venv")}
-        print(f"bench-compare: installing {sha[:10]}'s uv.lock into {tree}/.venv", flush=True)
-        subprocess.run([uv, "sync", "--locked", "-q"], cwd=tree, env=env, check=True)
-        (tree / ".venv" / ".synced").touch()
+        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)}
+        print(f"bench-compare: installing {sha[:10]}'s uv.lock into {venv}", flush=True)
+        subprocess.run([uv, "sync", "--locked", "-q", *extra], cwd=tree, env=env, check=True)
+        (venv / ".synced").touch()
     return tree
 
 
@@ -95,7 +107,7 @@ def run_env(tree: Path, name: str, landing: Path, catalog: str | None) -> dict:
         DAGSTER_HOME=str(home),
         PENGUIN_DATA_DIR=str(run_dir / "data"),
         PENGUIN_LANDING=str(landing),
-        PATH=f"{tree / '.venv' / 'bin'}:{os.environ['PATH']}",
+        PATH=f"{environment(tree)[0] / 'bin'}:{os.environ['PATH']}",
     )
     if catalog:
         env.update(
@@ -109,7 +121,7 @@ def one_run(tree: Path, name: str, landing: Path) -> dict:
     catalog = scratch_database("penguin_compare", LAKE_SERVER) if ON_LAKE else nullcontext()
     with catalog as dsn:
         env = run_env(tree, name, landing, dsn)
-        result = measured([str(tree / ".venv" / "bin" / "penguin-pipeline"), "run"], env)
+        result = measured([str(environment(tree)[0] / "bin" / "penguin-pipeline"), "run"], env)
         result["steps"] = kept(N, f"compare-{name}", env)
     shutil.rmtree(COMPARE / f"run-{name}", ignore_errors=True)
     return result

@@ -80,11 +80,18 @@ def project(backend: str, landing: Path, extra: dict) -> tuple[Path, dict]:
     return home, env
 
 
+def python_for(env: dict) -> str:
+    """The lake's runs in its own environment (DuckDB 1.5.5 and its extensions, `make
+    setup-lake`); the file's in this one."""
+    lake = "PENGUIN_WAREHOUSE" in env
+    return str(ROOT / ".venv-lake" / "bin" / "python") if lake else sys.executable
+
+
 def four_runs_at_once(home: Path, env: dict, names: list[str]) -> dict:
     start = time.perf_counter()
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", RUN_PARTITION, name],
+            [python_for(env), "-c", RUN_PARTITION, name],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

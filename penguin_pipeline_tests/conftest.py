@@ -13,7 +13,7 @@ import pytest
 
 from penguin_pipeline.processing import ingest, tables
 from penguin_pipeline.settings import load_settings
-from penguin_pipeline.storage import landing
+from penguin_pipeline.storage import landing, warehouse
 
 LTER_FILE = landing.packaged_lter_file()
 CLEAN_FILE = LTER_FILE.with_name("penguins.csv")
@@ -29,10 +29,24 @@ PIPELINE_ASSETS = [
 ]
 
 
+LAKE_TESTS = Path(__file__).parent / "lake"
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
 def pytest_collection_modifyitems(items):
-    """Tests that start real processes first, the longest kinds first: `make test` hands whole
+    """The DuckLake's tests (the lake folder, and tests marked lake elsewhere) are marked lake:
+    they need DuckDB 1.5.5 and the lake's extension packages, in .venv-lake (`make test` runs them
+    there); in an environment without them they are skipped, saying where they run.
+
+    Then tests that start real processes first, the longest kinds first: `make test` hands whole
     files to its CPUs as they come free (pytest-xdist, --dist loadfile, in this order with
     --no-loadscope-reorder), and a long file handed out last would run alone at the end."""
+    lake_missing = lake_extensions_missing()
+    for item in items:
+        if LAKE_TESTS in item.path.parents:
+            item.add_marker(pytest.mark.lake)
+        if lake_missing and item.get_closest_marker("lake"):
+            item.add_marker(pytest.mark.skip(reason=lake_missing))
 
     def rank(item) -> int:
         kinds = ("prod", "browser", "integration")
@@ -41,6 +55,15 @@ def pytest_collection_modifyitems(items):
         )
 
     items.sort(key=rank)
+
+
+def lake_extensions_missing() -> str | None:
+    """Why this environment cannot run the lake's tests, or None when it can."""
+    try:
+        warehouse.extension_file("ducklake")
+    except warehouse.WarehouseUnavailable as exc:
+        return f"{exc} (make test runs the lake's tests in .venv-lake)"
+    return None
 
 
 @pytest.fixture(autouse=True, scope="session")

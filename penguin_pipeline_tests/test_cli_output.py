@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from penguin_pipeline.storage import landing
+from penguin_pipeline_tests.conftest import lake_extensions_missing
 from penguin_pipeline_tests.processes import BIN, ROOT, instance_home, project_env
 
 pytestmark = pytest.mark.integration  # each test starts the command as its own process
@@ -73,6 +74,19 @@ def test_a_failed_run_says_why_on_the_terminal_and_exits_1(tmp_path):
     assert f"PENGUIN_DUCKDB={not_a_file} is a folder" in done.stderr
     assert len((done.stdout + done.stderr).splitlines()) <= MAX_LINES
     assert "STEP_FAILURE" in named_log(done.stderr).read_text()
+
+
+@pytest.mark.skipif(
+    lake_extensions_missing() is None, reason="this environment has the lake's extensions"
+)
+def test_the_lake_asked_for_in_the_file_environment_names_the_lake_environment(tmp_path):
+    """.venv has the newest DuckDB and no lake extensions: PENGUIN_WAREHOUSE set there is refused
+    in one line before any run, saying where the lake runs."""
+    done = run_command(tmp_path, PENGUIN_WAREHOUSE="ducklake:postgres:dbname=nowhere")
+    assert done.returncode == 1
+    assert "make setup-lake" in done.stderr and "DuckDB 1.5.5" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "data" / "logs").exists()
 
 
 def test_quarantined_files_are_listed_on_the_terminal_with_exit_2(tmp_path):

@@ -45,10 +45,10 @@ SET_AFTER_CONNECT = ("max_temp_directory_size", "disabled_compression_methods")
 # plain, the rest dictionary-friendly) it is almost never the one chosen: trying it is most of
 # what compression costs when raw_penguins and penguins are written (docs, Benchmarks).
 UNUSED_COMPRESSION = "fsst"
-# A new DuckDB file in DuckDB 1.5's own storage format, not the 1.0-compatible one it writes by
-# default: its dictionary compression (dict_fsst) writes the raw layer ~25% faster than the old
-# format's at the same size (63 MB per 1.2M rows either way; docs, Benchmarks, "bench-compare").
-# Every reader is this same DuckDB, so the older format's compatibility buys nothing here.
+# A new DuckDB file in the running DuckDB's own storage format (DuckDB 2.0's default; 1.5 would
+# write the 1.0-compatible one): its dictionary compression (dict_fsst) writes the raw layer ~25%
+# faster than the old format's at the same size (docs, Benchmarks, "bench-compare"). Every reader
+# is this same DuckDB, so the older format's compatibility buys nothing here.
 STORAGE_VERSION = "latest"
 
 
@@ -73,7 +73,9 @@ def check_database_path(database: str) -> None:
 
 LAKE_SCHEME = "ducklake:postgres:"
 LAKE_NAME = "lake"  # the attached lake's name in every lake connection
-# Extension -> the package that ships it, built for exactly this DuckDB version (pyproject.toml).
+# Extension -> the package that ships it, built for exactly one DuckDB version: LAKE_DUCKDB, the
+# DuckDB of the lake's environment .venv-lake (pyproject.toml, the extra `lake`).
+LAKE_DUCKDB = "1.5.5"
 EXTENSION_PACKAGES = {
     "ducklake": "duckdb-extension-ducklake",
     "postgres_scanner": "duckdb-extension-postgres-scanner",
@@ -118,7 +120,11 @@ def lake_from_settings(
 def extension_file(name: str) -> Path:
     """The packaged extension file for the running DuckDB (no download, ever)."""
     package = EXTENSION_PACKAGES[name]
-    fix = f"install it with `make setup` (pyproject pins {package}=={duckdb.__version__})"
+    fix = (
+        f"the lake runs in its own environment with DuckDB {LAKE_DUCKDB} (this one has "
+        f"{duckdb.__version__}): `make setup-lake`, and make targets run there when "
+        "PENGUIN_WAREHOUSE is set"
+    )
     try:
         module = importlib.import_module(package.replace("-", "_"))
     except ImportError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import dagster as dg
+import duckdb
 import pytest
 from dagster._core.remote_representation.external_data import (
     RepositorySnap,
@@ -66,7 +67,7 @@ def test_a_missing_extension_package_is_named(lake_env, data_dir, monkeypatch, c
     monkeypatch.setattr(warehouse, "EXTENSION_PACKAGES", packages)
     err = run_refused(capsys, data_dir)
     assert "DuckDB extension ducklake missing" in err
-    assert "duckdb-extension-not-installed" in err and "make setup" in err
+    assert "duckdb-extension-not-installed" in err and "make setup-lake" in err
 
 
 def test_a_warehouse_that_is_not_a_lake_is_refused(data_dir, monkeypatch, capsys):
@@ -98,6 +99,12 @@ def test_extensions_are_loaded_from_the_packages_and_never_downloaded(lake_env):
     }
     for name in ("ducklake", "postgres_scanner"):
         assert warehouse.extension_file(name).name == f"{name}.duckdb_extension"
+
+
+def test_the_lake_environment_has_the_duckdb_its_extensions_are_built_for():
+    """pyproject's extra `lake` pins DuckDB and its extensions; the error for a missing extension
+    names that version (warehouse.LAKE_DUCKDB): they move together."""
+    assert duckdb.__version__ == warehouse.LAKE_DUCKDB
 
 
 @pytest.mark.parametrize("name", sorted(warehouse.EXTENSION_PACKAGES))

@@ -224,6 +224,7 @@ def test_down_removes_a_second_host_left_by_a_crash_half_way_through_up(tmp_path
         hosts.destroy(host)
 
 
+@pytest.mark.lake
 @pytest.mark.timeout(600)
 def test_the_link_cut_for_20_s_mid_step_loses_nothing_and_the_graph_ends_on_s3(two_hosts):
     """HOSTS=2 on its defaults: moto's S3 stand-in and a lake (catalog in Postgres, files on S3);
@@ -281,6 +282,7 @@ def _settled_with_success(instance):
     return runs if all(r.is_finished for r in runs) and any(r.is_success for r in runs) else None
 
 
+@pytest.mark.lake
 @pytest.mark.timeout(600)
 def test_the_second_host_killed_its_run_waits_for_a_worker_and_retries_on_the_first(two_hosts):
     """The second host dies as a machine does while raw_penguins executes there (this host's worker
