@@ -66,7 +66,7 @@ dev: setup  ## Dagster UI + daemon at http://127.0.0.1:$(DAGSTER_PORT) (DAGSTER_
 
 # Whole files spread over up to 4 CPUs (pytest-xdist): most of the suite's time is real processes
 # (daemons, workers, browsers) starting and waiting, which overlaps well. Plain `pytest` runs it
-# in one process.
+# in one process (in .venv the lake's tests are skipped, naming .venv-lake).
 PYTEST_PARALLEL := -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations 15
 test: setup setup-lake browser  ## set up (Chromium included), then the whole test suite (files in parallel over the CPUs, at most 4)
 	@# --no-loadscope-reorder: keep conftest's order (the longest files first); pytest-xdist would
