@@ -31,6 +31,7 @@ from bench.results_file import append_results, machine  # noqa: E402
 from penguin_pipeline import synth  # noqa: E402
 from penguin_pipeline.defs.assets import ALL_ASSETS  # noqa: E402
 from penguin_pipeline_tests.processes import (  # noqa: E402
+    LAKE_BIN,
     RUN_PARTITION,
     instance_yaml_elsewhere,
     most_at_once,
@@ -81,10 +82,8 @@ def project(backend: str, landing: Path, extra: dict) -> tuple[Path, dict]:
 
 
 def python_for(env: dict) -> str:
-    """The lake's runs in its own environment (DuckDB 1.5.5 and its extensions, `make
-    setup-lake`); the file's in this one."""
-    lake = "PENGUIN_WAREHOUSE" in env
-    return str(ROOT / ".venv-lake" / "bin" / "python") if lake else sys.executable
+    """The lake's runs in its own environment (LAKE_BIN); the file's in this one."""
+    return str(LAKE_BIN / "python") if "PENGUIN_WAREHOUSE" in env else sys.executable
 
 
 def four_runs_at_once(home: Path, env: dict, names: list[str]) -> dict:

@@ -40,13 +40,13 @@ import dagster as dg  # noqa: E402
 
 from bench.results_file import append_results, machine, rows_from_markdown  # noqa: E402
 from penguin_pipeline_tests.processes import (  # noqa: E402
+    LAKE_BIN,
     instance_yaml_elsewhere,
     run_step_spans,
     scratch_database,
 )
 
 BIN = Path(sys.executable).parent
-LAKE_BIN = ROOT / ".venv-lake" / "bin"
 SIZES = [int(float(n)) for n in os.environ.get("BENCH_SCALE_N", "1e4,1e5,1e6,1e7,1e8").split(",")]
 PANDAS_MEMORY = float(os.environ.get("BENCH_PANDAS_MEMORY_GIB", "12")) * 2**30
 PANDAS_SECONDS = float(os.environ.get("BENCH_PANDAS_SECONDS", "1800"))
@@ -172,7 +172,6 @@ def measured_pipeline(n: int, backend: str, env: dict) -> dict:
     """`penguin-pipeline run`, measured; its log kept and each step's seconds added from the run's
     event log (printed instead when the run failed)."""
     try:
-        # The lake runs in its own environment (DuckDB 1.5.5 and its extensions; `make setup-lake`).
         bin_dir = LAKE_BIN if backend == "lake" else BIN
         result = measured([str(bin_dir / "penguin-pipeline"), "run"], env)
     except SystemExit:

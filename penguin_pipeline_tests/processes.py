@@ -23,6 +23,8 @@ from penguin_pipeline import prod
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The DuckLake's environment (DuckDB 1.5.5, `make setup-lake`): the lake's runs start here.
+LAKE_BIN = ROOT / ".venv-lake" / "bin"
 PG_SERVER = "host=127.0.0.1 port=5432 user=postgres"  # this machine's PostgreSQL (trust auth)
 # `python -c RUN_PARTITION <file>`: one run of penguin_job for one landing file's partition, as a
 # process of its own (several at once: concurrent writers).
