@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -24,10 +25,10 @@ import psycopg2
 import pytest
 from kombu import Connection
 
-from penguin_pipeline import prod
+from penguin_pipeline import hosts, prod
 from penguin_pipeline.settings import DEFAULT_PG_URL, Settings, load_settings
 
-from ..processes import free_port, group_alive, services_missing, wait_for
+from ..processes import ROOT, free_port, group_alive, services_missing, wait_for
 
 # The services' default URLs on this machine; the server's own `postgres` database (the tests
 # create their own databases).
@@ -178,3 +179,30 @@ def finished_runs(instance, count: int, timeout: float) -> list[dg.DagsterRun]:
         return runs if len(runs) >= count and all(r.is_finished for r in runs) else None
 
     return wait_for(done, timeout=timeout, interval=1.0, what=f"{count} finished runs")
+
+
+@pytest.fixture
+def two_hosts(deployment, tmp_path, monkeypatch):
+    """The deployment with HOSTS=2, one worker on each host, and the probe's code location;
+    skipped (failed on CI) where namespaces cannot be made (not root, no `ip`/`nsenter`)."""
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "nsenter", "unshare")):
+        services_missing("the second host needs root with ip, nsenter and unshare")
+    deployment.env.update(PENGUIN_HOSTS="2", PENGUIN_WORKERS="1")
+    deployment.settings = load_settings(deployment.env)
+    # This process reads the steps' compute logs from moto's stand-in through the instance;
+    # up_with_stand_in sets the endpoint, which the monkeypatch then restores too.
+    for name, value in hosts._STAND_IN_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    return deployment, probe_workspace(tmp_path)
+
+
+def probe_workspace(folder: Path) -> Path:
+    """A workspace.yaml in `folder` that loads the probe's code location (host_probe.py)."""
+    workspace = folder / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n"
+        "      module_name: penguin_pipeline_tests.prod.host_probe\n"
+        f"      location_name: host_probe\n      working_directory: {ROOT}\n"
+    )
+    return workspace

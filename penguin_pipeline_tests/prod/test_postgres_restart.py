@@ -26,7 +26,8 @@ from penguin_pipeline import prod
 from penguin_pipeline.settings import load_settings
 
 from ..processes import free_port, services_missing, wait_for
-from .test_hosts import launch, probe_processes, probe_workspace
+from .conftest import probe_workspace
+from .test_hosts import launch, probe_processes
 from .test_profile import run_text, step_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.prod]
