@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pytest
 
 from penguin_pipeline.processing import modeling
 from penguin_pipeline.storage import boards
@@ -61,12 +62,18 @@ def test_a_version_being_written_by_another_run_keeps_its_name(tmp_path):
     assert boards.next_created(board, "decision", now) == now + timedelta(seconds=2)
 
 
-def test_a_write_whose_version_name_was_just_taken_takes_the_next_second(tmp_path, monkeypatch):
+@pytest.mark.parametrize("write", ["pin_write", "pin_upload"])
+def test_a_write_whose_version_name_was_just_taken_takes_the_next_second(
+    tmp_path, monkeypatch, write
+):
     """Two runs at once pinning the same content in the same second: the other run creates the
     version folder between this write choosing its name and storing it; pins itself refuses the
     existing folder, and the board writes again under the next free second. (A retry under the
-    same name would meet the same folder and fail.)"""
+    same name would meet the same folder and fail.) Both ways of writing: an object (the model,
+    decisions) and a file (the report: seen failing on the lake, where runs render at once)."""
     board = boards.board_from_url(str(tmp_path / "board"))
+    source = tmp_path / "decision.json"
+    source.write_text('{"a": 1}')
     prepare = boards.PenguinBoard.prepare_pin_version
     taken = []
 
@@ -80,7 +87,10 @@ def test_a_write_whose_version_name_was_just_taken_takes_the_next_second(tmp_pat
         return meta
 
     monkeypatch.setattr(boards.PenguinBoard, "prepare_pin_version", another_run_takes_the_name)
-    meta = board.pin_write({"a": 1}, "decision", type="json")
+    if write == "pin_write":
+        meta = board.pin_write({"a": 1}, "decision", type="json")
+    else:
+        meta = board.pin_upload(str(source), "decision")
     (lost,) = taken
     assert meta.version.created == lost.created + timedelta(seconds=1)
     assert meta.version.version != lost.version and meta.version.hash == lost.hash

@@ -233,23 +233,24 @@ class PenguinBoard(BaseBoard):
         """pins' pin_write, except that it always writes a new version by default: whether one is
         wanted is the caller's decision (the pipeline compares training data), and pins' own check
         would compare with the newest listed version even when that one is damaged."""
-        write, forced = super().pin_write, {"force_identical_write": force_identical_write}
-        for attempt in range(1, NAME_ATTEMPTS + 1):
-            try:
-                meta = self._guarded(
-                    f"writing pin {name}", write, x, name, *args, **kwargs, **forced
-                )
-                self.written[name] = meta.version.version
-                return meta
-            except PinsError as exc:
-                # Two writers stamped the same second with the same content (runs at once fitting
-                # the same data): the one that lost takes the next free second.
-                if "already exists" not in str(exc) or attempt == NAME_ATTEMPTS:
-                    raise
+        forced = {"force_identical_write": force_identical_write}
+        meta = self._new_version(super().pin_write, x, name, *args, **kwargs, **forced)
+        self.written[name] = meta.version.version
+        return meta
 
     def pin_upload(self, paths, name=None, *args, **kwargs):
-        upload = super().pin_upload
-        return self._guarded(f"writing pin {name}", upload, paths, name, *args, **kwargs)
+        return self._new_version(super().pin_upload, paths, name, *args, **kwargs)
+
+    def _new_version(self, write, x, name, *args, **kwargs):
+        """pins' `write` of a new version of `name`. Two writers stamped the same second with the
+        same content (runs at once fitting the same data, or rendering the same report on the
+        lake, which has no pool of one): the one that lost takes the next free second."""
+        for attempt in range(1, NAME_ATTEMPTS + 1):
+            try:
+                return self._guarded(f"writing pin {name}", write, x, name, *args, **kwargs)
+            except PinsError as exc:
+                if "already exists" not in str(exc) or attempt == NAME_ATTEMPTS:
+                    raise
 
     def prepare_pin_version(
         self,
