@@ -255,6 +255,29 @@ def test_the_marked_holdout_is_true_on_exactly_the_holdouts_rows_also_negated(se
             assert differ == 0 and (chosen > 0 or form == "({}) IS NULL" and not null_seasons)
 
 
+def test_the_training_rows_from_the_census_are_those_a_scan_counts(seasons):
+    con, _ = seasons
+    con.execute(f"UPDATE {tables.CLEAN} SET sex = NULL WHERE rowid % 17 = 0")  # some incomplete
+    census = monitoring.season_census(con, tables.CLEAN)
+    holdout = monitoring.newest_season_holdout(census, 0.2, 42)
+    assert holdout.season == SHIFTED
+    monitoring.mark_held_out(con, tables.CLEAN, holdout)
+    complete, held = monitoring.COMPLETE, holdout.sql()
+    per_season = con.execute(
+        f"SELECT year, count(*), count(*) FILTER (WHERE NOT ({complete})), "
+        f"count(*) FILTER (WHERE {complete} AND {held}), "
+        f"count(*) FILTER (WHERE {complete} AND NOT {held}) FROM {tables.CLEAN} GROUP BY 1"
+    ).fetchall()
+    seasons, rows = monitoring.training_rows(con, census, holdout)
+    assert seasons == sorted(s for s, *_, trained in per_season if trained)
+    assert rows == {
+        "rows_in_table": sum(r[1] for r in per_season),
+        "missing_values": sum(r[2] for r in per_season),
+        "held_out": sum(r[3] for r in per_season),
+    }
+    assert 0 < rows["missing_values"] and 80 < rows["held_out"] < 160
+
+
 def test_a_better_challenger_is_promoted(seasons):
     con, _ = seasons
     decision, champion_rmse, challenger_rmse, n = challenge(con, 100_000, 0.02, block=10.0)

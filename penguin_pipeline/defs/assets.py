@@ -295,7 +295,8 @@ def penguin_model(
         snapshot = current_snapshot(con)
         clean = table_at(tables.CLEAN, snapshot)
         share, seed = monitoring_settings.holdout_share, training_sample.seed
-        holdout = monitoring.newest_season_holdout(con, clean, share, seed)
+        census = monitoring.season_census(con, clean)
+        holdout = monitoring.newest_season_holdout(census, share, seed)
         if holdout is None:
             raise dg.Failure(description=modeling.NO_COMPLETE_ROWS)
         held = monitoring.mark_held_out(con, clean, holdout)
@@ -318,7 +319,7 @@ def penguin_model(
         fitted.warehouse_snapshot = snapshot
         fitted.sample_vs_all_rows = modeling.compare_sample_with_all_rows(sample, fitted)
         fitted.monitoring = monitoring.training_facts(
-            con, clean, holdout, held, fitted.predictor, frame, _trained_by(context)
+            con, clean, holdout, held, census, fitted.predictor, frame, _trained_by(context)
         )
     yield _sample_check(fitted.sample_vs_all_rows)
     failures = modeling.r2_below_floor(fitted.r2, config.r2_floor)

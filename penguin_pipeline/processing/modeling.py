@@ -15,6 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from .db import first_row
 from .features import CATEGORICAL, FEATURES, NUMERIC, TARGET, FeatureSpec, LinearPredictor
 
 # scikit-learn is imported inside the functions that fit: a run whose training data did not
@@ -228,7 +229,6 @@ def draw_training_sample(
         strata = sorted(("/".join(key), n) for key, n in every.items())
         return TrainingSample(frame, total, False, dict(strata), seed, 0.0, exclude, moments)
     counts = [(*key, n) for key, n in sorted(pooled.items())]  # the pool's strata
-    pool = f"(SELECT * FROM {_complete(table, seed, exclude)} WHERE u >= {holdout_share!r})"
     quotas = _proportional([n for *_, n in counts], rows)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE sample_quotas (species VARCHAR, sex VARCHAR, island VARCHAR, "
@@ -239,20 +239,30 @@ def draw_training_sample(
         [(*key, n, q) for (*key, n), q in zip(counts, quotas, strict=True)],
     )
     # u is uniform on [holdout_share, 1) in every stratum: keep a little more than the quota by a
-    # threshold (one streaming pass), then the exact quota by rank among those few.
+    # threshold (one streaming pass), then the exact quota by rank among those few. The widest
+    # stratum's threshold, a constant (computed by the same SQL), filters the scan before the
+    # join to the quotas: the join then sees ~rows candidates, not every complete row (10^8 rows:
+    # 1.7 s less).
+    share = "least(1.0, 1.1 * q.quota / q.n + 64.0 / q.n)"  # of the stratum's pool, ~its quota
+    candidates = f"{holdout_share!r} + (1 - {holdout_share!r}) * {share}"
+    widest = first_row(con, f"SELECT max({candidates}) FROM sample_quotas q")[0]
+    pool = (
+        f"(SELECT * FROM {_complete(table, seed, exclude)} "
+        f"WHERE u >= {holdout_share!r} AND u < $widest)"
+    )
     columns = ", ".join(FEATURES + [TARGET])
     frame = con.execute(
         f"""
         WITH candidates AS (
             SELECT p.*, q.quota FROM {pool} p JOIN sample_quotas q USING ({", ".join(STRATA)})
-            WHERE p.u < {holdout_share!r}
-                + (1 - {holdout_share!r}) * least(1.0, 1.1 * q.quota / q.n + 64.0 / q.n)
+            WHERE p.u < {candidates}
         ), ranked AS (
             SELECT *, row_number() OVER (PARTITION BY {", ".join(STRATA)} ORDER BY u) AS pick
             FROM candidates
         )
         SELECT {columns} FROM ranked WHERE pick <= quota ORDER BY {columns}
-        """
+        """,
+        {"widest": widest},
     ).df()
     drawn = dict(
         con.execute(

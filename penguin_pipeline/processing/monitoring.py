@@ -98,30 +98,47 @@ class Holdout:
         return cls(int(held["season"]), float(held["share"]), int(held["seed"]))
 
 
-def newest_season(con: duckdb.DuckDBPyConnection, table: str) -> int | None:
-    """The newest field season with a complete row (None when there is none)."""
-    return first_row(con, f"SELECT max({SEASON}) FROM {table} WHERE {COMPLETE}")[0]
+@dataclass(frozen=True)
+class SeasonCensus:
+    """Each field season's rows and complete rows (None: rows without a season), from one scan."""
+
+    rows: dict[int | None, int]
+    complete: dict[int | None, int]
+
+    def newest(self) -> int | None:
+        """The newest field season with a complete row (None when there is none)."""
+        return max((s for s, n in self.complete.items() if s is not None and n), default=None)
 
 
-def newest_season_holdout(
-    con: duckdb.DuckDBPyConnection, table: str, share: float, seed: int
-) -> Holdout | None:
+def season_census(con: duckdb.DuckDBPyConnection, table: str) -> SeasonCensus:
+    counts = con.execute(
+        f"SELECT {SEASON}, count(*), count(*) FILTER (WHERE {COMPLETE}) FROM {table} GROUP BY 1"
+    ).fetchall()
+    return SeasonCensus(
+        {season: rows for season, rows, _ in counts},
+        {season: complete for season, _, complete in counts},
+    )
+
+
+def newest_season_holdout(census: SeasonCensus, share: float, seed: int) -> Holdout | None:
     """The held-out rows of the newest season with a complete row; None when there is none."""
-    season = newest_season(con, table)
+    season = census.newest()
     return None if season is None else Holdout(season, share, seed)
 
 
 def mark_held_out(con: duckdb.DuckDBPyConnection, table: str, holdout: Holdout) -> str:
-    """Finds the held-out rows once, keeping their row ids in a temp table, and returns a SQL
-    condition with Holdout.sql()'s truth table on `table`'s rows (NULL where it is NULL: on a row
-    without a season, which the clean table's checks keep out anyway).
+    """Finds the held-out rows once, keeping their row ids (and whether each is complete: see
+    training_rows) in a temp table, and returns a SQL condition with Holdout.sql()'s truth table on
+    `table`'s rows (NULL where it is NULL: on a row without a season, which the clean table's
+    checks keep out anyway).
 
     Holdout.sql() hashes every column of the season's rows as text: at 10^7 rows that is ~0.4 s a
-    scan, and the model step scans five times; looking the ids up costs ~0.05 s a scan.
+    scan, and three of the model step's scans need it; looking the ids up costs ~0.05 s a scan.
     """
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE held_out_rows AS SELECT id, held FROM "
-        f"(SELECT rowid AS id, {holdout.sql()} AS held FROM {table}) WHERE held IS NOT FALSE"
+        "CREATE OR REPLACE TEMP TABLE held_out_rows AS SELECT id, held, complete FROM "
+        f"(SELECT rowid AS id, {holdout.sql()} AS held, {COMPLETE} AS complete FROM {table}) "
+        "WHERE held IS NOT FALSE"
     )
     held = "rowid IN (SELECT id FROM held_out_rows WHERE held)"
     if not first_row(con, "SELECT count(*) FROM held_out_rows WHERE held IS NULL")[0]:
@@ -138,20 +155,22 @@ def seasons_where(con: duckdb.DuckDBPyConnection, table: str, where: str = "TRUE
     return [int(season) for (season,) in rows]
 
 
-def training_rows(con: duckdb.DuckDBPyConnection, table: str, held: str) -> tuple[list[int], dict]:
-    """In one scan: the seasons a version trains on (with a complete row that is not held out), and
-    how many rows the table has, how many lack a value the model needs, how many are held out
-    (`held`: a condition true on the held-out rows, Holdout.sql() or mark_held_out's)."""
-    per_season = con.execute(
-        f"""SELECT {SEASON}, count(*), count(*) FILTER (WHERE NOT complete),
-                   count(*) FILTER (WHERE complete AND held),
-                   count(*) FILTER (WHERE complete AND NOT held)
-            FROM (SELECT {SEASON}, {COMPLETE} AS complete, {held} AS held FROM {table})
-            GROUP BY 1 ORDER BY 1"""
-    ).fetchall()
-    seasons = [int(season) for season, *_, trained in per_season if trained]
-    total, incomplete, held = (sum(row[k] for row in per_season) for k in (1, 2, 3))
-    return seasons, {"rows_in_table": total, "missing_values": incomplete, "held_out": held}
+def training_rows(
+    con: duckdb.DuckDBPyConnection, census: SeasonCensus, holdout: Holdout
+) -> tuple[list[int], dict]:
+    """The seasons a version trains on (with a complete row that is not held out), and how many
+    rows the table has, how many lack a value the model needs, how many are held out: from the
+    census and mark_held_out's table, without another scan of the table."""
+    held = first_row(con, "SELECT count(*) FROM held_out_rows WHERE held AND complete")[0]
+    trained = dict(census.complete)
+    trained[holdout.season] = trained.get(holdout.season, 0) - held  # held rows: of its season
+    seasons = sorted(s for s, n in trained.items() if s is not None and n > 0)
+    total = sum(census.rows.values())
+    return seasons, {
+        "rows_in_table": total,
+        "missing_values": total - sum(census.complete.values()),
+        "held_out": held,
+    }
 
 
 # --- scoring and metrics ---------------------------------------------------------------------
@@ -642,15 +661,16 @@ def training_facts(
     table: str,
     holdout: Holdout,
     held: str,
+    census: SeasonCensus,
     predictor: LinearPredictor,
     frame: pd.DataFrame,
     trained_by: str,
 ) -> dict:
     """What a new version's pin records for monitoring and its model card: seasons, rows left out
     and why, metrics on the held-out rows, the training data's distribution, who trained it.
-    `held`: a condition true on exactly the holdout's rows (Holdout.sql() or mark_held_out's)."""
+    `held`: mark_held_out's condition for the holdout; `census`: the table's season_census."""
     metrics = season_metrics(scored_rows(con, table, predictor, held), None)
-    seasons, rows = training_rows(con, table, held)
+    seasons, rows = training_rows(con, census, holdout)
     return {
         "seasons": seasons,
         "holdout": holdout.to_metadata(),

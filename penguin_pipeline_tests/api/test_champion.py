@@ -61,8 +61,10 @@ def carded(tmp_path_factory):
     holdout = monitoring.Holdout(2009, 0.2, 42)
     frame = modeling.load_training_frame(con, tables.CLEAN, holdout.sql())
     fitted = modeling.fit_model(frame)
+    held = monitoring.mark_held_out(con, tables.CLEAN, holdout)
+    census = monitoring.season_census(con, tables.CLEAN)
     fitted.monitoring = monitoring.training_facts(
-        con, tables.CLEAN, holdout, holdout.sql(), fitted.predictor, frame, "the test"
+        con, tables.CLEAN, holdout, held, census, fitted.predictor, frame, "the test"
     )
     complete = "sex IS NOT NULL AND body_mass_g IS NOT NULL AND bill_length_mm IS NOT NULL"
     held_out = con.execute(
