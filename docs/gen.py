@@ -179,9 +179,17 @@ def number(value) -> float:
     return float(value) if isinstance(value, (int, float)) else float("nan")
 
 
+def drawable(entry: dict) -> bool:
+    """The entry names a plot and has a figure for it (a run of some backends only may not)."""
+    spec = entry.get("plot")
+    values = [number(r.get(c)) for c in (spec or {}).get("y", []) for r in entry.get("rows", [])]
+    return any(v > 0 for v in values)
+
+
 def plot_results(results: dict, path: Path) -> bool:
-    """Grouped bars of the newest entry that names a plot: {"x": column, "y": [columns]}."""
-    entry = next((e for e in reversed(results_entries(results)) if e.get("plot")), None)
+    """Grouped bars of the newest entry that names a plot, {"x": column, "y": [columns]}, and has
+    a figure for it."""
+    entry = next((e for e in reversed(results_entries(results)) if drawable(e)), None)
     if entry is None:
         return False
     import matplotlib

@@ -49,6 +49,17 @@ def test_a_results_file_becomes_a_table_with_its_date_machine_and_peer(tmp_path)
     assert (out / "bench-scale.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_plot_is_of_the_newest_entry_with_a_figure_to_draw(tmp_path):
+    """A run of some backends only records words where the plotted columns are ("not run"): the
+    plot is then of the entry before, not a failed build (a log scale of no values)."""
+    plot = {"x": "N rows", "y": ["ours (s)"], "log": True}
+    drawn = {"date": "first", "rows": [{"N rows": 10, "ours (s)": 8.3}], "plot": plot}
+    words = {"date": "second", "rows": [{"N rows": 10, "ours (s)": "not run"}], "plot": plot}
+    assert [gen.drawable(e) for e in (drawn, words)] == [True, False]
+    assert gen.plot_results({"history": [drawn, words]}, tmp_path / "a.png")
+    assert not gen.plot_results({"history": [words]}, tmp_path / "b.png")
+
+
 def test_an_entry_without_rows_lists_its_scalar_figures_flattened():
     entry = {"date": "d", "machine": "m", "base": {"seconds_median": 19.98, "runs": [{"s": 1}]}}
     text = gen.entry_markdown(entry)
