@@ -150,8 +150,8 @@ def test_a_new_category_needs_no_code_change(shipped, tmp_path):
     fitted = modeling.fit_model(pd.concat([frame, emperors], ignore_index=True))
     predictor = pinned_predictor(pin_and_read(tmp_path, fitted))
     assert predictor.spec.categories["species"] == ("Adelie", "Chinstrap", "Emperor", "Gentoo")
-    records, single = predictor.spec.parse(json.dumps({**GOOD, "species": "Emperor"}).encode(), 10)
-    assert single and predictor.predict(records)[0] > 20_000
+    parsed = predictor.spec.parse(json.dumps({**GOOD, "species": "Emperor"}).encode(), 10)
+    assert parsed.single and predictor.predict(parsed.records)[0] > 20_000
     schema = predictor.spec.record_model.model_json_schema()
     assert "Emperor" in schema["properties"]["species"]["enum"]
 
@@ -182,13 +182,15 @@ def test_pinned_coefficients_that_disagree_with_the_pipeline_are_refused(shipped
 # --- validation ---------------------------------------------------------------------------------
 
 
-def test_one_record_and_a_batch_become_records():
-    one, single = SPEC.parse(json.dumps(GOOD).encode(), 100)
-    assert single and one == [SPEC.record("Gentoo", "male", 45.1)]
+def test_one_record_and_a_batch_become_records_and_their_design_matrix():
+    one = SPEC.parse(json.dumps(GOOD).encode(), 100)
+    assert one.single and one.records == [SPEC.record("Gentoo", "male", 45.1)]
+    assert one.matrix.tolist() == SPEC.design_matrix(one.records).tolist()
     body = json.dumps([GOOD, {**GOOD, "bill_length_mm": 40, "extra": "ignored"}]).encode()
-    batch, single = SPEC.parse(body, 100)
-    assert not single and [r.bill_length_mm for r in batch] == [45.1, 40.0]
-    assert type(batch[1].bill_length_mm) is float
+    batch = SPEC.parse(body, 100)
+    assert not batch.single and [r.bill_length_mm for r in batch.records] == [45.1, 40.0]
+    assert type(batch.records[1].bill_length_mm) is float
+    assert batch.matrix.tolist() == SPEC.design_matrix(batch.records).tolist()
     SPEC.parse(json.dumps({**GOOD, "bill_length_mm": 20}).encode(), 100)  # bounds are inclusive
     SPEC.parse(json.dumps({**GOOD, "bill_length_mm": 80.0}).encode(), 100)
 
@@ -205,6 +207,8 @@ SPECIES = "'Adelie', 'Chinstrap' or 'Gentoo'"
         (BATCH.replace('"male"', '"m"') + "45}]", ["body", 0, "sex"], "'female' or 'male'"),
         (BATCH + "-1}]", ["body", 0, "bill_length_mm"], "greater than or equal to 20"),
         (BATCH + "81}]", ["body", 0, "bill_length_mm"], "less than or equal to 80"),
+        (BATCH + "45}, " + ONE + "81}]", ["body", 1, "bill_length_mm"], "less than or equal to 80"),
+        (BATCH + "45}, " + ONE + "1e999}]", ["body", 1, "bill_length_mm"], "finite number"),
         (BATCH + '"45"}]', ["body", 0, "bill_length_mm"], "valid number"),
         (BATCH + "true}]", ["body", 0, "bill_length_mm"], "valid number"),
         (BATCH + "null}]", ["body", 0, "bill_length_mm"], "valid number"),
@@ -241,8 +245,7 @@ def test_more_records_than_the_limit_is_too_many():
     assert error.too_many and "limit is 100" in error.errors[0]["msg"]
     error = refused(json.dumps([{"species": "Emperor"}] * 101))  # too many comes first
     assert error.too_many
-    records, _ = SPEC.parse(json.dumps([GOOD] * 100).encode(), 100)
-    assert len(records) == 100
+    assert len(SPEC.parse(json.dumps([GOOD] * 100).encode(), 100).records) == 100
 
 
 def test_many_problems_are_listed_up_to_a_cap():
@@ -290,7 +293,7 @@ def test_the_fast_decoder_accepts_exactly_what_the_declared_model_accepts(value)
     except pydantic.ValidationError:
         declared = False
     try:
-        records, _ = SPEC.parse(body, 100)
+        records = SPEC.parse(body, 100).records
     except InputError as error:
         assert not declared, f"declared model accepts {value!r}, parse refused: {error.errors}"
         assert error.errors and all(e["msg"] for e in error.errors)
@@ -301,7 +304,8 @@ def test_the_fast_decoder_accepts_exactly_what_the_declared_model_accepts(value)
 
 def test_the_decoder_and_the_model_come_from_one_spec():
     with pytest.raises(msgspec.ValidationError):
-        SPEC._decoder.decode(b'{"species": "Gentoo", "sex": "male", "bill_length_mm": 80.5}')
+        SPEC._decoder.decode(b'{"species": "Gentoo", "sex": "female ", "bill_length_mm": 45}')
+    assert "less than or equal to 80" in refused(ONE + "80.5}").errors[0]["msg"]
     schema = SPEC.record_model.model_json_schema()["properties"]
     assert schema["bill_length_mm"]["maximum"] == 80.0 and schema["sex"]["enum"] == [
         "female",

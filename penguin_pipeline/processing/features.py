@@ -10,8 +10,9 @@ features reads the spec:
   (modeling.fit_all_rows_sql) encode with it: one column per category after the first (the
   baseline, OneHotEncoder's drop="first"), then the measurements, in `encoded_names` order;
 - the API decodes and validates a body with `parse` (a msgspec struct declared from the spec: one
-  pass over the JSON in C) and, only when that refuses the body, lists every problem with the
-  pydantic model `record_model` (declared from the same spec; also the OpenAPI schema);
+  pass over the JSON in C; then the measurements' ranges, column by column on the design matrix)
+  and, only when that refuses the body, lists every problem with the pydantic model
+  `record_model` (declared from the same spec; also the OpenAPI schema);
 - LinearPredictor applies the pinned coefficients and intercept to that encoding.
 """
 
@@ -22,7 +23,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -76,6 +77,14 @@ def accepted_range(values: pd.Series, name: str) -> tuple[float, float]:
         max(lowest, math.floor((low - pad) * 10) / 10),
         min(highest, math.ceil((high + pad) * 10) / 10),
     )
+
+
+class Parsed(NamedTuple):
+    """A request body's records, validated, and their design matrix."""
+
+    records: list
+    matrix: np.ndarray  # FeatureSpec.design_matrix(records)
+    single: bool  # the body was one record, not a list
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,11 +221,11 @@ class FeatureSpec:
 
     @functools.cached_property
     def record(self) -> type[msgspec.Struct]:
-        """One record, declared for msgspec, which decodes and validates JSON in one pass (in C)."""
+        """One record, declared for msgspec, which decodes JSON and checks its types and categories
+        in one pass (in C). The measurements' ranges are checked on the design matrix's columns
+        (`parse`): in msgspec, they cost a 1000-record batch ~65 us of its ~250."""
         fields = [(f, Literal[values]) for f, values in self.categories.items()]
-        fields += [
-            (f, Annotated[float, msgspec.Meta(ge=lo, le=hi)]) for f, (lo, hi) in self.bounds.items()
-        ]
+        fields += [(f, float) for f in self.bounds]
         # gc=False: a record holds a few str and float (no cycle), and a big batch of them then
         # sets off no garbage collection.
         return msgspec.defstruct("PenguinRecord", fields, gc=False)
@@ -226,8 +235,9 @@ class FeatureSpec:
         many = Annotated[list[self.record], msgspec.Meta(min_length=1)]
         return msgspec.json.Decoder(self.record | many)
 
-    def parse(self, body: bytes, max_batch: int) -> tuple[list, bool]:
-        """The records of a JSON record or non-empty list of them (and whether it was one record).
+    def parse(self, body: bytes, max_batch: int) -> Parsed:
+        """The records of a JSON record or non-empty list of them, their design matrix, and whether
+        it was one record.
 
         InputError says what is wrong, record by record, field by field.
         """
@@ -239,7 +249,26 @@ class FeatureSpec:
         records = [decoded] if single else decoded
         if len(records) > max_batch:
             raise _too_many(len(records), max_batch)
-        return records, single
+        matrix = self.design_matrix(records)
+        if not self._in_bounds(records, matrix):
+            raise self._describe(body, max_batch, "a measurement is out of its accepted range")
+        return Parsed(records, matrix, single)
+
+    def _in_bounds(self, records: list, matrix: np.ndarray) -> bool:
+        """Every measurement within its inclusive range (NaN and infinity are not)."""
+        if len(records) == 1:  # plain floats: ~0.3 us, where numpy's calls cost ~5
+            record = records[0]
+            return all(lo <= getattr(record, f) <= hi for f, (lo, hi) in self.bounds.items())
+        measured = matrix[:, len(self.encoded_names) - len(self.bounds) :]
+        return bool(((measured >= self._lowest) & (measured <= self._highest)).all())
+
+    @functools.cached_property
+    def _lowest(self) -> np.ndarray:
+        return np.array([lo for lo, _ in self.bounds.values()])
+
+    @functools.cached_property
+    def _highest(self) -> np.ndarray:
+        return np.array([hi for _, hi in self.bounds.values()])
 
     def _describe(self, body: bytes, max_batch: int, fallback: str) -> InputError:
         try:
@@ -330,7 +359,11 @@ class LinearPredictor:
         }
 
     def predict(self, records: list) -> list[float]:
-        return (self.spec.design_matrix(records) @ self.coefficients + self.intercept).tolist()
+        return self.predict_matrix(self.spec.design_matrix(records)).tolist()
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """From a design matrix (FeatureSpec.design_matrix, or Parsed.matrix)."""
+        return matrix @ self.coefficients + self.intercept
 
 
 def pinned_predictor(vetiver_model) -> LinearPredictor:
