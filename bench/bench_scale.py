@@ -81,7 +81,8 @@ def tree_rss(process: psutil.Process) -> int:
 def measured(
     cmd: list[str], env: dict, memory_bound: float = float("inf"), seconds: float = float("inf")
 ) -> dict:
-    """Run cmd; wall time, peak tree RSS, and whether (and why) it was stopped."""
+    """Run cmd; wall time, peak tree RSS, and whether (and why) it was stopped; `samples`: (epoch
+    seconds, tree RSS) every 0.1 s, for each step's peak (step_peaks)."""
     start = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
@@ -92,9 +93,10 @@ def measured(
         text=True,
         start_new_session=True,
     )
-    ps, peak, stopped = psutil.Process(proc.pid), 0, None
+    ps, peak, stopped, samples = psutil.Process(proc.pid), 0, None, []
     while proc.poll() is None:
-        peak = max(peak, tree_rss(ps))
+        samples.append((time.time(), tree_rss(ps)))
+        peak = max(peak, samples[-1][1])
         elapsed = time.perf_counter() - start
         if peak > memory_bound or elapsed > seconds:
             stopped = (
@@ -118,6 +120,7 @@ def measured(
         "peak_gib": round(peak / GIB, 3),
         "stopped": stopped,
         "output": output.strip().splitlines()[-1:] if output else [],
+        "samples": samples,
     }
 
 
@@ -177,22 +180,41 @@ def measured_pipeline(n: int, backend: str, env: dict) -> dict:
     except SystemExit:
         print(f"N={n:.0e} {backend} steps before the failure: {kept(n, backend, env)}", flush=True)
         raise
-    result["steps"] = kept(n, backend, env)
+    spans = step_spans(n, backend, env)
+    result["steps"] = {step: round(end - start, 1) if end else None for step, (start, end) in spans}
+    result["step_peak_gib"] = step_peaks(result.pop("samples"), spans)
     return result
 
 
 def kept(n: int, backend: str, env: dict) -> dict[str, float]:
-    """Copy the run's log to LOGS; each step's seconds (a failed step's too)."""
+    """Each step's seconds (a failed step's too)."""
+    spans = step_spans(n, backend, env)
+    return {step: round(end - start, 1) if end else None for step, (start, end) in spans}
+
+
+def step_spans(n: int, backend: str, env: dict) -> list[tuple[str, tuple[float, float | None]]]:
+    """Copy the run's log to LOGS; each step's (start, end) in epoch seconds, in the run's order."""
     logs = sorted((Path(env["PENGUIN_DATA_DIR"]) / "logs").glob("run-*.log"))
     if logs:
         LOGS.mkdir(parents=True, exist_ok=True)
         shutil.copy(logs[-1], LOGS / f"{backend}-{n}.log")
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        return {
-            step: round(end - start, 1) if end else None
+        spans = [
+            span
             for run in instance.get_runs()
-            for step, (start, end) in run_step_spans(instance, run.run_id).items()
-        }
+            for span in run_step_spans(instance, run.run_id).items()
+        ]
+    return sorted(spans, key=lambda span: span[1][0])
+
+
+def step_peaks(samples: list[tuple[float, int]], spans) -> dict[str, float]:
+    """The process tree's peak RSS (GiB) while each step ran: which step sets the run's peak."""
+    return {
+        step: round(
+            max((rss for t, rss in samples if start <= t <= (end or t)), default=0) / GIB, 3
+        )
+        for step, (start, end) in spans
+    }
 
 
 def plot(rows: list[dict]) -> None:
@@ -296,14 +318,16 @@ def main() -> None:
         if "file" in BACKENDS:
             ours = measured_pipeline(n, "file", env)
             print(
-                f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB {ours['steps']}",
+                f"N={n:.0e} pipeline {ours['seconds']} s, {ours['peak_gib']} GiB {ours['steps']}"
+                f"\n  peak GiB per step {ours['step_peak_gib']}",
                 flush=True,
             )
             shutil.rmtree(WORK / f"run-{n}", ignore_errors=True)
         if "lake" in BACKENDS:
             lake = measured_on_lake(n, landing)
             print(
-                f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB {lake['steps']}",
+                f"N={n:.0e} lake     {lake['seconds']} s, {lake['peak_gib']} GiB {lake['steps']}"
+                f"\n  peak GiB per step {lake['step_peak_gib']}",
                 flush=True,
             )
         for who, script in PEERS.items():
@@ -312,6 +336,7 @@ def main() -> None:
             theirs = measured(
                 [sys.executable, str(script), str(landing)], env, PANDAS_MEMORY, PANDAS_SECONDS
             )
+            del theirs["samples"]
             peers[who], gave_up[who] = theirs, bool(theirs["stopped"])
             print(
                 f"N={n:.0e} {who:8} {theirs['seconds']} s, {theirs['peak_gib']} GiB "
