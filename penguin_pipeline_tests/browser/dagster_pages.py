@@ -119,16 +119,23 @@ def click_until_launched(launch: Locator, toast: Locator, attempts: int = 3) -> 
 
     On a busy machine a click can land while the dialog is still re-rendering after "All" and be
     lost: the dialog then stays open with its button idle (seen in CI). A click that did launch
-    disables the button and closes the dialog, so clicking again only while the button is still
-    there and enabled cannot launch twice."""
+    turns the button into a disabled "Launching..." and closes the dialog, so clicking again only
+    while the button is still there and enabled cannot launch twice; and a launch still under way
+    after 10 s (a machine busy with other tests: seen in CI, the dialog still "Launching...") is
+    given a minute more to show its toast."""
     for attempt in range(attempts):
         launch.click()
         try:
             expect(toast).to_be_visible(timeout=10_000)
             return
         except AssertionError:
-            if attempt == attempts - 1 or not (launch.is_visible() and launch.is_enabled()):
+            lost = launch.is_visible() and launch.is_enabled()
+            if lost and attempt < attempts - 1:
+                continue
+            if lost:
                 raise
+            expect(toast).to_be_visible(timeout=60_000)
+            return
 
 
 def pick_all_partitions(dialog: Locator, timeout_s: float = 15) -> None:
