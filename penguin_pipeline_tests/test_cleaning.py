@@ -126,6 +126,44 @@ def test_individuals_are_checked_in_slices_of_the_hash_range_above_the_pass_size
             con.execute("DELETE FROM raw WHERE source_file = 'late.parquet'")
 
 
+def test_above_the_pass_size_individuals_are_checked_a_run_of_whole_studies_at_a_time():
+    """Studies of 400, 300, 1,500 (cut by its hash), 200 and 900 rows checked 1,000 rows' worth at a
+    time: each slice is whole studies but the big one, whose rows are its own slices; a bird
+    recorded twice is found in whichever slice it falls, and distinct birds pass."""
+    studies = {"PAL0708": 400, "PAL0809": 300, "PAL0910": 1500, "PAL1011": 200, "PAL1112": 900}
+    with duckdb.connect() as con:
+        con.execute(
+            'CREATE TABLE raw ("studyName" VARCHAR, "Individual ID" VARCHAR, '
+            "source_file VARCHAR, source_line BIGINT)"
+        )
+        for study, birds in studies.items():
+            con.execute(
+                "INSERT INTO raw SELECT ?, 'N' || i || 'A1', ? || '.parquet', i + 2 "
+                "FROM range(?) t(i)",
+                [study, study, birds],
+            )
+        slices = cleaning._slices(con, "raw", 3300, rows_per_pass=1000)
+        assert slices[:2] == [
+            """"studyName" BETWEEN 'PAL0708' AND 'PAL0809'""",
+            """"studyName" = 'PAL0910' AND hash("studyName", "Individual ID") % 2 = 0""",
+        ]
+        assert slices[3:] == [
+            """"studyName" BETWEEN 'PAL1011' AND 'PAL1011'""",
+            """"studyName" BETWEEN 'PAL1112' AND 'PAL1112'""",
+        ]
+        sizes = [con.execute(f"SELECT count(*) FROM raw WHERE {s}").fetchone()[0] for s in slices]
+        assert sum(sizes) == 3300 and max(sizes) <= 1000, sizes
+        assert cleaning.duplicate_individuals(con, "raw", rows_per_pass=1000) == []
+        for study, bird in (("PAL0809", 299), ("PAL0910", 1234), ("PAL1112", 0)):
+            con.execute("INSERT INTO raw VALUES (?, ?, 'late.parquet', 2)", [study, f"N{bird}A1"])
+            [failure] = cleaning.duplicate_individuals(con, "raw", rows_per_pass=1000)
+            assert failure.startswith(f"{study} N{bird}A1 appears 2 times ("), failure
+            con.execute("DELETE FROM raw WHERE source_file = 'late.parquet'")
+        # The same ID in two studies is two birds.
+        con.execute("INSERT INTO raw VALUES ('PAL1213', 'N0A1', 'late.parquet', 2)")
+        assert cleaning.duplicate_individuals(con, "raw", rows_per_pass=1000) == []
+
+
 def test_distinct_individuals_are_checked_within_a_memory_limit_without_spilling(tmp_path):
     """Four million distinct birds, 40 MB and no temp directory: grouping every hash at once does
     not fit (at 10^9 rows it spilled 26 GB); in slices of 500,000 rows' worth it passes."""

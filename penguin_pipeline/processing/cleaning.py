@@ -23,6 +23,7 @@ from .lter import (
     MEASUREMENTS,
     SEXES,
     SPECIES,
+    literal,
     raw_date,
     raw_number,
     raw_sex,
@@ -128,11 +129,18 @@ def _columns_with_invalid_values(con: duckdb.DuckDBPyConnection, table: str) -> 
     return failing
 
 
+# One individual: its study and its ID, hashed.
+_KEY = 'hash("studyName", "Individual ID")'
+# Grouping a slice's hashes takes ~70 bytes a row (0.65 GB at 10^7, on the lake and DuckDB 1.5):
+# half of the benchmarks' 1200 MB DuckDB limit, where 10^8 at once filled it (docs: scale.md).
+ROWS_PER_SLICE = 10_000_000
+
+
 def duplicate_individuals(
     con: duckdb.DuckDBPyConnection,
     raw_table: str,
     limit: int = 20,
-    rows_per_pass: int = 100_000_000,
+    rows_per_pass: int = ROWS_PER_SLICE,
     rows: int | None = None,
 ) -> list[str]:
     """Individuals recorded more than once in the same study (the clean table has one row per raw
@@ -141,21 +149,61 @@ def duplicate_individuals(
     Grouping 10^8 (study, individual) text pairs is costly; grouping their 64-bit hash is not. Only
     hashes seen twice (usually none) are looked up by name, so a hash collision is never reported.
     With every bird distinct there is one group per row: above `rows_per_pass` rows the hashes are
-    grouped a slice of the hash range at a time, which bounds what the aggregate spills (10^9 rows
-    in one pass spilled 26 GB to the temp directory). `rows`: the raw table's row count, when the
-    caller has it.
+    grouped a slice at a time (see _slices), which bounds the aggregate's memory and spill (10^9
+    rows in one pass spilled 26 GB to the temp directory). `rows`: the raw table's row count, when
+    the caller has it.
     """
-    key = 'hash("studyName", "Individual ID")'
     rows = row_count(con, raw_table) if rows is None else rows
-    passes = max(1, math.ceil(rows / rows_per_pass))
-    for part in range(passes):
+    for condition in _slices(con, raw_table, rows, rows_per_pass):
         repeated = (
-            f"SELECT h FROM (SELECT {key} AS h FROM {raw_table}) WHERE h % {passes} = {part} "
+            f"SELECT h FROM (SELECT {_KEY} AS h FROM {raw_table} WHERE {condition}) "
             "GROUP BY h HAVING count(*) > 1"
         )
         if con.execute(f"{repeated} LIMIT 1").fetchall():
-            return _individual_examples(con, raw_table, key, repeated, limit)
+            return _individual_examples(con, raw_table, _KEY, repeated, limit)
     return []
+
+
+def _slices(con, raw_table: str, rows: int, rows_per_pass: int) -> list[str]:
+    """WHERE conditions splitting the raw rows into slices of about `rows_per_pass` rows each, so
+    that a repeated individual always falls within one slice.
+
+    An individual belongs to one study, so the slices are runs of whole studies (a range of
+    names), and only a study above `rows_per_pass` on its own is cut by its hash. Rows are loaded
+    file by file and a landing file holds one season's study, so each slice reads only its studies'
+    files (DuckLake's file statistics, DuckDB's zone maps): the slices read the table about once,
+    where slices of the hash range read all of it each. Rows of many studies mixed in each file
+    are read once per slice.
+    """
+    if rows <= rows_per_pass:
+        return ["true"]
+    counts = con.execute(
+        f'SELECT "studyName", count(*) FROM {raw_table} GROUP BY ALL ORDER BY 1 NULLS FIRST'
+    ).fetchall()
+    slices, run, run_rows = [], [], 0
+    for study, count in counts:
+        if study is None:
+            slices.append('"studyName" IS NULL')
+            continue
+        if run and (count > rows_per_pass or run_rows + count > rows_per_pass):
+            slices.append(_study_range(run))  # a range never spans a study cut on its own
+            run, run_rows = [], 0
+        if count > rows_per_pass:
+            parts = math.ceil(count / rows_per_pass)
+            same = f'"studyName" = {literal(study)}'
+            slices += [f"{same} AND {_KEY} % {parts} = {part}" for part in range(parts)]
+        else:
+            run.append(study)
+            run_rows += count
+    if run:
+        slices.append(_study_range(run))
+    return slices
+
+
+def _study_range(studies: list[str]) -> str:
+    """SQL: the studies from the first to the last of `studies` (sorted), a range the files'
+    min/max statistics can skip on."""
+    return f'"studyName" BETWEEN {literal(studies[0])} AND {literal(studies[-1])}'
 
 
 def _individual_examples(con, raw_table: str, key: str, repeated: str, limit: int) -> list[str]:
