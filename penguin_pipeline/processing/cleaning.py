@@ -160,7 +160,7 @@ def duplicate_individuals(
             "GROUP BY h HAVING count(*) > 1"
         )
         if con.execute(f"{repeated} LIMIT 1").fetchall():
-            return _individual_examples(con, raw_table, _KEY, repeated, limit)
+            return _individual_examples(con, raw_table, repeated, limit)
     return []
 
 
@@ -206,14 +206,14 @@ def _study_range(studies: list[str]) -> str:
     return f'"studyName" BETWEEN {literal(studies[0])} AND {literal(studies[-1])}'
 
 
-def _individual_examples(con, raw_table: str, key: str, repeated: str, limit: int) -> list[str]:
+def _individual_examples(con, raw_table: str, repeated: str, limit: int) -> list[str]:
     """Examples from the first 1000 repeated hashes: with every individual repeated, looking up all
     of them by name (each with its list of lines, which DuckDB cannot spill) ran out of memory."""
     rows = con.execute(
         f"""SELECT "studyName", "Individual ID", count(*),
                    string_agg(source_file || ':' || source_line, ', ')
             FROM {raw_table}
-            WHERE {key} IN ({repeated} LIMIT 1000)
+            WHERE {_KEY} IN ({repeated} LIMIT 1000)
             GROUP BY ALL HAVING count(*) > 1 ORDER BY 1, 2 LIMIT {limit}"""
     ).fetchall()
     return [
