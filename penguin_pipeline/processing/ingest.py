@@ -367,8 +367,8 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
     if scalar(
         con, f"SELECT count(*) FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file]
     ):
-        con.execute(f"DELETE FROM {tables.RAW} WHERE source_file = ?", [account.source_file])
-        con.execute(f"DELETE FROM {tables.REJECTS} WHERE source_file = ?", [account.source_file])
+        for table in (tables.RAW, tables.REJECTS, tables.LEDGER):
+            con.execute(f"DELETE FROM {table} WHERE source_file = ?", [account.source_file])
     # staged_rows is already in file order; no sort needed.
     account.rows_loaded = scalar(
         con,
@@ -382,7 +382,6 @@ def publish_file(con: duckdb.DuckDBPyConnection, account: FileAccount) -> None:
             f"INSERT INTO {tables.REJECTS} SELECT source_file, source_line, raw_record, reason, "
             "now()::TIMESTAMP FROM staged_rejects ORDER BY source_line",
         )
-    con.execute(f"DELETE FROM {tables.LEDGER} WHERE source_file = ?", [account.source_file])
     con.execute(
         f"INSERT INTO {tables.LEDGER} VALUES (?, ?, ?, ?, ?, ?, now()::TIMESTAMP)",
         [
@@ -412,7 +411,7 @@ def ingest_file(
     force: bool = False,
 ) -> FileAccount:
     """Load one landing file unless the ledger already holds this exact content (then say so)."""
-    if is_unchanged(con, source_file, file_hash) and not force:
+    if not force and is_unchanged(con, source_file, file_hash):
         return FileAccount(source_file=source_file, file_hash=file_hash, note=UNCHANGED)
     started = time.perf_counter()
     account = stage_file(con, path, source_file, file_hash)
