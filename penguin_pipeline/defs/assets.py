@@ -112,6 +112,11 @@ def raw_penguins(
         for exc in load.unreadable
     ]
     accounts = load.accounts
+    # Each file's account goes on its own partition's materialization: metadata for the whole run
+    # is copied onto every partition's (1000 files listed on each of 1000 partitions: 41 s).
+    for account in accounts:
+        file = dg.MetadataValue.json(account.as_metadata())
+        context.add_asset_metadata({"file": file}, partition_key=account.source_file)
     yield dg.AssetCheckResult(check_name="rows_accounted", passed=True)
     yield dg.AssetCheckResult(
         check_name="landing_files_readable",
@@ -122,7 +127,7 @@ def raw_penguins(
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": total,
-            "files": dg.MetadataValue.json([a.as_metadata() for a in accounts]),
+            "files_in_run": len(accounts),
             "rows_loaded": sum(a.rows_loaded for a in accounts),
             "rows_rejected": sum(a.rows_rejected for a in accounts),
             "duplicates_dropped": sum(a.duplicates_dropped for a in accounts),
