@@ -403,6 +403,12 @@ def is_unchanged(con: duckdb.DuckDBPyConnection, source_file: str, file_hash: st
     )
 
 
+def ledger_hashes(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every loaded file's content hash, in one query (one lookup per file costs ~11 ms on the
+    lake)."""
+    return dict(con.execute(f"SELECT source_file, file_hash FROM {tables.LEDGER}").fetchall())
+
+
 def ingest_file(
     con: duckdb.DuckDBPyConnection,
     path: Path,
@@ -554,7 +560,8 @@ def ingest_files(
     file for this run while it loads, and the ledger is read again under the claim, so a file
     another run loaded meanwhile is skipped; a commit that lost a race is retried.
     """
-    todo = [f for f in files if force or not is_unchanged(con, f.source_file, f.file_hash)]
+    held = {} if force else ledger_hashes(con)
+    todo = [f for f in files if held.get(f.source_file) != f.file_hash]
     unreadable: list[LandingFileError] = []
     with ExitStack() as copies:
         paths = {
