@@ -106,8 +106,9 @@ def _lake_row_groups(con: duckdb.DuckDBPyConnection) -> None:
     lake = con.execute("SELECT current_database()").fetchone()[0]
     held = {
         (scope, entry): value
-        for _, _, value, scope, entry in con.execute(
-            f"SELECT * FROM {lake}.options() WHERE option_name = 'parquet_row_group_size'"
+        for scope, entry, value in con.execute(
+            f"SELECT scope, scope_entry, value FROM {lake}.options() "
+            "WHERE option_name = 'parquet_row_group_size'"
         ).fetchall()
     }
     wanted = [(("TABLE", f"main.{RAW}"), RAW_ROW_GROUP_ROWS, f", table_name => '{RAW}'")]
