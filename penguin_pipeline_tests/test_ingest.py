@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import re
@@ -569,3 +570,29 @@ def test_files_the_ledger_holds_are_not_fetched(con, tmp_path):
     ).accounts
     assert fetched == ["f0.csv", "f1.csv", "f2.csv", "f3.csv"]
     assert [a.rows_loaded for a in accounts] == [0, 0, 0, 10]
+
+
+@pytest.mark.parametrize("with_claim", [False, True], ids=["one writer", "claimed"])
+@pytest.mark.parametrize("force", [False, True], ids=["run", "forced"])
+def test_a_run_replaces_only_a_changed_files_rows(con, tmp_path, with_claim, force):
+    # Whether a file was loaded before comes from the ledger read at the run's start (one writer)
+    # or read again under the claim: either way its old rows must go, the other files' stay.
+    lines = lter_lines()
+    a = write_lines(tmp_path / "a.csv", lines[:11])
+    b = write_lines(tmp_path / "b.csv", [lines[0]] + lines[11:21])
+
+    def run():
+        claim = (lambda name: contextlib.nullcontext()) if with_claim else None
+        files = [LandingInput(p, p.name, file_hash(p)) for p in (a, b)]
+        return ingest_files(con, files, force=force, claim=claim).accounts
+
+    run()
+    write_lines(a, lines[:6])  # a shrinks to 5 rows
+    loaded = [account.rows_loaded for account in run()]
+    counts = dict(
+        con.execute(f"SELECT source_file, count(*) FROM {tables.RAW} GROUP BY 1").fetchall()
+    )
+    ledger = con.execute(f"SELECT source_file, rows_loaded FROM {tables.LEDGER} ORDER BY 1")
+    assert loaded == ([5, 10] if force else [5, 0])
+    assert counts == {"a.csv": 5, "b.csv": 10}
+    assert ledger.fetchall() == [("a.csv", 5), ("b.csv", 10)]
