@@ -688,7 +688,7 @@ def _load_all(
     side_by_side = min(at_once, len(files))
     with ExitStack() as cursors, threads_shared_out(con, side_by_side, sizes):
         helpers = [
-            threading.Thread(target=worker, args=(cursors.enter_context(con.cursor()),))
+            threading.Thread(target=worker, args=(cursors.enter_context(_cursor_of(con)),))
             for _ in range(side_by_side - 1)
         ]
         for thread in helpers:
@@ -701,6 +701,15 @@ def _load_all(
         committed = [r for g in files if isinstance(r := results.get(g.source_file), FileAccount)]
         raise FileLoadFailed(f.source_file, committed, cause) from cause
     return results
+
+
+def _cursor_of(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor on the same default database and schema as `con`: a cursor starts on DuckDB's
+    own default, which on the lake is the in-memory database, not the attached lake."""
+    database, schema = first_row(con, "SELECT current_database(), current_schema()")
+    cursor = con.cursor()
+    cursor.execute(f"USE {quote(database)}.{quote(schema)}")
+    return cursor
 
 
 @contextmanager
