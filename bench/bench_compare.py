@@ -1,5 +1,5 @@
 """`make bench-compare BASE=<commit>`: an earlier commit's `penguin-pipeline run` beside today's,
-on the same landing files, in one run, taking turns (base, today, base, today ...).
+on the same landing files, in one run, taking turns (base, today, today, base, base, today ...).
 
 The slow drift this catches: each change measured only against the one before it let the default
 path lose 1.6x over a week. Run it before submitting a change to the data path.
@@ -162,8 +162,11 @@ def main() -> None:
     base_tree = base_checkout(base_sha)
     landing = landing_for(N, dict(os.environ))
     runs: dict[str, list[dict]] = {"base": [], "today": []}
+    sides = [("base", base_tree), ("today", ROOT)]
     for round_ in range(ROUNDS):
-        for name, tree in (("base", base_tree), ("today", ROOT)):
+        # Which side goes first alternates: the run after another one can find the machine's
+        # memory and page cache warmer or colder, and that should not always favour one side.
+        for name, tree in sides if round_ % 2 == 0 else sides[::-1]:
             result = one_run(tree, name, landing)
             runs[name].append(result)
             print(
@@ -183,7 +186,8 @@ def main() -> None:
         "base": {"commit": base_sha, **base, "runs": runs["base"]},
         "today": {"commit": head_sha, "uncommitted_changes": dirty, **today, "runs": runs["today"]},
         "time_ratio_today_over_base": [round(r, 3) for r in ratios],
-        "peer": f"the same command at {base_sha[:10]}, on the same landing files, taking turns",
+        "peer": f"the same command at {base_sha[:10]}, on the same landing files, taking turns "
+        "(base first in odd rounds, today first in even ones)",
         "rows": comparison_rows(base, today),
         "plot": {"x": "step", "y": ["base_s", "today_s"], "ylabel": "seconds (median)"},
     }
