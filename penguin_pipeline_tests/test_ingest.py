@@ -313,7 +313,7 @@ def test_a_run_takes_a_fresh_connection_every_batch_of_files(con, tmp_path, monk
         yield con
 
     monkeypatch.setattr(ingest_module, "FILES_PER_CONNECTION", 2)
-    load, total = ingest_in_batches(connect, files, column_compression=True)
+    load, total = ingest_in_batches(connect, files, on_lake=False)
     assert len(opened) == 3
     assert [a.rows_loaded for a in load.accounts] == [10] * 5 and total == 50
 
@@ -323,7 +323,7 @@ def test_a_run_takes_a_fresh_connection_every_batch_of_files(con, tmp_path, monk
         f.source_file = f"more-{f.source_file}"
     fail_staging(monkeypatch, "more-f2.csv")
     with pytest.raises(FileLoadFailed, match="stay loaded: more-f0.csv, more-f1.csv") as failed:
-        ingest_in_batches(connect, files + more, column_compression=True)
+        ingest_in_batches(connect, files + more, on_lake=False)
     assert [a.source_file for a in failed.value.committed] == ["more-f0.csv", "more-f1.csv"]
 
 

@@ -89,7 +89,7 @@ def raw_penguins(
             load, total = ingest_in_batches(
                 warehouse.get_connection,
                 files,
-                warehouse.column_compression,
+                warehouse.on_lake,
                 config.force,
                 zone.local_copy,
                 claim,

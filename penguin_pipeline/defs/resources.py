@@ -37,9 +37,9 @@ class Warehouse(DuckDBResource):
         )
 
     @property
-    def column_compression(self) -> bool:
-        """The DuckDB file takes per-column compression; DuckLake writes Parquet its own way."""
-        return self.lake() is None
+    def on_lake(self) -> bool:
+        """The warehouse is a DuckLake, not the DuckDB file."""
+        return self.lake() is not None
 
     @property
     def files_at_once(self) -> int:

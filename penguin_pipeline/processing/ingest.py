@@ -759,7 +759,7 @@ def _load_one(
 def ingest_in_batches(
     connect: Connect,
     files: list[LandingInput],
-    column_compression: bool,
+    on_lake: bool,
     force: bool = False,
     local_copy: LocalCopy | None = None,
     claim: Claim | None = None,
@@ -779,7 +779,7 @@ def ingest_in_batches(
             if number == 0:
                 # Runs starting together on an empty lake each create the tables: the losers see
                 # them.
-                retry_conflicts(lambda: tables.ensure_schema(con, column_compression))
+                retry_conflicts(lambda: tables.ensure_schema(con, on_lake))
             try:
                 load = ingest_files(con, batch, force, local_copy, claim, at_once)
             except FileLoadFailed as exc:

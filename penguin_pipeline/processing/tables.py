@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
+from .db import scalar
 from .lter import LTER_COLUMNS, quote
 
 RAW = "raw_penguins"
@@ -29,8 +30,9 @@ UNCOMPRESSED_RAW_COLUMNS = (
 )
 
 
-def _raw_column(column: str, column_compression: bool) -> str:
-    plain = column_compression and column in UNCOMPRESSED_RAW_COLUMNS
+def _raw_column(column: str, on_lake: bool) -> str:
+    # DuckLake refuses a per-column compression clause: its Parquet writer picks the encodings.
+    plain = not on_lake and column in UNCOMPRESSED_RAW_COLUMNS
     return f"{quote(column)} VARCHAR{' USING COMPRESSION uncompressed' if plain else ''}"
 
 
@@ -82,13 +84,13 @@ CREATE TABLE IF NOT EXISTS {DRIFT} (
 """
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, column_compression: bool = True) -> None:
-    """Create the tables if missing. column_compression=False for a warehouse that stores Parquet
-    and picks its own encodings (DuckLake refuses a per-column compression clause)."""
-    raw_columns = ", ".join(_raw_column(c, column_compression) for c in LTER_COLUMNS)
+def ensure_schema(con: duckdb.DuckDBPyConnection, on_lake: bool = False) -> None:
+    """Create the tables if missing; `on_lake`: the connection's database is a DuckLake (no
+    per-column compression; its Parquet row groups set)."""
+    raw_columns = ", ".join(_raw_column(c, on_lake) for c in LTER_COLUMNS)
     names = {"RAW": RAW, "REJECTS": REJECTS, "LEDGER": LEDGER, "METRICS": METRICS, "DRIFT": DRIFT}
     con.execute(_SCHEMA.format(**names, raw_columns=raw_columns))
-    if not column_compression:
+    if on_lake:
         _lake_row_groups(con)
 
 
@@ -103,7 +105,7 @@ RAW_ROW_GROUP_ROWS = 122_880
 
 def _lake_row_groups(con: duckdb.DuckDBPyConnection) -> None:
     """Set the lake's row group sizes where they differ (each setting is a catalog commit)."""
-    lake = con.execute("SELECT current_database()").fetchone()[0]
+    lake = scalar(con, "SELECT current_database()")
     held = {
         (scope, entry): value
         for scope, entry, value in con.execute(

@@ -28,7 +28,7 @@ def test_two_files_side_by_side_on_the_lake_give_what_one_at_a_time_gives_on_the
     tables.ensure_schema(reference)
     ingest_files(reference, files)
     with warehouse_resource(load_settings()).get_connection() as lake:
-        tables.ensure_schema(lake, column_compression=False)
+        tables.ensure_schema(lake, on_lake=True)
         staging_side_by_side(monkeypatch, slower="f0.csv")  # f1 is done first, commits second
         beside = ingest_files(lake, files, at_once=2)
         assert [a.rows_loaded for a in beside.accounts] == [10, 10, 9, 10, 10]

@@ -57,7 +57,7 @@ def test_a_clean_rebuild_that_loses_the_race_is_done_again_and_leaves_no_candida
 ):
     resource = warehouse_resource(load_settings())
     with resource.get_connection() as mine, resource.get_connection() as other:
-        tables.ensure_schema(mine, column_compression=False)
+        tables.ensure_schema(mine, on_lake=True)
         load_shipped(mine)
         swaps = []
         swap_in = cleaning.swap_in
@@ -132,9 +132,9 @@ def test_the_lake_writes_row_groups_of_2_20_rows_but_the_raw_tables_stay_small(l
     DuckDB's 122,880 for the raw table written a file at a time. Set once: no commit after."""
     resource = warehouse_resource(load_settings())
     with resource.get_connection() as con:
-        tables.ensure_schema(con, column_compression=False)
+        tables.ensure_schema(con, on_lake=True)
         settled = current_snapshot(con)
-        tables.ensure_schema(con, column_compression=False)
+        tables.ensure_schema(con, on_lake=True)
         assert current_snapshot(con) == settled
         con.execute(
             f"INSERT INTO {tables.RAW} BY NAME SELECT 'f.csv' AS source_file, range AS source_line,"
