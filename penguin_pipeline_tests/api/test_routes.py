@@ -3,6 +3,8 @@ pages from FastAPI itself (offline, a typical penguin as the example), readable 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
@@ -148,6 +150,20 @@ def test_refusals_name_the_row_the_field_and_what_was_expected(client, body, sta
 def test_a_body_beyond_the_size_limit_is_413_before_it_is_parsed(client):
     huge = b"[" + b" " * (50 * 512 + 70_000) + b"]"
     assert client.post("/predict", content=huge, headers=auth("predict")).status_code == 413
+
+
+def test_a_body_sent_in_chunks_is_measured_as_it_streams(client):
+    """No Content-Length (chunked transfer): counted chunk by chunk, refused once over the limit."""
+
+    def chunks(padding: int):
+        yield b"["
+        yield from [b" " * 1000] * (padding // 1000)
+        yield json.dumps(ROW).encode() + b"]"
+
+    for padding, status in [(1000, 200), (50 * 512 + 70_000, 413)]:
+        answer = client.post("/predict", content=chunks(padding), headers=auth("predict"))
+        assert "content-length" not in answer.request.headers
+        assert answer.status_code == status, answer.text
 
 
 def test_keys_are_never_in_an_answer(client):
