@@ -162,8 +162,9 @@ class FeatureSpec:
             for code in range(1, len(index)):
                 X[:, j] = codes == code
                 j += 1
-        for j, f in enumerate(self.bounds, j):
+        for f in self.bounds:
             X[:, j] = np.fromiter(map(attrgetter(f), records), np.float64, n)
+            j += 1
         return X
 
     def _one_row(self, record) -> np.ndarray:
