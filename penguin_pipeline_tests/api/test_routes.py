@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import anyio
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
@@ -164,6 +165,42 @@ def test_a_body_sent_in_chunks_is_measured_as_it_streams(client):
         answer = client.post("/predict", content=chunks(padding), headers=auth("predict"))
         assert "content-length" not in answer.request.headers
         assert answer.status_code == status, answer.text
+
+
+def test_a_client_gone_before_its_body_is_complete_is_a_counted_refusal(app, client):
+    """The connection closed half-way through the body: a 400 counted as client_disconnected in
+    the metrics, not a server error."""
+    messages = iter(
+        [{"type": "http.request", "body": b'[{"species": ', "more_body": True}]
+        + [{"type": "http.disconnect"}]
+    )
+    sent = []
+
+    async def receive():
+        return next(messages)
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(k.lower().encode(), v.encode()) for k, v in auth("predict").items()]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "server": ("testserver", 80),
+        "client": ("testclient", 50000),
+    }
+    anyio.run(app, scope, receive, send)
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400, sent
+    metrics = client.get("/metrics", headers=auth("admin")).text
+    assert 'penguin_api_refused_requests_total{reason="client_disconnected"} 1.0' in metrics
 
 
 def test_keys_are_never_in_an_answer(client):
