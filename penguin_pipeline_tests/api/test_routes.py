@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-import anyio
+import anyio.from_thread
 import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
@@ -197,7 +197,9 @@ def test_a_client_gone_before_its_body_is_complete_is_a_counted_refusal(app, cli
         "server": ("testserver", 80),
         "client": ("testclient", 50000),
     }
-    anyio.run(app, scope, receive, send)
+    # in a loop of its own thread, as TestClient runs the app: this thread may have one running
+    with anyio.from_thread.start_blocking_portal() as portal:
+        portal.call(app, scope, receive, send)
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 400, sent
     metrics = client.get("/metrics", headers=auth("admin")).text
     assert 'penguin_api_refused_requests_total{reason="client_disconnected"} 1.0' in metrics
