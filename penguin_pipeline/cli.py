@@ -55,7 +55,7 @@ def describe_warehouse(settings) -> str:
 def maintain_lake(settings) -> dict:
     """`penguin-pipeline lake-maintain`: the lake's retention (PENGUIN_LAKE_KEEP)."""
     resource = warehouse_resource(settings)
-    if resource.lake() is None:
+    if not resource.on_lake:
         raise warehouse.WarehouseUnavailable(
             "lake-maintain needs a lake: set PENGUIN_WAREHOUSE=ducklake:postgres:<libpq string>"
         )
